@@ -1,0 +1,28 @@
+"""bayesgmm: Bayesian Gaussian mixture models on PyMC.
+
+One well-posed model (Dirichlet weights, LKJ-Cholesky covariances with inverse-gamma
+scales, assignments summed out) fitted by NUTS, ADVI, full-rank ADVI or MAP; results as
+``xarray.DataTree`` objects that ArviZ understands.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._validation import DataWarning
+from .estimator import BayesianGMM
+from .inference import ConvergenceWarning, FitWarning, fit
+from .priors import Priors
+
+try:
+    __version__ = version("bayesgmm")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "BayesianGMM",
+    "ConvergenceWarning",
+    "DataWarning",
+    "FitWarning",
+    "Priors",
+    "fit",
+    "__version__",
+]

@@ -1,0 +1,105 @@
+"""NumPy kernels for Gaussian mixtures, vectorised over posterior draws.
+
+Parameters come with any leading batch shape (draws): ``weights`` (..., K), ``means``
+(..., K, D), ``covariances`` (..., K, D, D). Work is chunked over the flattened draws so
+memory stays bounded (about ``_CHUNK_ELEMENTS`` doubles per intermediate array).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+from scipy.special import logsumexp
+
+_LOG_2PI = float(np.log(2.0 * np.pi))
+_CHUNK_ELEMENTS = 4_000_000
+
+
+def cholesky(covariances: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factors of a stack of covariance matrices."""
+    return np.linalg.cholesky(covariances)
+
+
+def log_joint(X: np.ndarray, weights: np.ndarray, means: np.ndarray,
+              chols: np.ndarray) -> np.ndarray:
+    """Log w_k + log N(x_n | mu_k, L_k L_k^T) for one batch of draws.
+
+    Parameters
+    ----------
+    X : (N, D)
+    weights : (S, K)
+    means : (S, K, D)
+    chols : (S, K, D, D), lower-triangular Cholesky factors
+
+    Returns
+    -------
+    ndarray of shape (S, N, K)
+    """
+    d = X.shape[1]
+    linv = np.linalg.inv(chols)  # (S, K, D, D), inverse of a triangular matrix
+    # (S, K, N, D): rows of L^{-1} (x - mu)
+    resid = X[None, None, :, :] - means[:, :, None, :]
+    z = np.einsum("skij,sknj->skni", linv, resid, optimize=True)
+    quad = np.einsum("sknd,sknd->skn", z, z)
+    logdet = np.log(np.diagonal(chols, axis1=-2, axis2=-1)).sum(axis=-1)  # (S, K)
+    with np.errstate(divide="ignore"):
+        logw = np.log(weights)
+    out = -0.5 * quad - logdet[:, :, None] - 0.5 * d * _LOG_2PI + logw[:, :, None]
+    return np.swapaxes(out, 1, 2)
+
+
+def _draw_chunks(n_draws: int, n_obs: int, k: int, d: int) -> Iterator[slice]:
+    per_draw = max(1, n_obs * k * max(d, 1))
+    step = max(1, _CHUNK_ELEMENTS // per_draw)
+    for start in range(0, n_draws, step):
+        yield slice(start, min(n_draws, start + step))
+
+
+def _flat(weights, means, chols):
+    k, d = means.shape[-2:]
+    return (weights.reshape(-1, k), means.reshape(-1, k, d), chols.reshape(-1, k, d, d))
+
+
+def pointwise_loglik(X, weights, means, chols) -> np.ndarray:
+    """Log p(x_n | theta_s) for every draw: shape (*batch, N)."""
+    batch = weights.shape[:-1]
+    w, m, c = _flat(weights, means, chols)
+    out = np.empty((w.shape[0], X.shape[0]))
+    for sl in _draw_chunks(w.shape[0], X.shape[0], m.shape[1], m.shape[2]):
+        out[sl] = logsumexp(log_joint(X, w[sl], m[sl], c[sl]), axis=-1)
+    return out.reshape(*batch, X.shape[0])
+
+
+def responsibilities(X, weights, means, chols) -> np.ndarray:
+    """P(z_n = k | x_n, theta_s) for every draw: shape (*batch, N, K)."""
+    batch = weights.shape[:-1]
+    w, m, c = _flat(weights, means, chols)
+    k = m.shape[1]
+    out = np.empty((w.shape[0], X.shape[0], k))
+    for sl in _draw_chunks(w.shape[0], X.shape[0], k, m.shape[2]):
+        lj = log_joint(X, w[sl], m[sl], c[sl])
+        out[sl] = np.exp(lj - logsumexp(lj, axis=-1, keepdims=True))
+    return out.reshape(*batch, X.shape[0], k)
+
+
+def mean_responsibilities(X, weights, means, chols) -> np.ndarray:
+    """Posterior mean of P(z_n = k | x_n) over all draws: shape (N, K)."""
+    w, m, c = _flat(weights, means, chols)
+    k = m.shape[1]
+    total = np.zeros((X.shape[0], k))
+    for sl in _draw_chunks(w.shape[0], X.shape[0], k, m.shape[2]):
+        lj = log_joint(X, w[sl], m[sl], c[sl])
+        total += np.exp(lj - logsumexp(lj, axis=-1, keepdims=True)).sum(axis=0)
+    return total / w.shape[0]
+
+
+def log_predictive_density(X, weights, means, chols) -> np.ndarray:
+    """Log (1/S) sum_s p(x_n | theta_s): the log posterior predictive density, shape (N,)."""
+    w, m, c = _flat(weights, means, chols)
+    s = w.shape[0]
+    acc = np.full(X.shape[0], -np.inf)
+    for sl in _draw_chunks(s, X.shape[0], m.shape[1], m.shape[2]):
+        ll = logsumexp(log_joint(X, w[sl], m[sl], c[sl]), axis=-1)  # (s, N)
+        acc = np.logaddexp(acc, logsumexp(ll, axis=0))
+    return acc - np.log(s)

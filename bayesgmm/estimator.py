@@ -1,0 +1,217 @@
+"""A scikit-learn style estimator for the Bayesian Gaussian mixture."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from . import _math
+from ._validation import check_data, check_positive_int
+from .inference import fit as _fit
+from .priors import Priors
+
+__all__ = ["BayesianGMM"]
+
+
+class BayesianGMM(BaseEstimator):
+    """Bayesian Gaussian mixture fitted by NUTS, ADVI, full-rank ADVI or MAP.
+
+    The assignments are summed out of the likelihood, so gradient-based samplers and
+    variational inference work; the weights get a Dirichlet prior and each covariance an
+    LKJ-Cholesky prior with inverse-gamma standard deviations, which removes the
+    maximum-likelihood singularity (see :class:`bayesgmm.Priors`). Every fit starts from an
+    EM solution and its draws are relabelled to it, so component ``k`` means the same thing
+    in every draw and chain.
+
+    Parameters
+    ----------
+    n_components : int, default 2
+        Number of mixture components K.
+    method : {"nuts", "advi", "fullrank_advi", "map"}, default "nuts"
+        How to fit (see :func:`bayesgmm.fit`).
+    draws : int, default 1000
+        Posterior draws per chain (NUTS), or draws from the approximation (VI).
+    tune : int, default 1000
+        NUTS tuning steps per chain.
+    chains : int, default 2
+        NUTS chains.
+    priors : Priors or dict, optional
+        Prior settings; a dict overrides some defaults.
+    random_state : int or numpy.random.Generator, optional
+        Seed for every random step: same seed, same draws.
+    sampler, target_accept, cores, max_iter, n_init, backend, store_log_likelihood, progressbar
+        Passed on to :func:`bayesgmm.fit`, which documents them.
+
+    Attributes
+    ----------
+    idata_ : xarray.DataTree
+        The fit (groups ``posterior``, ``log_likelihood``, ``observed_data``, ...).
+    weights_ : ndarray of shape (K,)
+        Posterior mean weights.
+    means_ : ndarray of shape (K, D)
+        Posterior mean component means.
+    covariances_ : ndarray of shape (K, D, D)
+        Posterior mean covariances.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Column names of a DataFrame passed to ``fit`` (or ``x0``, ``x1``, ...).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesgmm import BayesianGMM
+    >>> from bayesgmm.datasets import make_mixture
+    >>> truth = make_mixture(200, 2, 2, random_state=0)
+    >>> model = BayesianGMM(2, method="map", random_state=0).fit(truth.X)
+    >>> model.means_.shape, model.covariances_.shape
+    ((2, 2), (2, 2, 2))
+    >>> proba = model.predict_proba(truth.X[:3])
+    >>> bool(np.allclose(proba.sum(axis=1), 1.0))
+    True
+    """
+
+    def __init__(self, n_components: int = 2, *, method: str = "nuts", draws: int = 1000,
+                 tune: int = 1000, chains: int = 2, priors: Priors | dict | None = None,
+                 random_state=None, sampler: str = "pymc", target_accept: float = 0.9,
+                 cores: int | None = None, max_iter: int = 10_000, n_init: int = 5,
+                 backend: str = "auto", store_log_likelihood: bool | None = None,
+                 progressbar: bool = False):
+        self.n_components = n_components
+        self.method = method
+        self.draws = draws
+        self.tune = tune
+        self.chains = chains
+        self.priors = priors
+        self.random_state = random_state
+        self.sampler = sampler
+        self.target_accept = target_accept
+        self.cores = cores
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.backend = backend
+        self.store_log_likelihood = store_log_likelihood
+        self.progressbar = progressbar
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y=None) -> BayesianGMM:
+        """Fit the mixture to ``X``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        params = self.get_params(deep=False)
+        self.idata_ = _fit(X, params.pop("n_components"), **params)
+        self._set_from_idata(self.idata_)
+        return self
+
+    def _set_from_idata(self, idata: xr.DataTree) -> None:
+        post = idata["posterior"]
+        names = [str(f) for f in post["feature"].to_numpy()]
+        self.feature_names_in_ = np.asarray(names, dtype=object)
+        self.n_features_in_ = len(names)
+        k = post.sizes["component"]
+        d = self.n_features_in_
+        w = post["weights"].to_numpy().reshape(-1, k)
+        means = post["means"].to_numpy().reshape(-1, k, d)
+        covs = post["covariances"].to_numpy().reshape(-1, k, d, d)
+        self._draws = (w, means, np.linalg.cholesky(covs))
+        self.weights_ = w.mean(axis=0)
+        self.means_ = means.mean(axis=0)
+        self.covariances_ = covs.mean(axis=0)
+
+    def fit_predict(self, X, y=None) -> np.ndarray:
+        """Fit, then return the most probable component of each row of ``X``."""
+        return self.fit(X).predict(X)
+
+    # ------------------------------------------------------------------ prediction
+    def _check_X(self, X) -> np.ndarray:
+        check_is_fitted(self, "idata_")
+        X, _ = check_data(X, n_features=self.n_features_in_)
+        return X
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Posterior mean of P(component | x) for each row, averaged over the draws.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components)
+        """
+        return _math.mean_responsibilities(self._check_X(X), *self._draws)
+
+    def predict(self, X) -> np.ndarray:
+        """Most probable component of each row (argmax of :meth:`predict_proba`)."""
+        return self.predict_proba(X).argmax(axis=1)
+
+    def score_samples(self, X) -> np.ndarray:
+        """Log posterior predictive density of each row: log (1/S) sum_s p(x | theta_s)."""
+        return _math.log_predictive_density(self._check_X(X), *self._draws)
+
+    def score(self, X, y=None) -> float:
+        """Mean log posterior predictive density per row."""
+        return float(self.score_samples(X).mean())
+
+    def sample(self, n_samples: int = 1, random_state=None) -> tuple[np.ndarray, np.ndarray]:
+        """Draw new data from the posterior predictive distribution.
+
+        Each row uses a random posterior draw of the parameters, then a component, then a
+        Gaussian draw.
+
+        Parameters
+        ----------
+        n_samples : int, default 1
+        random_state : int or numpy.random.Generator, optional
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        labels : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self, "idata_")
+        n = check_positive_int(n_samples, "n_samples")
+        rng = np.random.default_rng(random_state)
+        w, means, chols = self._draws
+        s = rng.integers(w.shape[0], size=n)
+        u = rng.random(n)[:, None]
+        labels = np.minimum((u > np.cumsum(w[s], axis=1)).sum(axis=1), w.shape[1] - 1)
+        z = rng.standard_normal((n, self.n_features_in_))
+        X = means[s, labels] + np.einsum("nij,nj->ni", chols[s, labels], z)
+        return X, labels
+
+    def summary(self, var_names=("weights", "means", "sigmas")) -> pd.DataFrame:
+        """Posterior summary table (ArviZ), computed on the relabelled draws.
+
+        NUTS fits include R-hat and ESS; VI fits only the statistics of the draws from the
+        approximation; a MAP fit only the point (column ``mean``).
+
+        Returns
+        -------
+        pandas.DataFrame
+        """
+        check_is_fitted(self, "idata_")
+        import arviz_stats as azs
+
+        post = self.idata_["posterior"]
+        if post.sizes["draw"] == 1:
+            rows = {}
+            for name in var_names:
+                da = post[name].isel(chain=0, draw=0)
+                for idx in np.ndindex(da.shape):
+                    labels = [str(da[dim].to_numpy()[i]) for dim, i in zip(da.dims, idx,
+                                                                           strict=True)]
+                    rows[f"{name}[{', '.join(labels)}]"] = float(da.to_numpy()[idx])
+            return pd.DataFrame({"mean": pd.Series(rows)})
+        kind = "all" if self.idata_["posterior"].sizes["chain"] > 1 else "stats"
+        return azs.summary(self.idata_, var_names=list(var_names), kind=kind)

@@ -1,0 +1,249 @@
+"""The PyMC model of the Bayesian Gaussian mixture, with the assignments summed out.
+
+The model is built on standardised data (see :class:`Standardizer`); results are mapped back to
+the user's scale by :mod:`bayesgmm.inference`.
+
+The likelihood ``log p(x_n | theta) = logsumexp_k(log w_k + log N(x_n | mu_k, L_k L_k^T))`` is
+written as a loop over components: each small Cholesky factor is inverted once, then the
+residuals are multiplied by it. At D=5, N=1e4, K=3 this costs about 1.3 ms per
+log-density+gradient here (JAX and numba backends alike); a batched triangular solve on the
+residuals was about 50x slower (see ``benchmarks/``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+from pytensor.tensor.linalg import solve_triangular
+
+from .priors import Priors
+
+__all__ = ["Standardizer", "build_model", "mixture_logp", "packed_cholesky", "log_posterior"]
+
+COMPONENT, FEATURE, OBS = "component", "feature", "obs"
+_LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+@dataclass(frozen=True)
+class Standardizer:
+    """Column-wise affine map between the user's scale and the model's standardised scale.
+
+    ``z = (x - center) / scale``. A constant column gets ``scale = 1`` so it stays finite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = Standardizer.fit(np.array([[0.0, 5.0], [2.0, 5.0]]))
+    >>> s.center, s.scale
+    (array([1., 5.]), array([1., 1.]))
+    >>> s.transform(np.array([[2.0, 5.0]]))
+    array([[1., 0.]])
+    """
+
+    center: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def fit(cls, X: np.ndarray) -> Standardizer:
+        """Centre on the column means and scale by the column standard deviations."""
+        center = X.mean(axis=0)
+        scale = X.std(axis=0)
+        # A column constant up to rounding: keep it finite and let the scale prior handle it.
+        tiny = scale <= 1e-12 * np.maximum(np.abs(center), 1.0)
+        scale = np.where(tiny, 1.0, scale)
+        return cls(center=center, scale=scale)
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Map data to the standardised scale."""
+        return (X - self.center) / self.scale
+
+    def means_to_user(self, means: np.ndarray) -> np.ndarray:
+        """Map component means (..., D) back to the user's scale."""
+        return means * self.scale + self.center
+
+    def chols_to_user(self, chols: np.ndarray) -> np.ndarray:
+        """Map Cholesky factors (..., D, D) back to the user's scale."""
+        return chols * self.scale[:, None]
+
+    def means_to_model(self, means: np.ndarray) -> np.ndarray:
+        """Map component means (..., D) to the standardised scale."""
+        return (means - self.center) / self.scale
+
+    def covariances_to_model(self, covariances: np.ndarray) -> np.ndarray:
+        """Map covariances (..., D, D) to the standardised scale."""
+        return covariances / np.outer(self.scale, self.scale)
+
+    @property
+    def log_jacobian(self) -> float:
+        """Log |dz/dx| for one observation: add it to a standardised log density."""
+        return float(-np.log(self.scale).sum())
+
+
+def mixture_logp(value, weights, means, chols, n_components: int | None = None):
+    """Per-observation log-likelihood of the mixture, assignments summed out.
+
+    Parameters
+    ----------
+    value : TensorVariable of shape (N, D)
+    weights : TensorVariable of shape (K,)
+    means : TensorVariable of shape (K, D)
+    chols : TensorVariable of shape (K, D, D), lower Cholesky factors of the covariances
+    n_components : int, optional
+        K, when the static shape of ``means`` does not tell it.
+
+    Returns
+    -------
+    TensorVariable of shape (N,)
+    """
+    # CustomDist hands the parameters over with broadcast batch dimensions of length 1.
+    while weights.ndim > 1:
+        weights = weights[0]
+    while means.ndim > 2:
+        means = means[0]
+    while chols.ndim > 3:
+        chols = chols[0]
+    k = n_components if n_components is not None else means.type.shape[0]
+    if k is None:
+        raise ValueError("mixture_logp needs n_components when the means have no static shape")
+    d = means.shape[-1]
+    eye = pt.eye(d)
+    comps = []
+    for j in range(k):
+        linv = solve_triangular(chols[j], eye, lower=True)
+        z = pt.dot(value - means[j], linv.T)
+        comps.append(-0.5 * pt.sum(z**2, axis=1) - pt.sum(pt.log(pt.diagonal(chols[j]))))
+    logp = pt.stack(comps, axis=1) + pt.log(weights) - 0.5 * pt.cast(d, "float64") * _LOG_2PI
+    return pt.logsumexp(logp, axis=1, keepdims=False)
+
+
+def packed_cholesky(chols: np.ndarray) -> np.ndarray:
+    """Pack lower-triangular factors (..., D, D) the way ``pm.LKJCholeskyCov`` stores them."""
+    d = chols.shape[-1]
+    rows, cols = np.tril_indices(d)
+    return chols[..., rows, cols]
+
+
+def _unpack(packed, d: int):
+    rows, cols = np.tril_indices(d)
+    return pt.zeros((len(packed), d, d))[:, rows, cols].set(pt.stack(packed))
+
+
+def build_model(
+    Z: np.ndarray,
+    n_components: int,
+    priors: Priors | None = None,
+    *,
+    feature_names: Sequence[str] | None = None,
+    batch_size: int | None = None,
+    random_seed=None,
+) -> pm.Model:
+    """Build the PyMC model on standardised data ``Z``.
+
+    Free variables: ``weights`` (component), ``mu`` (component, feature) and one packed
+    Cholesky factor ``chol_cov_<k>`` per component (``pm.LKJCholeskyCov``, its standard
+    deviations under an inverse-gamma prior). The observed variable ``x`` has dims
+    (obs, feature).
+
+    Parameters
+    ----------
+    Z : ndarray of shape (N, D)
+        Standardised data.
+    n_components : int
+    priors : Priors, optional
+    feature_names : sequence of str, optional
+    batch_size : int, optional
+        Use a random minibatch of this many rows per evaluation (minibatch ADVI); the
+        log-likelihood is scaled by ``N / batch_size``.
+    random_seed : int, optional
+        Seed of the minibatch sampler.
+
+    Returns
+    -------
+    pymc.Model
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> model = build_model(np.random.default_rng(0).normal(size=(20, 2)), 3)
+    >>> sorted(v.name for v in model.free_RVs)
+    ['chol_cov_0', 'chol_cov_1', 'chol_cov_2', 'mu', 'weights']
+    """
+    priors = Priors() if priors is None else priors
+    n, d = Z.shape
+    k = int(n_components)
+    names = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(d)]
+    coords = {COMPONENT: np.arange(k), FEATURE: names}
+    with pm.Model(coords=coords) as model:
+        weights = pm.Dirichlet(
+            "weights", a=np.full(k, priors.weight_concentration), dims=COMPONENT
+        )
+        mu = pm.Normal("mu", 0.0, priors.mean_scale, dims=(COMPONENT, FEATURE))
+        packed = [
+            pm.LKJCholeskyCov(
+                f"chol_cov_{j}",
+                n=d,
+                eta=priors.lkj_eta,
+                sd_dist=pm.InverseGamma.dist(priors.scale_shape, priors.scale_scale, shape=d),
+                compute_corr=False,
+            )
+            for j in range(k)
+        ]
+        chols = _unpack(packed, d)
+        signature = "(k),(k,d),(k,d,d)->(d)"
+
+        def logp(value, w, m, c):
+            return mixture_logp(value, w, m, c, n_components=k)
+
+        if batch_size is None:
+            model.add_coord(OBS, np.arange(n))
+            pm.CustomDist(
+                "x", weights, mu, chols, logp=logp, observed=Z,
+                signature=signature, dims=(OBS, FEATURE),
+            )
+        else:
+            batch = pm.Minibatch(Z, batch_size=int(batch_size), random_seed=random_seed)
+            pm.CustomDist(
+                "x", weights, mu, chols, logp=logp, observed=batch,
+                signature=signature, total_size=n,
+            )
+    return model
+
+
+def unpack_point(point: dict, n_components: int, n_features: int) -> dict[str, np.ndarray]:
+    """Turn a PyMC point (constrained values) into weights, means and Cholesky factors.
+
+    Works on arrays with leading draw dimensions too.
+    """
+    d = n_features
+    rows, cols = np.tril_indices(d)
+    packed = np.stack([np.asarray(point[f"chol_cov_{j}"]) for j in range(n_components)], axis=-2)
+    chols = np.zeros(packed.shape[:-1] + (d, d))
+    chols[..., rows, cols] = packed
+    return {"weights": np.asarray(point["weights"]), "means": np.asarray(point["mu"]),
+            "chols": chols}
+
+
+def point_from_params(weights: np.ndarray, means: np.ndarray, chols: np.ndarray) -> dict:
+    """Constrained PyMC point (on the model's scale) from weights, means and Cholesky factors."""
+    point = {"weights": np.asarray(weights, dtype=float), "mu": np.asarray(means, dtype=float)}
+    packed = packed_cholesky(np.asarray(chols, dtype=float))
+    for j in range(packed.shape[0]):
+        point[f"chol_cov_{j}"] = packed[j]
+    return point
+
+
+def log_posterior(model: pm.Model):
+    """Compile the unnormalised log posterior on the constrained (untransformed) scale.
+
+    Returns a function of a constrained point (see :func:`point_from_params`). No Jacobian
+    of the sampler's transforms is included: this is the density whose maximiser is the MAP.
+    """
+    from pymc.model.transform.conditioning import remove_value_transforms
+
+    plain = remove_value_transforms(model)
+    fn = plain.compile_logp(jacobian=False)
+    return fn

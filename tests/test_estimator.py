@@ -1,0 +1,183 @@
+"""Fitting by NUTS, ADVI and MAP: recovery of known truth, API contract, reproducibility."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.optimize import linear_sum_assignment
+from sklearn.metrics import adjusted_rand_score
+
+from bayesgmm import BayesianGMM
+from bayesgmm import _math
+
+
+def match(truth_means, est_means):
+    """Component order of the estimate that best matches the truth."""
+    cost = ((truth_means[:, None, :] - est_means[None, :, :]) ** 2).sum(-1)
+    return linear_sum_assignment(cost)[1]
+
+
+@pytest.fixture(scope="module")
+def nuts_fit(blobs):
+    return BayesianGMM(3, method="nuts", draws=400, tune=400, chains=2,
+                       random_state=3).fit(blobs.X)
+
+
+@pytest.fixture(scope="module")
+def advi_fit(blobs):
+    return BayesianGMM(3, method="advi", draws=400, random_state=3).fit(blobs.X)
+
+
+@pytest.fixture(scope="module")
+def map_fit(blobs):
+    return BayesianGMM(3, method="map", random_state=3).fit(blobs.X)
+
+
+def check_recovery(model, truth, mean_tol, weight_tol, sd_rtol):
+    """Compare with the data's own per-label statistics (what any estimator can recover).
+
+    The clusters are well separated, so the posterior means should sit on the sample
+    means of the true labels, up to the prior's pull and soft assignments at the edges.
+    """
+    labels = truth.labels
+    k = truth.means.shape[0]
+    emp_means = np.stack([truth.X[labels == j].mean(axis=0) for j in range(k)])
+    emp_sd = np.stack([truth.X[labels == j].std(axis=0) for j in range(k)])
+    emp_w = np.bincount(labels, minlength=k) / labels.size
+    order = match(emp_means, model.means_)
+    np.testing.assert_allclose(model.means_[order], emp_means, atol=mean_tol)
+    np.testing.assert_allclose(model.weights_[order], emp_w, atol=weight_tol)
+    est_sd = np.sqrt(np.diagonal(model.covariances_[order], axis1=1, axis2=2))
+    np.testing.assert_allclose(est_sd, emp_sd, rtol=sd_rtol)
+    # And within about four standard errors (sd <= 1.4, n_k >= 60) of the population truth.
+    np.testing.assert_allclose(model.means_[order], truth.means, atol=0.75)
+    assert adjusted_rand_score(labels, model.predict(truth.X)) > 0.95
+
+
+def test_nuts_recovers_truth_and_converges(nuts_fit, blobs):
+    check_recovery(nuts_fit, blobs, mean_tol=0.1, weight_tol=0.02, sd_rtol=0.1)
+    import arviz_stats as azs
+
+    rhat = azs.rhat(nuts_fit.idata_, var_names=["weights", "means", "sigmas"])
+    assert max(float(rhat[v].max()) for v in rhat.data_vars) <= 1.01
+    assert int(nuts_fit.idata_["sample_stats"]["diverging"].sum()) == 0
+
+
+def test_advi_recovers_truth(advi_fit, blobs):
+    check_recovery(advi_fit, blobs, mean_tol=0.1, weight_tol=0.02, sd_rtol=0.1)
+    elbo = advi_fit.idata_["variational"]["elbo"]
+    assert advi_fit.idata_["variational"].attrs["converged"] == 1
+    assert elbo[-500:].mean() > elbo[:100].mean()
+
+
+def test_map_recovers_truth(map_fit, blobs):
+    check_recovery(map_fit, blobs, mean_tol=0.1, weight_tol=0.02, sd_rtol=0.1)
+    assert map_fit.idata_["posterior"].sizes["draw"] == 1
+    assert map_fit.idata_["optimizer"].attrs["converged"] == 1
+
+
+def test_methods_agree(nuts_fit, advi_fit, map_fit):
+    ref = nuts_fit.means_
+    for other in (advi_fit, map_fit):
+        np.testing.assert_allclose(other.means_[match(ref, other.means_)], ref, atol=0.1)
+
+
+def test_result_layout(nuts_fit, blobs):
+    dt = nuts_fit.idata_
+    for group in ("posterior", "log_likelihood", "observed_data", "sample_stats",
+                  "constant_data", "relabeling", "initial_point"):
+        assert group in dt.children, group
+    post = dt["posterior"]
+    assert post["means"].dims == ("chain", "draw", "component", "feature")
+    assert post["covariances"].dims == ("chain", "draw", "component", "feature", "feature_bis")
+    assert dict(post.sizes) == {"chain": 2, "draw": 400, "component": 3, "feature": 2,
+                                "feature_bis": 2}
+    assert dt["log_likelihood"]["x"].shape == (2, 400, 400)
+    np.testing.assert_array_equal(dt["observed_data"]["x"].to_numpy(), blobs.X)
+    perm = dt["relabeling"]["permutation"].to_numpy()
+    assert np.all(np.sort(perm, axis=-1) == np.arange(3))
+
+
+def test_log_likelihood_group_is_independent_recomputation(map_fit, blobs):
+    post = map_fit.idata_["posterior"]
+    w = post["weights"].to_numpy()[0]
+    mu = post["means"].to_numpy()[0]
+    chol = np.linalg.cholesky(post["covariances"].to_numpy()[0])
+    ll = map_fit.idata_["log_likelihood"]["x"].to_numpy()[0]
+    np.testing.assert_allclose(ll, _math.pointwise_loglik(blobs.X, w, mu, chol), atol=1e-10)
+
+
+def test_loo_runs_on_result(nuts_fit):
+    import arviz_stats as azs
+
+    loo = azs.loo(nuts_fit.idata_)
+    assert np.isfinite(loo.elpd) and loo.elpd < 0
+
+
+def test_summary_is_labelled(nuts_fit, map_fit):
+    table = nuts_fit.summary()
+    assert "weights[0]" in table.index and "means[2, x1]" in table.index
+    assert {"mean", "r_hat", "ess_bulk"} <= set(table.columns)
+    np.testing.assert_allclose(table.loc["weights[0]", "mean"], nuts_fit.weights_[0], atol=0.01)
+    map_table = map_fit.summary()
+    np.testing.assert_allclose(map_table.loc["means[1, x0]", "mean"], map_fit.means_[1, 0])
+
+
+def test_predict_api(nuts_fit, blobs):
+    proba = nuts_fit.predict_proba(blobs.X)
+    assert proba.shape == (400, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-12)
+    np.testing.assert_array_equal(nuts_fit.predict(blobs.X), proba.argmax(axis=1))
+    np.testing.assert_array_equal(nuts_fit.predict(blobs.X), nuts_fit.predict(blobs.X))
+    dens = nuts_fit.score_samples(blobs.X[:10])
+    assert dens.shape == (10,) and np.isfinite(dens).all()
+    assert nuts_fit.score(blobs.X) == pytest.approx(nuts_fit.score_samples(blobs.X).mean())
+    # Far from every cluster the density is lower than at a cluster centre.
+    far = nuts_fit.score_samples(np.array([[50.0, 50.0]]))
+    near = nuts_fit.score_samples(nuts_fit.means_[:1])
+    assert far[0] < near[0] - 100
+
+
+def test_sample_follows_the_fit(nuts_fit):
+    X1, y1 = nuts_fit.sample(4000, random_state=0)
+    X2, _ = nuts_fit.sample(4000, random_state=0)
+    np.testing.assert_array_equal(X1, X2)
+    assert X1.shape == (4000, 2) and set(np.unique(y1)) <= {0, 1, 2}
+    # Monte Carlo: label frequencies within 0.03 of the weights (sd ~0.008 at n=4000).
+    np.testing.assert_allclose(np.bincount(y1, minlength=3) / 4000, nuts_fit.weights_, atol=0.03)
+    for k in range(3):
+        np.testing.assert_allclose(X1[y1 == k].mean(axis=0), nuts_fit.means_[k], atol=0.2)
+
+
+def test_same_seed_same_draws_different_seed_differs(blobs):
+    kw = dict(method="nuts", draws=30, tune=30, chains=2)
+    X = blobs.X[:120]
+    with pytest.warns(Warning):  # chains this short cannot pass R-hat; that is reported
+        a = BayesianGMM(3, random_state=11, **kw).fit(X)
+    with pytest.warns(Warning):
+        b = BayesianGMM(3, random_state=11, **kw).fit(X)
+    with pytest.warns(Warning):
+        c = BayesianGMM(3, random_state=12, **kw).fit(X)
+    pa, pb, pc = (m.idata_["posterior"]["means"].to_numpy() for m in (a, b, c))
+    np.testing.assert_array_equal(pa, pb)
+    assert not np.array_equal(pa, pc)
+
+
+def test_dataframe_feature_names_and_units(blobs):
+    df = pd.DataFrame(blobs.X * 1000.0 + 5.0, columns=["height", "width"])
+    scaled = BayesianGMM(3, method="map", random_state=0).fit(df)
+    base = BayesianGMM(3, method="map", random_state=0).fit(blobs.X)
+    assert list(scaled.idata_["posterior"]["feature"].to_numpy()) == ["height", "width"]
+    assert list(scaled.feature_names_in_) == ["height", "width"]
+    # Fitting on standardised data makes the result unit-free: the MAP moves with the data.
+    order = match(base.means_ * 1000.0 + 5.0, scaled.means_)
+    np.testing.assert_allclose(scaled.means_[order], base.means_ * 1000.0 + 5.0, rtol=1e-4)
+    np.testing.assert_allclose(scaled.covariances_[order], base.covariances_ * 1e6, rtol=1e-3)
+
+
+def test_one_dimensional_and_one_component(rng):
+    X = np.concatenate([rng.normal(-4, 1, (100, 1)), rng.normal(4, 1, (100, 1))])
+    two = BayesianGMM(2, method="map", random_state=0).fit(X)
+    np.testing.assert_allclose(np.sort(two.means_.ravel()), [-4, 4], atol=0.4)
+    one = BayesianGMM(1, method="map", random_state=0).fit(X)
+    np.testing.assert_allclose(one.weights_, [1.0])
+    np.testing.assert_allclose(one.means_[0, 0], X.mean(), atol=0.05)
