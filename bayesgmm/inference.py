@@ -27,6 +27,7 @@ One entry point, :func:`fit`, returns the same kind of object for every method: 
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,7 +46,7 @@ from .relabel import apply_permutations, gaussian_kl_cost, pivot_permutations
 __all__ = ["fit", "METHODS", "SAMPLERS", "ConvergenceWarning", "FitWarning"]
 
 METHODS = ("nuts", "advi", "fullrank_advi", "map")
-SAMPLERS = ("pymc",)
+SAMPLERS = ("auto", "pymc", "nutpie", "numpyro")
 BACKENDS = ("auto", "jax", "numba", "c")
 
 
@@ -164,22 +165,74 @@ def _draws_from_posterior(post: xr.Dataset, k: int, d: int) -> dict[str, np.ndar
     return unpack_point(point, k, d)
 
 
+_EXTRA = {"nutpie": "nutpie", "numpyro": "numpyro"}
+
+
+def _default_sampler() -> str:
+    """The fastest installed sampler.
+
+    Measured here (2 cores; K=3, D=2, N=400; 2 chains x (1000 tune + 1000 draws), compile
+    included): nutpie 12.1 s, numpyro 20.0 s, PyMC 28.6 s.
+    """
+    import importlib.util
+
+    return "nutpie" if importlib.util.find_spec("nutpie") is not None else "pymc"
+
+
+def _require(sampler: str) -> None:
+    """Raise an ImportError naming the extra to install when a sampler is missing."""
+    if sampler == "pymc":
+        return
+    import importlib.util
+
+    if importlib.util.find_spec(sampler) is None:
+        raise ImportError(
+            f"sampler={sampler!r} needs the {sampler} package, which is not installed. "
+            f"Install it with: pip install 'bayesgmm[{_EXTRA[sampler]}]' (or 'bayesgmm[all]')."
+        )
+
+
 def _run_nuts(model, start, *, draws, tune, chains, cores, target_accept, rng, compile_kwargs,
               progressbar, sampler):
     k, d = start.means.shape
     initvals = [_jittered(start, rng) for _ in range(chains)]
     seed = _seed(rng)
-    if cores is None:
-        cores = 1
     with _quiet_pymc(not progressbar):
-        idata = pm.sample(
-            draws=draws, tune=tune, chains=chains, cores=cores, random_seed=seed,
-            initvals=initvals, init="adapt_diag", target_accept=target_accept,
-            progressbar=progressbar, compute_convergence_checks=False,
-            compile_kwargs=compile_kwargs, model=model, quiet=not progressbar,
-        )
+        if sampler == "pymc":
+            # Chains run one after the other: worker processes that import PyMC and JAX cost
+            # more than they save at these sizes.
+            idata = pm.sample(
+                draws=draws, tune=tune, chains=chains, cores=1 if cores is None else cores,
+                random_seed=seed, initvals=initvals, init="adapt_diag",
+                target_accept=target_accept, progressbar=progressbar,
+                compute_convergence_checks=False, compile_kwargs=compile_kwargs, model=model,
+                quiet=not progressbar,
+            )
+        elif sampler == "nutpie":
+            import nutpie
+
+            # nutpie's default jitter (uniform(-1, 1) on every unconstrained value) throws
+            # chains out of the EM basin: start every chain at the EM solution instead.
+            compiled = nutpie.compile_pymc_model(
+                model, backend="jax", gradient_backend="jax", initial_points=initvals[0],
+                jitter_rvs=set())
+            idata = nutpie.sample(
+                compiled, draws=draws, tune=tune, chains=chains, seed=seed,
+                cores=min(chains, os.cpu_count() or 1) if cores is None else cores,
+                progress_bar=progressbar, target_accept=target_accept, save_warmup=False)
+        else:
+            from pymc.sampling.jax import sample_jax_nuts
+
+            idata = sample_jax_nuts(
+                draws=draws, tune=tune, chains=chains, target_accept=target_accept,
+                random_seed=seed, initvals=initvals, jitter=False, model=model,
+                progressbar=progressbar, chain_method="vectorized",
+                compute_convergence_checks=False, nuts_sampler=sampler,
+                idata_kwargs={"log_likelihood": False})
     draws_ = _draws_from_posterior(idata["posterior"].to_dataset(), k, d)
     stats = idata["sample_stats"].to_dataset()
+    if "diverging" not in stats and "divergences" in stats:
+        stats = stats.rename({"divergences": "diverging"})
     return {"draws": draws_, "sample_stats": stats}
 
 
@@ -313,7 +366,7 @@ def fit(
     tune: int = 1000,
     chains: int = 2,
     cores: int | None = None,
-    sampler: str = "pymc",
+    sampler: str = "auto",
     target_accept: float = 0.9,
     max_iter: int = 10_000,
     n_init: int = 5,
@@ -343,8 +396,10 @@ def fit(
         NUTS chains.
     cores : int, optional
         Parallel chains; default ``min(chains, cpu_count)``.
-    sampler : {"pymc"}, default "pymc"
-        NUTS implementation.
+    sampler : {"auto", "pymc", "nutpie", "numpyro"}, default "auto"
+        NUTS implementation; all sample the same model through JAX. "auto" takes nutpie
+        when installed (the fastest measured here), else PyMC's own. nutpie and numpyro are
+        optional extras (``pip install 'bayesgmm[nutpie]'``, ``'bayesgmm[numpyro]'``).
     target_accept : float, default 0.9
         NUTS target acceptance rate.
     max_iter : int, default 10000
@@ -384,6 +439,10 @@ def fit(
         raise ValueError(f"Unknown method {method!r}; choose one of {METHODS}.")
     if sampler not in SAMPLERS:
         raise ValueError(f"Unknown sampler {sampler!r}; choose one of {SAMPLERS}.")
+    if sampler == "auto":
+        sampler = _default_sampler()
+    if method == "nuts":
+        _require(sampler)
     draws = check_positive_int(draws, "draws")
     chains = check_positive_int(chains, "chains")
     tune = check_positive_int(tune, "tune", 0)

@@ -2,8 +2,7 @@
 
 import numpy as np
 
-from bayesgmm import BayesianGMM
-from bayesgmm import _math
+from bayesgmm import BayesianGMM, _math
 from bayesgmm.inference import em_start
 from bayesgmm.model import Standardizer, build_model, log_posterior, point_from_params
 
