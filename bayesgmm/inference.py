@@ -395,7 +395,9 @@ def fit(
     chains : int, default 2
         NUTS chains.
     cores : int, optional
-        Parallel chains; default ``min(chains, cpu_count)``.
+        Parallel chains. Default: nutpie runs ``min(chains, cpu_count)`` chains in threads;
+        PyMC's sampler runs them one after the other (worker processes that import PyMC and
+        JAX cost more than they save at these sizes); numpyro vectorises them.
     sampler : {"auto", "pymc", "nutpie", "numpyro"}, default "auto"
         NUTS implementation; all sample the same model through JAX. "auto" takes nutpie
         when installed (the fastest measured here), else PyMC's own. nutpie and numpyro are
