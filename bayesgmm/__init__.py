@@ -11,6 +11,7 @@ from ._validation import DataWarning
 from .estimator import BayesianGMM
 from .inference import ConvergenceWarning, FitWarning, fit
 from .priors import Priors
+from .relabel import relabel
 
 try:
     __version__ = version("bayesgmm")
@@ -24,5 +25,6 @@ __all__ = [
     "FitWarning",
     "Priors",
     "fit",
+    "relabel",
     "__version__",
 ]

@@ -1,5 +1,8 @@
 """Label switching: put every posterior draw in the same component order.
 
+Two algorithms: pivot relabelling (below) and Stephens' (2000) Kullback-Leibler algorithm
+on the per-draw responsibilities, :func:`stephens_permutations`, which needs no reference.
+
 The mixture posterior is invariant to permuting the components, so chains can sit in
 different permutations and draws can swap labels. Pivot relabelling matches every draw to a
 reference solution (here, the EM start the chains came from) by the Hungarian algorithm on
@@ -11,7 +14,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["gaussian_kl_cost", "pivot_permutations", "apply_permutations"]
+__all__ = ["gaussian_kl_cost", "pivot_permutations", "apply_permutations",
+           "stephens_permutations", "relabel"]
+
+_COMPONENT_VARS = ("weights", "means", "sigmas", "covariances")
 
 
 def gaussian_kl_cost(means: np.ndarray, covariances: np.ndarray, ref_means: np.ndarray,
@@ -75,3 +81,125 @@ def apply_permutations(values: np.ndarray, perm: np.ndarray) -> np.ndarray:
     """
     idx = perm.reshape(perm.shape + (1,) * (values.ndim - 2))
     return np.take_along_axis(values, idx, axis=1)
+
+
+def stephens_permutations(responsibilities: np.ndarray, *, init=None,
+                          max_iter: int = 100) -> tuple[np.ndarray, int]:
+    """Stephens' (2000) KL relabelling algorithm on per-draw responsibilities.
+
+    Alternates between (1) the mean relabelled classification matrix
+    ``Q[n, k] = mean_s p[s, n, perm_s[k]]`` and (2) for every draw, the permutation that
+    minimises the Kullback-Leibler divergence ``sum_n sum_k p log(p / Q)``, found by the
+    Hungarian algorithm, until no permutation changes. Each step lowers the total divergence,
+    so it stops in a few iterations.
+
+    Parameters
+    ----------
+    responsibilities : ndarray of shape (S, N, K)
+        P(z_n = k | x_n, theta_s) for every draw s.
+    init : ndarray of shape (S, K), optional
+        Starting permutations (for example from pivot relabelling); identity by default.
+    max_iter : int, default 100
+
+    Returns
+    -------
+    perm : ndarray of shape (S, K)
+        Same convention as :func:`pivot_permutations`: ``x[s, perm[s]]`` is relabelled.
+    n_iter : int
+        Iterations used.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = np.array([[[0.9, 0.1], [0.2, 0.8]],    # draw 0
+    ...               [[0.1, 0.9], [0.7, 0.3]],    # draw 1: the same, labels swapped
+    ...               [[0.8, 0.2], [0.1, 0.9]]])   # draw 2
+    >>> perm, _ = stephens_permutations(p)
+    >>> perm
+    array([[0, 1],
+           [1, 0],
+           [0, 1]])
+    """
+    p = np.asarray(responsibilities, dtype=float)
+    s, _, k = p.shape
+    perm = np.tile(np.arange(k), (s, 1)) if init is None else np.array(init, dtype=np.int64)
+    eps = 1e-300
+    for it in range(1, max_iter + 1):
+        q = apply_permutations_last(p, perm).mean(axis=0)  # (N, K)
+        cost = -np.einsum("snj,nk->sjk", p, np.log(q + eps), optimize=True)
+        new = pivot_permutations(cost)
+        if np.array_equal(new, perm):
+            return perm, it
+        perm = new
+    return perm, max_iter
+
+
+def apply_permutations_last(values: np.ndarray, perm: np.ndarray) -> np.ndarray:
+    """Reorder the last (component) axis of ``values`` (S, ..., K) by ``perm`` (S, K)."""
+    idx = perm.reshape((perm.shape[0],) + (1,) * (values.ndim - 2) + (perm.shape[1],))
+    return np.take_along_axis(values, idx, axis=-1)
+
+
+def relabel(idata, method: str = "stephens", *, max_obs: int = 1000, random_state=0):
+    """Relabel the posterior of a fit so every draw has the same component order.
+
+    Fits are already relabelled to their EM start; use this on posteriors you combined or
+    changed, or to apply Stephens' algorithm, which needs no reference. The log-likelihood
+    is label-free and stays as it is; the ``relabeling`` group records the permutation
+    applied to the originally sampled components.
+
+    Parameters
+    ----------
+    idata : xarray.DataTree
+        A result of :func:`bayesgmm.fit` (groups ``posterior`` and ``observed_data``).
+    method : {"stephens", "pivot"}, default "stephens"
+        Stephens' KL algorithm on the responsibilities of (at most ``max_obs``) observations,
+        or matching every draw to the ``initial_point`` group by the Hungarian algorithm.
+    max_obs : int, default 1000
+        Observations used by Stephens' algorithm (a random subset when there are more), which
+        bounds its memory at draws x max_obs x K.
+    random_state : int, optional
+        Seed of that subset.
+
+    Returns
+    -------
+    xarray.DataTree
+        A relabelled copy.
+    """
+    import xarray as xr
+
+    from . import _math
+
+    post = idata["posterior"].to_dataset()
+    c, d_, k = post.sizes["chain"], post.sizes["draw"], post.sizes["component"]
+    flat = {name: post[name].to_numpy().reshape((c * d_, k) + post[name].shape[3:])
+            for name in _COMPONENT_VARS}
+    if method == "stephens":
+        X = idata["observed_data"]["x"].to_numpy()
+        if X.shape[0] > max_obs:
+            rows = np.random.default_rng(random_state).choice(X.shape[0], max_obs, replace=False)
+            X = X[np.sort(rows)]
+        resp = _math.responsibilities(X, flat["weights"], flat["means"],
+                                      np.linalg.cholesky(flat["covariances"]))
+        perm, _ = stephens_permutations(resp)
+    elif method == "pivot":
+        ref = idata["initial_point"]
+        perm = pivot_permutations(gaussian_kl_cost(
+            flat["means"], flat["covariances"], ref["means"].to_numpy(),
+            ref["covariances"].to_numpy()))
+    else:
+        raise ValueError(f"Unknown relabelling method {method!r}; choose 'stephens' or 'pivot'.")
+    new_post = post.copy()
+    for name in _COMPONENT_VARS:
+        values = apply_permutations(flat[name], perm)
+        new_post[name] = (post[name].dims, values.reshape(post[name].shape))
+    tree = {name: idata[name].to_dataset() for name in idata.children}
+    tree["posterior"] = new_post
+    old = (idata["relabeling"]["permutation"].to_numpy().reshape(c * d_, k)
+           if "relabeling" in idata.children else np.tile(np.arange(k), (c * d_, 1)))
+    combined = np.take_along_axis(old, perm, axis=1).reshape(c, d_, k)
+    tree["relabeling"] = xr.Dataset(
+        {"permutation": (("chain", "draw", "component"), combined)},
+        coords={name: post[name] for name in ("chain", "draw", "component")},
+        attrs={"method": method})
+    return xr.DataTree.from_dict(tree)
