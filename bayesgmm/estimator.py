@@ -42,7 +42,8 @@ class BayesianGMM(BaseEstimator):
         Prior settings; a dict overrides some defaults.
     random_state : int or numpy.random.Generator, optional
         Seed for every random step: same seed, same draws.
-    sampler, target_accept, cores, max_iter, n_init, backend, store_log_likelihood, progressbar
+    sampler, target_accept, cores, max_iter, n_init, batch_size, backend, store_log_likelihood, \
+    progressbar
         Passed on to :func:`bayesgmm.fit`, which documents them.
 
     Attributes
@@ -77,8 +78,8 @@ class BayesianGMM(BaseEstimator):
                  tune: int = 1000, chains: int = 2, priors: Priors | dict | None = None,
                  random_state=None, sampler: str = "auto", target_accept: float = 0.9,
                  cores: int | None = None, max_iter: int = 10_000, n_init: int = 5,
-                 backend: str = "auto", store_log_likelihood: bool | None = None,
-                 progressbar: bool = False):
+                 batch_size: int | None = None, backend: str = "auto",
+                 store_log_likelihood: bool | None = None, progressbar: bool = False):
         self.n_components = n_components
         self.method = method
         self.draws = draws
@@ -91,6 +92,7 @@ class BayesianGMM(BaseEstimator):
         self.cores = cores
         self.max_iter = max_iter
         self.n_init = n_init
+        self.batch_size = batch_size
         self.backend = backend
         self.store_log_likelihood = store_log_likelihood
         self.progressbar = progressbar

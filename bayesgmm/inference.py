@@ -370,6 +370,7 @@ def fit(
     target_accept: float = 0.9,
     max_iter: int = 10_000,
     n_init: int = 5,
+    batch_size: int | None = None,
     backend: str = "auto",
     store_log_likelihood: bool | None = None,
     random_state=None,
@@ -408,6 +409,9 @@ def fit(
         Maximum VI iterations (stops earlier when the parameters stop moving).
     n_init : int, default 5
         EM restarts for the starting solution.
+    batch_size : int, optional
+        VI only: minibatch ADVI, each iteration using a random batch of this many rows
+        (the log-likelihood scaled by N / batch_size). For large N.
     backend : {"auto", "jax", "numba", "c"}, default "auto"
         PyTensor compilation backend; "auto" uses JAX when installed (it compiles in a few
         seconds, where numba takes about a minute on a cold cache).
@@ -452,6 +456,11 @@ def fit(
     n_init = check_positive_int(n_init, "n_init")
     if cores is not None:
         cores = check_positive_int(cores, "cores")
+    if batch_size is not None:
+        batch_size = check_positive_int(batch_size, "batch_size")
+        if method not in ("advi", "fullrank_advi"):
+            raise ValueError(f"batch_size (minibatch ADVI) needs method='advi' or "
+                             f"'fullrank_advi', got method={method!r}.")
     if not 0 < float(target_accept) < 1:
         raise ValueError(f"target_accept must lie in (0, 1), got {target_accept!r}.")
     priors = Priors.coerce(priors)
@@ -463,7 +472,9 @@ def fit(
     std = Standardizer.fit(X)
     Z = std.transform(X)
     start = em_start(Z, k, n_init=n_init, random_state=_seed(rng))
-    model = build_model(Z, k, priors, feature_names=names)
+    use_batches = batch_size is not None and batch_size < n
+    model = build_model(Z, k, priors, feature_names=names,
+                        batch_size=batch_size if use_batches else None)
 
     if method == "nuts":
         out = _run_nuts(

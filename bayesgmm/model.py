@@ -139,7 +139,6 @@ def build_model(
     *,
     feature_names: Sequence[str] | None = None,
     batch_size: int | None = None,
-    random_seed=None,
 ) -> pm.Model:
     """Build the PyMC model on standardised data ``Z``.
 
@@ -158,8 +157,6 @@ def build_model(
     batch_size : int, optional
         Use a random minibatch of this many rows per evaluation (minibatch ADVI); the
         log-likelihood is scaled by ``N / batch_size``.
-    random_seed : int, optional
-        Seed of the minibatch sampler.
 
     Returns
     -------
@@ -205,7 +202,9 @@ def build_model(
                 signature=signature, dims=(OBS, FEATURE),
             )
         else:
-            batch = pm.Minibatch(Z, batch_size=int(batch_size), random_seed=random_seed)
+            # The minibatch generator is a shared RNG of the model: pm.fit's random_seed
+            # seeds it.
+            batch = pm.Minibatch(pt.as_tensor(Z), batch_size=int(batch_size))
             pm.CustomDist(
                 "x", weights, mu, chols, logp=logp, observed=batch,
                 signature=signature, total_size=n,
