@@ -165,9 +165,6 @@ def _draws_from_posterior(post: xr.Dataset, k: int, d: int) -> dict[str, np.ndar
     return unpack_point(point, k, d)
 
 
-_EXTRA = {"nutpie": "nutpie", "numpyro": "numpyro"}
-
-
 def _default_sampler() -> str:
     """The fastest installed sampler.
 
@@ -188,7 +185,7 @@ def _require(sampler: str) -> None:
     if importlib.util.find_spec(sampler) is None:
         raise ImportError(
             f"sampler={sampler!r} needs the {sampler} package, which is not installed. "
-            f"Install it with: pip install 'bayesgmm[{_EXTRA[sampler]}]' (or 'bayesgmm[all]')."
+            f"Install it with: pip install 'bayesgmm[{sampler}]' (or 'bayesgmm[all]')."
         )
 
 
@@ -231,8 +228,6 @@ def _run_nuts(model, start, *, draws, tune, chains, cores, target_accept, rng, c
                 idata_kwargs={"log_likelihood": False})
     draws_ = _draws_from_posterior(idata["posterior"].to_dataset(), k, d)
     stats = idata["sample_stats"].to_dataset()
-    if "diverging" not in stats and "divergences" in stats:
-        stats = stats.rename({"divergences": "diverging"})
     return {"draws": draws_, "sample_stats": stats}
 
 
