@@ -8,8 +8,9 @@ scales, assignments summed out) fitted by NUTS, ADVI, full-rank ADVI or MAP; res
 from importlib.metadata import PackageNotFoundError, version
 
 from ._validation import DataWarning
+from .diagnostics import ConvergenceWarning, FitWarning, LabelSwitchingWarning, diagnose, summary
 from .estimator import BayesianGMM
-from .inference import ConvergenceWarning, FitWarning, fit
+from .inference import fit
 from .priors import Priors
 from .relabel import relabel
 
@@ -23,8 +24,11 @@ __all__ = [
     "ConvergenceWarning",
     "DataWarning",
     "FitWarning",
+    "LabelSwitchingWarning",
     "Priors",
+    "diagnose",
     "fit",
     "relabel",
+    "summary",
     "__version__",
 ]

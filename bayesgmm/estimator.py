@@ -10,6 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _math
 from ._validation import check_data, check_positive_int
+from .diagnostics import Diagnostics, diagnose, summary
 from .inference import fit as _fit
 from .priors import Priors
 
@@ -42,8 +43,8 @@ class BayesianGMM(BaseEstimator):
         Prior settings; a dict overrides some defaults.
     random_state : int or numpy.random.Generator, optional
         Seed for every random step: same seed, same draws.
-    sampler, target_accept, cores, max_iter, n_init, batch_size, backend, store_log_likelihood, \
-    progressbar
+    sampler, target_accept, cores, max_iter, n_init, batch_size, order_by, backend, \
+    store_log_likelihood, progressbar
         Passed on to :func:`bayesgmm.fit`, which documents them.
 
     Attributes
@@ -78,7 +79,8 @@ class BayesianGMM(BaseEstimator):
                  tune: int = 1000, chains: int = 2, priors: Priors | dict | None = None,
                  random_state=None, sampler: str = "auto", target_accept: float = 0.9,
                  cores: int | None = None, max_iter: int = 10_000, n_init: int = 5,
-                 batch_size: int | None = None, backend: str = "auto",
+                 batch_size: int | None = None, order_by: int | str | None = None,
+                 backend: str = "auto",
                  store_log_likelihood: bool | None = None, progressbar: bool = False):
         self.n_components = n_components
         self.method = method
@@ -93,6 +95,7 @@ class BayesianGMM(BaseEstimator):
         self.max_iter = max_iter
         self.n_init = n_init
         self.batch_size = batch_size
+        self.order_by = order_by
         self.backend = backend
         self.store_log_likelihood = store_log_likelihood
         self.progressbar = progressbar
@@ -193,27 +196,24 @@ class BayesianGMM(BaseEstimator):
         return X, labels
 
     def summary(self, var_names=("weights", "means", "sigmas")) -> pd.DataFrame:
-        """Posterior summary table (ArviZ), computed on the relabelled draws.
+        """Posterior summary table, computed on the relabelled draws.
 
-        NUTS fits include R-hat and ESS; VI fits only the statistics of the draws from the
-        approximation; a MAP fit only the point (column ``mean``).
+        See :func:`bayesgmm.summary`: NUTS fits include R-hat and ESS; VI fits only the
+        statistics of the draws from the approximation; a MAP fit only the point.
 
         Returns
         -------
         pandas.DataFrame
         """
         check_is_fitted(self, "idata_")
-        import arviz_stats as azs
+        return summary(self.idata_, var_names=var_names)
 
-        post = self.idata_["posterior"]
-        if post.sizes["draw"] == 1:
-            rows = {}
-            for name in var_names:
-                da = post[name].isel(chain=0, draw=0)
-                for idx in np.ndindex(da.shape):
-                    labels = [str(da[dim].to_numpy()[i]) for dim, i in zip(da.dims, idx,
-                                                                           strict=True)]
-                    rows[f"{name}[{', '.join(labels)}]"] = float(da.to_numpy()[idx])
-            return pd.DataFrame({"mean": pd.Series(rows)})
-        kind = "all" if self.idata_["posterior"].sizes["chain"] > 1 else "stats"
-        return azs.summary(self.idata_, var_names=list(var_names), kind=kind)
+    def diagnose(self) -> Diagnostics:
+        """Diagnostics of the fit (see :func:`bayesgmm.diagnose`); print it for a report.
+
+        Returns
+        -------
+        Diagnostics
+        """
+        check_is_fitted(self, "idata_")
+        return diagnose(self.idata_)

@@ -139,6 +139,7 @@ def build_model(
     *,
     feature_names: Sequence[str] | None = None,
     batch_size: int | None = None,
+    order_by: int | None = None,
 ) -> pm.Model:
     """Build the PyMC model on standardised data ``Z``.
 
@@ -146,6 +147,11 @@ def build_model(
     Cholesky factor ``chol_cov_<k>`` per component (``pm.LKJCholeskyCov``, its standard
     deviations under an inverse-gamma prior). The observed variable ``x`` has dims
     (obs, feature).
+
+    With ``order_by=j`` the means' feature ``j`` is constrained to increase with the
+    component index: the free variables are then ``mu_order`` (component; ordered
+    transform) and ``mu_rest`` (component, the other features), and ``mu`` is a
+    deterministic. The prior is the same Normal, restricted to the ordered region.
 
     Parameters
     ----------
@@ -157,6 +163,8 @@ def build_model(
     batch_size : int, optional
         Use a random minibatch of this many rows per evaluation (minibatch ADVI); the
         log-likelihood is scaled by ``N / batch_size``.
+    order_by : int, optional
+        Feature along which the component means are ordered (identifiability constraint).
 
     Returns
     -------
@@ -178,7 +186,21 @@ def build_model(
         weights = pm.Dirichlet(
             "weights", a=np.full(k, priors.weight_concentration), dims=COMPONENT
         )
-        mu = pm.Normal("mu", 0.0, priors.mean_scale, dims=(COMPONENT, FEATURE))
+        if order_by is None:
+            mu = pm.Normal("mu", 0.0, priors.mean_scale, dims=(COMPONENT, FEATURE))
+        else:
+            if not 0 <= int(order_by) < d:
+                raise ValueError(f"order_by must be a feature index in [0, {d}), got {order_by}.")
+            if k < 2:
+                raise ValueError("order_by needs at least 2 components.")
+            mu_order = pm.Normal(
+                "mu_order", 0.0, priors.mean_scale, dims=COMPONENT,
+                transform=pm.distributions.transforms.ordered,
+                initval=np.linspace(-1.0, 1.0, k),
+            )
+            mu_rest = pm.Normal("mu_rest", 0.0, priors.mean_scale, shape=(k, d - 1))
+            mu = pm.Deterministic("mu", join_ordered(mu_order, mu_rest, int(order_by)),
+                                  dims=(COMPONENT, FEATURE))
         packed = [
             pm.LKJCholeskyCov(
                 f"chol_cov_{j}",
@@ -212,6 +234,16 @@ def build_model(
     return model
 
 
+def join_ordered(mu_order, mu_rest, order_by: int):
+    """Means (..., K, D) from the ordered feature (..., K) and the others (..., K, D-1).
+
+    Works on PyTensor variables and on NumPy arrays.
+    """
+    stack = pt.concatenate if isinstance(mu_order, pt.TensorVariable) else np.concatenate
+    col = mu_order[..., None]
+    return stack([mu_rest[..., :order_by], col, mu_rest[..., order_by:]], axis=-1)
+
+
 def unpack_point(point: dict, n_components: int, n_features: int) -> dict[str, np.ndarray]:
     """Turn a PyMC point (constrained values) into weights, means and Cholesky factors.
 
@@ -222,13 +254,32 @@ def unpack_point(point: dict, n_components: int, n_features: int) -> dict[str, n
     packed = np.stack([np.asarray(point[f"chol_cov_{j}"]) for j in range(n_components)], axis=-2)
     chols = np.zeros(packed.shape[:-1] + (d, d))
     chols[..., rows, cols] = packed
-    return {"weights": np.asarray(point["weights"]), "means": np.asarray(point["mu"]),
-            "chols": chols}
+    if "mu" in point:
+        means = np.asarray(point["mu"])
+    else:  # an ordered model whose deterministic was not stored
+        means = join_ordered(np.asarray(point["mu_order"]), np.asarray(point["mu_rest"]),
+                             int(point["order_by"]))
+    return {"weights": np.asarray(point["weights"]), "means": means, "chols": chols}
 
 
-def point_from_params(weights: np.ndarray, means: np.ndarray, chols: np.ndarray) -> dict:
-    """Constrained PyMC point (on the model's scale) from weights, means and Cholesky factors."""
-    point = {"weights": np.asarray(weights, dtype=float), "mu": np.asarray(means, dtype=float)}
+def point_from_params(weights: np.ndarray, means: np.ndarray, chols: np.ndarray,
+                      order_by: int | None = None) -> dict:
+    """Constrained PyMC point (on the model's scale) from weights, means and Cholesky factors.
+
+    With ``order_by``, the means are given as ``mu_order`` and ``mu_rest`` (see
+    :func:`build_model`); feature ``order_by`` of the means must already increase with the
+    component index, up to ties, which are broken by 1e-6 steps.
+    """
+    means = np.asarray(means, dtype=float)
+    point = {"weights": np.asarray(weights, dtype=float)}
+    if order_by is None:
+        point["mu"] = means
+    else:
+        j = int(order_by)
+        col = means[:, j]
+        # A strictly increasing start: sort (jitter may swap near ties), then separate ties.
+        point["mu_order"] = np.sort(col) + 1e-6 * np.arange(col.size)
+        point["mu_rest"] = np.delete(means, j, axis=1)
     packed = packed_cholesky(np.asarray(chols, dtype=float))
     for j in range(packed.shape[0]):
         point[f"chol_cov_{j}"] = packed[j]

@@ -27,3 +27,13 @@ def blobs():
 @pytest.fixture
 def rng():
     return np.random.default_rng(42)
+
+
+@pytest.fixture(scope="session")
+def nuts_fit(blobs):
+    """NUTS fit of ``blobs`` (default sampler), shared by the tests that only read it."""
+    from bayesgmm import BayesianGMM
+
+    # R-hat <= 1.01 needs a few hundred effective draws per chain to be reliable.
+    return BayesianGMM(3, method="nuts", draws=1000, tune=600, chains=2,
+                       random_state=3).fit(blobs.X)

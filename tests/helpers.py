@@ -1,6 +1,10 @@
 """Assertion helpers shared by the tests."""
 
+import importlib.util
+import os
+
 import numpy as np
+import pytest
 from scipy.optimize import linear_sum_assignment
 
 
@@ -22,3 +26,17 @@ def max_rhat(idata, var_names=("weights", "means", "sigmas")):
 
     rhat = azs.rhat(idata, var_names=list(var_names))
     return max(float(rhat[v].max()) for v in rhat.data_vars)
+
+
+REQUIRE_ALL = os.environ.get("BAYESGMM_REQUIRE_ALL_DEPS") == "1"
+
+
+def need(package):
+    """Skip the test when an optional package is missing; fail instead in CI.
+
+    CI sets BAYESGMM_REQUIRE_ALL_DEPS=1 so every optional backend is really tested.
+    """
+    if importlib.util.find_spec(package) is None:
+        if REQUIRE_ALL:
+            pytest.fail(f"{package} is required (BAYESGMM_REQUIRE_ALL_DEPS=1) but not installed")
+        pytest.skip(f"{package} not installed")

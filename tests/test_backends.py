@@ -5,22 +5,12 @@ BAYESGMM_REQUIRE_ALL_DEPS=1 is set (CI), where a missing one fails.
 """
 
 import importlib.util
-import os
 
 import numpy as np
 import pytest
-from helpers import label_means, match, max_rhat
+from helpers import label_means, match, max_rhat, need
 
 from bayesgmm import BayesianGMM
-
-REQUIRE_ALL = os.environ.get("BAYESGMM_REQUIRE_ALL_DEPS") == "1"
-
-
-def need(package):
-    if importlib.util.find_spec(package) is None:
-        if REQUIRE_ALL:
-            pytest.fail(f"{package} is required (BAYESGMM_REQUIRE_ALL_DEPS=1) but not installed")
-        pytest.skip(f"{package} not installed")
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +19,7 @@ def fits():
     return {}
 
 
-@pytest.mark.parametrize("sampler", ["pymc", "nutpie", "numpyro"])
+@pytest.mark.parametrize("sampler", ["pymc", "nutpie", "numpyro", "blackjax"])
 def test_sampler_recovers_truth_and_agrees(sampler, blobs, fits):
     if sampler != "pymc":
         need(sampler)

@@ -10,13 +10,6 @@ from bayesgmm import BayesianGMM, _math
 
 
 @pytest.fixture(scope="module")
-def nuts_fit(blobs):
-    # R-hat <= 1.01 needs a few hundred effective draws per chain to be reliable.
-    return BayesianGMM(3, method="nuts", draws=1000, tune=600, chains=2,
-                       random_state=3).fit(blobs.X)
-
-
-@pytest.fixture(scope="module")
 def advi_fit(blobs):
     return BayesianGMM(3, method="advi", draws=400, random_state=3).fit(blobs.X)
 

@@ -1,0 +1,177 @@
+"""NUTS with blackjax on the JAX log density of a PyMC model.
+
+PyMC 6.4 has a blackjax path (``pymc.sampling.jax.sample_jax_nuts(nuts_sampler="blackjax")``),
+but it passes ``progress_bar`` on to the NUTS kernel, which blackjax 1.7 rejects
+(``TypeError: build_kernel.<locals>.kernel() got an unexpected keyword argument
+'progress_bar'``). This module drives blackjax itself and leaves everything model-specific to
+PyMC:
+
+- the log density (with the transforms' Jacobian) is PyMC's, compiled to JAX by
+  :func:`pymc.sampling.jax.get_jaxified_logp`;
+- each chain starts at the unconstrained image of its constrained initial values, computed by
+  PyMC's initial-point machinery (:func:`pymc.initial_point.make_initial_point_fn`);
+- the draws are mapped back to the constrained scale by the graph ``model.free_RVs`` as a
+  function of ``model.value_vars``, compiled to JAX by
+  :func:`pymc.sampling.jax.get_jaxified_graph`: no inverse transform is written here.
+
+Each chain runs Stan-style window adaptation (step size and diagonal mass matrix) for ``tune``
+steps, then ``draws`` NUTS steps in one ``jax.lax.scan``. Warm-up and sampling of one chain are
+one compiled function, compiled once and run for every chain, the chains in parallel threads.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["sample_blackjax"]
+
+_STATS = ("diverging", "tree_depth", "n_steps", "acceptance_rate", "energy", "lp", "step_size")
+
+
+def _initial_positions(model, initvals: list[dict]) -> list[np.ndarray]:
+    """Unconstrained start of every chain, one array (chains, ...) per value variable."""
+    from pymc.initial_point import make_initial_point_fn
+
+    names = [v.name for v in model.value_vars]
+    per_chain = []
+    for point in initvals:
+        ipfn = make_initial_point_fn(model=model, overrides=point, jitter_rvs=set(),
+                                     return_transformed=True)
+        # Without jitter the seed plays no part: the point is the override, transformed.
+        ip = ipfn(0)
+        per_chain.append([np.asarray(ip[name], dtype=float) for name in names])
+    return [np.stack(arrays) for arrays in zip(*per_chain, strict=True)]
+
+
+def _chain_runner(logdensity_fn, *, draws: int, tune: int, target_accept: float):
+    """Return ``run(key, position) -> (positions, stats)`` for one chain (to be jitted)."""
+    import blackjax
+    import jax
+    import jax.numpy as jnp
+    from blackjax.adaptation.base import get_filter_adapt_info_fn
+
+    def run(key, position):
+        warmup_key, sample_key = jax.random.split(key)
+        warmup = blackjax.window_adaptation(
+            blackjax.nuts, logdensity_fn, target_acceptance_rate=target_accept,
+            # Keep no per-step warm-up information: only the tuned state is used.
+            adaptation_info_fn=get_filter_adapt_info_fn())
+        (state, params), _ = warmup.run(warmup_key, position, num_steps=tune)
+        step = blackjax.nuts(logdensity_fn, **params).step
+
+        def one_step(state, key):
+            state, info = step(key, state)
+            stats = {
+                "diverging": info.is_divergent,
+                "tree_depth": info.num_trajectory_expansions,
+                "n_steps": info.num_integration_steps,
+                "acceptance_rate": info.acceptance_rate,
+                "energy": info.energy,
+                "lp": state.logdensity,
+            }
+            return state, (state.position, stats)
+
+        _, (positions, stats) = jax.lax.scan(one_step, state, jax.random.split(sample_key, draws))
+        stats["step_size"] = jnp.full(draws, params["step_size"])
+        return positions, stats
+
+    return run
+
+
+def _dims(model, rv, shape: tuple[int, ...]) -> tuple[str, ...]:
+    dims = model.named_vars_to_dims.get(rv.name)
+    if dims is None or len(dims) != len(shape):
+        dims = tuple(f"{rv.name}_dim_{i}" for i in range(len(shape)))
+    return tuple(dims)
+
+
+def sample_blackjax(
+    model,
+    initvals: list[dict],
+    *,
+    draws: int,
+    tune: int,
+    chains: int,
+    target_accept: float,
+    seed: int,
+) -> tuple[xr.Dataset, xr.Dataset]:
+    """Sample a PyMC model with blackjax's NUTS after window adaptation.
+
+    Parameters
+    ----------
+    model : pymc.Model
+        A model whose free variables are all continuous.
+    initvals : list of dict
+        One start per chain: constrained values keyed by free variable name.
+    draws : int
+        Draws kept per chain.
+    tune : int
+        Warm-up (adaptation) steps per chain, discarded.
+    chains : int
+        Number of chains; must equal ``len(initvals)``.
+    target_accept : float
+        Target acceptance rate of the step-size adaptation.
+    seed : int
+        Seed of the sampler; it fixes the result.
+
+    Returns
+    -------
+    posterior : xarray.Dataset
+        One variable per free variable of the model, constrained, with dims
+        (chain, draw, *the variable's dims*).
+    sample_stats : xarray.Dataset
+        ``diverging``, ``tree_depth``, ``n_steps``, ``acceptance_rate``, ``energy``, ``lp``
+        (the log density, Jacobian included) and ``step_size``, each (chain, draw).
+    """
+    import jax
+
+    # Importing pymc.sampling.jax also registers its JAX conversion of PyMC's parameter checks.
+    from pymc.sampling.jax import get_jaxified_graph, get_jaxified_logp
+
+    if len(initvals) != chains:
+        raise ValueError(f"Need one initial point per chain: {chains} chains, "
+                         f"{len(initvals)} initial points.")
+    # A function of the list of value variables' arrays; with the default
+    # negative_logp=True it returns the log density itself (not its negative).
+    logp_fn = get_jaxified_logp(model)
+    run = _chain_runner(logp_fn, draws=int(draws), tune=int(tune),
+                        target_accept=float(target_accept))
+    positions = _initial_positions(model, initvals)
+    keys = jax.random.split(jax.random.key(int(seed)), chains)
+    starts = [[p[c] for p in positions] for c in range(chains)]
+    # Compile one chain once, then run the chains in threads (XLA releases the GIL). Measured
+    # on 2 cores, 2 chains x (1000 + 1000): compiling the vmapped chains took about 13 s
+    # against 6.5 s for one chain, and running them about 1.5 s against 0.75 s in two threads
+    # (1.2-1.6 s one after the other).
+    compiled = jax.jit(run).lower(keys[0], starts[0]).compile()
+    with ThreadPoolExecutor(max_workers=min(chains, os.cpu_count() or 1)) as pool:
+        outs = list(pool.map(lambda c: jax.block_until_ready(compiled(keys[c], starts[c])),
+                             range(chains)))
+    raw, stats = jax.tree.map(lambda *xs: np.stack(xs), *outs)
+
+    free_rvs = list(model.free_RVs)
+    constrain = get_jaxified_graph(inputs=model.value_vars,
+                                   outputs=model.replace_rvs_by_values(free_rvs))
+    values = jax.jit(jax.vmap(jax.vmap(lambda *x: constrain(*x))))(*raw)
+
+    coords = {"chain": np.arange(chains), "draw": np.arange(draws)}
+    sample_dims = ("chain", "draw")
+    data = {}
+    for rv, value in zip(free_rvs, values, strict=True):
+        value = np.asarray(value)
+        dims = _dims(model, rv, value.shape[2:])
+        data[rv.name] = (sample_dims + dims, value)
+        for dim, size in zip(dims, value.shape[2:], strict=True):
+            model_coord = model.coords.get(dim)
+            coords.setdefault(dim, np.asarray(model_coord) if model_coord is not None
+                              else np.arange(size))
+    posterior = xr.Dataset(data, coords=coords)
+    sample_stats = xr.Dataset(
+        {name: (sample_dims, np.asarray(stats[name])) for name in _STATS},
+        coords={"chain": coords["chain"], "draw": coords["draw"]},
+    )
+    return posterior, sample_stats

@@ -1,0 +1,389 @@
+"""Diagnostics of a fit that survive label switching, with advice for each problem.
+
+Every fit is relabelled before anything here looks at it (see :mod:`bayesgmm.relabel`), so
+R-hat and ESS measure mixing, not the arbitrary order of the components. On top of the usual
+NUTS checks (divergences, tree depth, R-hat, ESS) a mixture needs its own:
+
+* **chains in different label permutations**: harmless once relabelled, but a posterior that
+  was not relabelled (for example chains combined by hand) averages different clusters
+  together. Detected by matching each chain's mean components to the first chain's.
+* **chains in different modes**: the label-free total log-likelihood, log p(X | theta), must
+  have the same distribution in every chain; its R-hat says whether it does.
+* **empty components** (under one observation on average) and **near-singular covariances**
+  (a direction with almost no spread, in units of the data's standard deviation).
+* **VI**: the ELBO must have stopped rising. **MAP**: the optimiser must have converged.
+
+:func:`diagnose` returns all of it as a :class:`Diagnostics` object; :func:`check` also
+issues a warning per problem (fits call it); :func:`summary` is the one table per fit.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .relabel import gaussian_kl_cost, pivot_permutations
+
+__all__ = ["FitWarning", "ConvergenceWarning", "LabelSwitchingWarning", "Problem", "Diagnostics",
+           "diagnose", "check", "summary"]
+
+RHAT_MAX = 1.01
+ESS_PER_CHAIN_MIN = 100
+SINGULAR_EIGENVALUE = 1e-6
+TREEDEPTH_FRACTION_MAX = 0.01
+MAX_TREEDEPTH = 10
+
+
+class FitWarning(UserWarning):
+    """A fit finished, but its result needs care (see the message for advice)."""
+
+
+class ConvergenceWarning(FitWarning):
+    """The sampler or optimiser did not converge well enough to trust the result."""
+
+
+class LabelSwitchingWarning(FitWarning):
+    """Chains or draws sit in different orders of the components."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in a fit: what it is, what it means and what to do."""
+
+    kind: str
+    message: str
+    category: type[Warning] = FitWarning
+
+    def __str__(self) -> str:
+        return f"[{self.kind}] {self.message}"
+
+
+@dataclass
+class Diagnostics:
+    """Everything :func:`diagnose` measured on a fit.
+
+    Attributes
+    ----------
+    method, sampler : str
+    n_chains, n_draws : int
+    n_divergent : int or None
+        Divergent transitions after tuning (NUTS).
+    treedepth_fraction : float or None
+        Fraction of draws that hit the maximum tree depth (NUTS, where recorded).
+    max_rhat, min_ess_bulk, min_ess_tail : float or None
+        Over weights, means and sigmas, after relabelling (NUTS with two or more chains).
+    loglik_rhat : float or None
+        R-hat of the label-free total log-likelihood log p(X | theta) across chains.
+    chain_permutations : ndarray of shape (n_chains, K)
+        Order of the components in each chain matched to chain 0 (identity rows when the
+        posterior is consistently labelled).
+    relabelled_fraction : ndarray of shape (n_chains,) or None
+        Fraction of each chain's draws that relabelling changed (from ``relabeling``).
+    mean_weights : ndarray of shape (K,)
+    min_eigenvalue : ndarray of shape (K,)
+        Smallest eigenvalue of each component's posterior mean correlation-scale covariance
+        (the covariance divided by the data's feature standard deviations).
+    elbo_converged : bool or None
+    optimizer_converged : bool or None
+    problems : list of Problem
+    """
+
+    method: str
+    sampler: str
+    n_chains: int
+    n_draws: int
+    mean_weights: np.ndarray
+    min_eigenvalue: np.ndarray
+    chain_permutations: np.ndarray
+    n_divergent: int | None = None
+    treedepth_fraction: float | None = None
+    max_rhat: float | None = None
+    min_ess_bulk: float | None = None
+    min_ess_tail: float | None = None
+    loglik_rhat: float | None = None
+    relabelled_fraction: np.ndarray | None = None
+    elbo_converged: bool | None = None
+    optimizer_converged: bool | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no problem was found."""
+        return not self.problems
+
+    def __str__(self) -> str:
+        def fmt(x, spec):
+            return "n/a" if x is None else format(x, spec)
+
+        lines = [
+            f"bayesgmm diagnostics: method={self.method}"
+            + (f", sampler={self.sampler}" if self.sampler else "")
+            + f", {self.n_chains} chain(s) x {self.n_draws} draw(s)",
+            f"  divergences: {fmt(self.n_divergent, 'd')}   "
+            f"max tree depth hit: {fmt(self.treedepth_fraction, '.1%')}",
+            f"  max R-hat: {fmt(self.max_rhat, '.3f')}   min bulk ESS: "
+            f"{fmt(self.min_ess_bulk, '.0f')}   min tail ESS: {fmt(self.min_ess_tail, '.0f')}",
+            f"  log-likelihood R-hat across chains: {fmt(self.loglik_rhat, '.3f')}",
+            f"  mean weights: {np.round(self.mean_weights, 3).tolist()}",
+            f"  smallest covariance eigenvalue (feature-sd units): "
+            f"{[float(f'{v:.2g}') for v in self.min_eigenvalue]}",
+        ]
+        if self.elbo_converged is not None:
+            lines.append(f"  ELBO converged: {self.elbo_converged}")
+        if self.optimizer_converged is not None:
+            lines.append(f"  optimiser converged: {self.optimizer_converged}")
+        if self.problems:
+            lines.append(f"  {len(self.problems)} problem(s):")
+            lines += [f"  - {p}" for p in self.problems]
+        else:
+            lines.append("  no problems found")
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, p, cycle):  # IPython
+        p.text(str(self))
+
+
+def _rhat_ess(result: xr.DataTree, var_names) -> tuple[float, float, float]:
+    import arviz_stats as azs
+
+    def extreme(ds, fn):
+        return fn([float(fn(ds[v].to_numpy())) for v in ds.data_vars])
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rhat = azs.rhat(result, var_names=list(var_names))
+        bulk = azs.ess(result, var_names=list(var_names), method="bulk")
+        tail = azs.ess(result, var_names=list(var_names), method="tail")
+    return extreme(rhat, np.nanmax), extreme(bulk, np.nanmin), extreme(tail, np.nanmin)
+
+
+def _chain_permutations(post: xr.Dataset) -> np.ndarray:
+    """Match every chain's mean components to chain 0's (Hungarian on Gaussian KL)."""
+    means = post["means"].mean("draw").to_numpy()  # (C, K, D)
+    covs = post["covariances"].mean("draw").to_numpy()  # (C, K, D, D)
+    return pivot_permutations(gaussian_kl_cost(means, covs, means[0], covs[0]))
+
+
+def _treedepth_fraction(stats: xr.Dataset) -> float | None:
+    for name in ("reached_max_treedepth", "maxdepth_reached"):
+        if name in stats:
+            return float(stats[name].astype(float).mean())
+    if "tree_depth" in stats:  # numpyro and blackjax: at most 10 doublings by default
+        return float((stats["tree_depth"] >= MAX_TREEDEPTH).mean())
+    return None
+
+
+def diagnose(result: xr.DataTree) -> Diagnostics:
+    """Measure everything that can go wrong with a fit and list the problems found.
+
+    Parameters
+    ----------
+    result : xarray.DataTree
+        A result of :func:`bayesgmm.fit` (or ``BayesianGMM.idata_``).
+
+    Returns
+    -------
+    Diagnostics
+        The measurements, with ``problems`` listing each one that needs action (each with
+        advice). Printing it gives a readable report.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesgmm import fit
+    >>> from bayesgmm.diagnostics import diagnose
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(-3, 1, (50, 1)), rng.normal(3, 1, (50, 1))])
+    >>> report = diagnose(fit(X, 2, method="map", random_state=0))
+    >>> report.ok, report.optimizer_converged
+    (True, True)
+    """
+    post = result["posterior"]
+    attrs = post.attrs
+    method = str(attrs.get("bayesgmm_method", "nuts"))
+    sampler = str(attrs.get("bayesgmm_sampler", ""))
+    n_chains, n_draws = post.sizes["chain"], post.sizes["draw"]
+    k = post.sizes["component"]
+    n_obs = result["observed_data"].sizes["obs"] if "observed_data" in result.children else None
+    mean_w = post["weights"].mean(("chain", "draw")).to_numpy()
+
+    scale = (result["constant_data"]["scale"].to_numpy() if "constant_data" in result.children
+             else np.ones(post.sizes["feature"]))
+    cov = post["covariances"].mean(("chain", "draw")).to_numpy() / np.outer(scale, scale)
+    min_eig = np.linalg.eigvalsh(cov)[:, 0]
+    perms = (_chain_permutations(post) if n_chains > 1
+             else np.arange(k)[None, :])
+    diag = Diagnostics(method=method, sampler=sampler, n_chains=n_chains, n_draws=n_draws,
+                       mean_weights=mean_w, min_eigenvalue=min_eig, chain_permutations=perms)
+    problems = diag.problems
+
+    if n_obs is not None:
+        empty = np.flatnonzero(mean_w * n_obs < 1.0)
+        if empty.size:
+            problems.append(Problem(
+                "empty component",
+                f"Component(s) {empty.tolist()} are empty (posterior mean weight "
+                f"{np.round(mean_w[empty], 5).tolist()}, under one observation). The data "
+                f"support fewer components: reduce n_components (or use a sparse Dirichlet, "
+                f"Priors(weight_concentration=0.1), to let the fit switch them off).",
+                FitWarning))
+    singular = np.flatnonzero(min_eig < SINGULAR_EIGENVALUE)
+    if singular.size:
+        problems.append(Problem(
+            "near-singular covariance",
+            f"Component(s) {singular.tolist()} have a nearly singular covariance (smallest "
+            f"eigenvalue {[float(f'{v:.2g}') for v in min_eig[singular]]} in units of the "
+            f"feature variances): the component is collapsing onto a point, a line or a "
+            f"plane. Check for duplicated rows or linearly dependent columns, reduce "
+            f"n_components, or strengthen the priors (larger Priors(scale_scale=...) or "
+            f"Priors(lkj_eta=...)).",
+            FitWarning))
+
+    if n_chains > 1 and not np.array_equal(perms, np.tile(np.arange(k), (n_chains, 1))):
+        rows = {c: perms[c].tolist() for c in range(n_chains)
+                if not np.array_equal(perms[c], np.arange(k))}
+        problems.append(Problem(
+            "chains in different label permutations",
+            f"Chains sit in different orders of the components (component order of each "
+            f"chain matched to chain 0: {rows}), so summaries would average different "
+            f"clusters together. Relabel first: bayesgmm.relabel(result).",
+            LabelSwitchingWarning))
+
+    if "relabeling" in result.children:
+        perm = result["relabeling"]["permutation"].to_numpy()
+        diag.relabelled_fraction = (perm != np.arange(k)).any(axis=-1).mean(axis=1)
+
+    if method == "nuts" and "sample_stats" in result.children:
+        stats = result["sample_stats"]
+        if "diverging" in stats:
+            diag.n_divergent = int(stats["diverging"].sum())
+            if diag.n_divergent:
+                problems.append(Problem(
+                    "divergences",
+                    f"{diag.n_divergent} divergent transition(s) after tuning "
+                    f"({diag.n_divergent / (n_chains * n_draws):.1%} of draws). The posterior "
+                    f"may be biased: increase target_accept (e.g. 0.95), tune longer, or "
+                    f"reduce n_components.",
+                    ConvergenceWarning))
+        diag.treedepth_fraction = _treedepth_fraction(stats)
+        if diag.treedepth_fraction is not None and \
+                diag.treedepth_fraction > TREEDEPTH_FRACTION_MAX:
+            problems.append(Problem(
+                "tree depth",
+                f"{diag.treedepth_fraction:.1%} of draws hit the maximum tree depth: the "
+                f"sampler takes very long trajectories (a badly scaled or strongly correlated "
+                f"posterior). Tune longer, reduce n_components, or strengthen the priors.",
+                ConvergenceWarning))
+
+    if method == "nuts" and n_chains > 1 and n_draws >= 4:
+        diag.max_rhat, diag.min_ess_bulk, diag.min_ess_tail = _rhat_ess(
+            result, ("weights", "means", "sigmas"))
+        if "log_likelihood" in result.children:
+            import arviz_stats as azs
+
+            total = result["log_likelihood"]["x"].sum("obs")
+            diag.loglik_rhat = float(azs.rhat(total))
+        if diag.loglik_rhat is not None and diag.loglik_rhat > RHAT_MAX:
+            means = result["log_likelihood"]["x"].sum("obs").mean("draw").to_numpy()
+            problems.append(Problem(
+                "chains in different modes",
+                f"The total log-likelihood differs between chains (R-hat {diag.loglik_rhat:.3f};"
+                f" chain means {np.round(means, 1).tolist()}): the chains explore different "
+                f"solutions, not just different labels. Compare the chains' clusters; run "
+                f"longer or with fewer components, and keep the solution with the higher "
+                f"log-likelihood only if it makes sense.",
+                ConvergenceWarning))
+        if not np.isfinite(diag.max_rhat) or diag.max_rhat > RHAT_MAX:
+            problems.append(Problem(
+                "R-hat",
+                f"Max R-hat is {diag.max_rhat:.3f} (> {RHAT_MAX}) after relabelling: the "
+                f"chains have not mixed. Increase tune and draws, or check for several modes "
+                f"(fewer components, stronger priors).",
+                ConvergenceWarning))
+        if not np.isfinite(diag.min_ess_bulk) or \
+                min(diag.min_ess_bulk, diag.min_ess_tail) < ESS_PER_CHAIN_MIN * n_chains:
+            problems.append(Problem(
+                "ESS",
+                f"Effective sample size too small (bulk {diag.min_ess_bulk:.0f}, tail "
+                f"{diag.min_ess_tail:.0f}; want at least {ESS_PER_CHAIN_MIN} per chain, "
+                f"{ESS_PER_CHAIN_MIN * n_chains} here): means and intervals are noisy. "
+                f"Increase draws.",
+                ConvergenceWarning))
+
+    if "variational" in result.children:
+        diag.elbo_converged = bool(result["variational"].attrs.get("converged", 0))
+        if not diag.elbo_converged:
+            problems.append(Problem(
+                "ELBO",
+                "The ELBO has not converged: increase max_iter (the ELBO history is in "
+                "result['variational']['elbo']).",
+                ConvergenceWarning))
+    if "optimizer" in result.children:
+        diag.optimizer_converged = bool(result["optimizer"].attrs.get("converged", 0))
+        if not diag.optimizer_converged:
+            problems.append(Problem(
+                "MAP",
+                f"The optimiser stopped before converging "
+                f"({result['optimizer'].attrs.get('message', '')}): the point may not be the "
+                f"MAP. Increase max_iter, or use method='nuts'.",
+                ConvergenceWarning))
+    return diag
+
+
+def check(result: xr.DataTree, *, stacklevel: int = 2) -> Diagnostics:
+    """:func:`diagnose` a fit and issue one warning (with advice) per problem found.
+
+    Returns
+    -------
+    Diagnostics
+    """
+    diag = diagnose(result)
+    for problem in diag.problems:
+        warnings.warn(problem.message, problem.category, stacklevel=stacklevel + 1)
+    return diag
+
+
+def summary(result: xr.DataTree, var_names=("weights", "means", "sigmas")) -> pd.DataFrame:
+    """The posterior summary table of a fit, on relabelled draws.
+
+    NUTS with several chains: mean, sd, HDI, MCSE, bulk and tail ESS and R-hat (ArviZ).
+    VI or one chain: the statistics of the draws only. MAP: the point (column ``mean``).
+
+    Parameters
+    ----------
+    result : xarray.DataTree
+        A result of :func:`bayesgmm.fit`.
+    var_names : sequence of str, default ("weights", "means", "sigmas")
+        Posterior variables to summarise (``covariances`` is also available).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per scalar, named like ``means[1, petal_length]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesgmm import fit, summary
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(-3, 1, (50, 1)), rng.normal(3, 1, (50, 1))])
+    >>> table = summary(fit(X, 2, method="map", random_state=0))
+    >>> table.index.tolist()
+    ['weights[0]', 'weights[1]', 'means[0, x0]', 'means[1, x0]', 'sigmas[0, x0]', 'sigmas[1, x0]']
+    """
+    post = result["posterior"]
+    if post.sizes["draw"] == 1 and post.sizes["chain"] == 1:
+        rows = {}
+        for name in var_names:
+            da = post[name].isel(chain=0, draw=0)
+            for idx in np.ndindex(da.shape):
+                labels = [str(da[dim].to_numpy()[i]) for dim, i in zip(da.dims, idx, strict=True)]
+                rows[f"{name}[{', '.join(labels)}]"] = float(da.to_numpy()[idx])
+        return pd.DataFrame({"mean": pd.Series(rows)})
+    import arviz_stats as azs
+
+    kind = "all" if post.sizes["chain"] > 1 else "stats"
+    return azs.summary(result, var_names=list(var_names), kind=kind)

@@ -1,0 +1,136 @@
+"""Diagnostics: every problem is found when it is there, and only then.
+
+Some cases are real fits made to fail (too few draws, too many components, a short ELBO
+run, a stopped optimiser); the rest take a good fit and break one thing in it (one chain's
+labels permuted, divergences, a chain in another mode), which tests the detector itself.
+"""
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from bayesgmm import (
+    BayesianGMM,
+    ConvergenceWarning,
+    FitWarning,
+    LabelSwitchingWarning,
+    Priors,
+    diagnose,
+    relabel,
+    summary,
+)
+from bayesgmm.datasets import make_mixture
+from bayesgmm.diagnostics import check
+
+
+def replaced(dt, group, **variables):
+    """A copy of ``dt`` with some variables of one group replaced by new values."""
+    tree = {name: dt[name].to_dataset() for name in dt.children}
+    ds = tree[group].copy()
+    for name, values in variables.items():
+        ds[name] = (ds[name].dims, values)
+    tree[group] = ds
+    return xr.DataTree.from_dict(tree)
+
+
+def kinds(diag):
+    return {p.kind for p in diag.problems}
+
+
+def test_good_fit_has_no_problem(nuts_fit):
+    diag = nuts_fit.diagnose()
+    assert diag.ok, str(diag)
+    assert diag.n_divergent == 0 and diag.max_rhat <= 1.01
+    assert diag.min_ess_bulk >= 200 and diag.loglik_rhat <= 1.01
+    np.testing.assert_array_equal(diag.chain_permutations, [[0, 1, 2], [0, 1, 2]])
+    assert diag.relabelled_fraction.shape == (2,)
+    assert "no problems found" in str(diag)
+
+
+def test_chains_in_different_permutations_are_detected(nuts_fit):
+    dt = nuts_fit.idata_
+    post = dt["posterior"]
+    swapped = {}
+    for name in ("weights", "means", "sigmas", "covariances"):
+        values = post[name].to_numpy().copy()
+        values[1] = values[1][:, [2, 0, 1]]
+        swapped[name] = values
+    broken = replaced(dt, "posterior", **swapped)
+    diag = diagnose(broken)
+    assert "chains in different label permutations" in kinds(diag)
+    # Chain 1's component order, matched to chain 0's, is the permutation applied.
+    np.testing.assert_array_equal(diag.chain_permutations[1], [1, 2, 0])
+    assert diag.max_rhat > 1.5
+    # The log-likelihood does not depend on labels: it still says the chains agree.
+    assert diag.loglik_rhat <= 1.01
+    with pytest.warns(FitWarning) as record:
+        check(broken)
+    found = {(w.category, str(w.message).split(" ")[0]) for w in record}
+    assert (LabelSwitchingWarning, "Chains") in found and (ConvergenceWarning, "Max") in found
+    assert any("bayesgmm.relabel(result)" in str(w.message) for w in record)
+    assert diagnose(relabel(broken)).ok
+
+
+def test_chains_in_different_modes_are_detected(nuts_fit):
+    dt = nuts_fit.idata_
+    ll = dt["log_likelihood"]["x"].to_numpy().copy()
+    # Chain 1 explains the data worse by 20 nats in total: another, poorer solution.
+    ll[1] -= 20.0 / ll.shape[-1]
+    diag = diagnose(replaced(dt, "log_likelihood", x=ll))
+    assert "chains in different modes" in kinds(diag)
+    assert diag.loglik_rhat > 1.5
+
+
+def test_divergences_and_tree_depth_are_reported(nuts_fit):
+    dt = nuts_fit.idata_
+    stats = dt["sample_stats"]
+    div = np.zeros(stats["diverging"].shape, dtype=bool)
+    div[0, :7] = True
+    new = {"diverging": div}
+    depth_name = next(n for n in ("reached_max_treedepth", "maxdepth_reached", "tree_depth")
+                      if n in stats)
+    depth = stats[depth_name].to_numpy().copy()
+    depth[:, :50] = 10 if depth_name == "tree_depth" else True  # 5% of draws at the maximum
+    new[depth_name] = depth
+    diag = diagnose(replaced(dt, "sample_stats", **new))
+    assert diag.n_divergent == 7
+    assert diag.treedepth_fraction == pytest.approx(0.05, abs=0.01)
+    assert {"divergences", "tree depth"} <= kinds(diag)
+    messages = " ".join(p.message for p in diag.problems)
+    assert "target_accept" in messages
+
+
+def test_too_few_draws_report_ess_and_rhat(blobs):
+    with pytest.warns(ConvergenceWarning) as record:
+        model = BayesianGMM(3, draws=30, tune=30, random_state=4).fit(blobs.X[:120])
+    messages = " ".join(str(w.message) for w in record)
+    assert "Effective sample size too small" in messages and "Increase draws" in messages
+    diag = model.diagnose()
+    assert diag.min_ess_bulk < 200 and "ESS" in kinds(diag)
+
+
+def test_too_many_components_leave_one_empty():
+    # Two clusters, four components, a sparse Dirichlet: the MAP empties the extra ones.
+    data = make_mixture(200, 2, 2, separation=8.0, random_state=3)
+    with pytest.warns(FitWarning, match=r"empty .*reduce n_components"):
+        model = BayesianGMM(4, method="map", priors=Priors(weight_concentration=0.1),
+                            random_state=0).fit(data.X)
+    assert (model.weights_ * 200 < 1).sum() >= 1
+    assert "empty component" in kinds(model.diagnose())
+
+
+def test_short_vi_and_stopped_optimiser_are_reported(blobs):
+    with pytest.warns(ConvergenceWarning, match="ELBO has not converged"):
+        BayesianGMM(3, method="advi", max_iter=100, draws=50, random_state=0).fit(blobs.X)
+    with pytest.warns(ConvergenceWarning, match="optimiser stopped"):
+        model = BayesianGMM(3, method="map", max_iter=2, random_state=0).fit(blobs.X)
+    assert model.diagnose().optimizer_converged is False
+
+
+def test_summary_has_rhat_and_ess_for_nuts_only(nuts_fit, blobs):
+    table = summary(nuts_fit.idata_)
+    assert {"mean", "sd", "ess_bulk", "ess_tail", "r_hat"} <= set(table.columns)
+    assert len(table) == 3 + 2 * 3 * 2
+    assert (table["r_hat"] <= 1.01).all()
+    map_table = BayesianGMM(3, method="map", random_state=0).fit(blobs.X).summary()
+    assert list(map_table.columns) == ["mean"] and len(map_table) == len(table)
