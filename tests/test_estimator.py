@@ -224,11 +224,24 @@ def test_minibatch_advi_recovers_truth():
     truth = make_mixture(6000, 3, 2, separation=6.0, random_state=2)
     model = BayesianGMM(3, method="advi", batch_size=256, draws=200, random_state=0)
     model.fit(truth.X)
-    # N=6000: posterior sd of each mean ~0.03, but Adam at a constant step on 256-row batches
-    # leaves the final iterate wandering by ~0.15 (measured); 0.25 bounds that. Iterate
-    # averaging or a decaying step should tighten it (issue 3).
-    check_recovery(model, truth, mean_tol=0.25, weight_tol=0.02, sd_rtol=0.1)
+    # Adam at a constant step on 256-row batches leaves the last iterate wandering by up to
+    # 0.16 from the optimum (measured, seeds 0-2); the averaged iterates bayesgmm returns are
+    # within 0.013 of the per-label sample means (posterior sd ~0.03). 0.05 is four times
+    # that: without averaging this fails.
+    check_recovery(model, truth, mean_tol=0.05, weight_tol=0.02, sd_rtol=0.1)
     assert model.idata_["variational"].attrs["converged"] == 1
+
+
+@pytest.mark.slow
+def test_minibatch_advi_recovers_truth_at_n_100000():
+    from bayesgmm.datasets import make_mixture
+
+    truth = make_mixture(100_000, 3, 2, separation=6.0, random_state=2)
+    model = BayesianGMM(3, method="advi", batch_size=512, draws=200, random_state=0)
+    model.fit(truth.X)
+    # Measured (seeds 0-2): means within 0.011 of the per-label sample means, standard
+    # deviations within 5% (the posterior sd of a mean is ~0.008 here); 16-19 s each.
+    check_recovery(model, truth, mean_tol=0.03, weight_tol=0.01, sd_rtol=0.1)
 
 
 def test_batch_size_needs_vi():
