@@ -33,9 +33,13 @@ def test_sampler_recovers_truth_and_agrees(sampler, blobs, fits):
     # Same model, same data: samplers agree within Monte Carlo error. With ESS >= 300 per
     # parameter and posterior sd <= 0.15, the MC standard error is under 0.01; 0.05 leaves
     # room for both sides.
-    fits[sampler] = model.means_[order]
-    for other, means in fits.items():
+    fits[sampler] = (model.means_[order], model.weights_[order], model.covariances_[order])
+    for other, (means, weights, covs) in fits.items():
         np.testing.assert_allclose(model.means_[order], means, atol=0.05, err_msg=other)
+        # Weights: posterior sd ~0.02, MC error ~0.001. Covariance entries: posterior sd
+        # up to ~0.2 on this data, MC error ~0.01; 0.05 again leaves room for both sides.
+        np.testing.assert_allclose(model.weights_[order], weights, atol=0.01, err_msg=other)
+        np.testing.assert_allclose(model.covariances_[order], covs, atol=0.05, err_msg=other)
 
 
 def test_missing_sampler_names_the_extra(monkeypatch):
