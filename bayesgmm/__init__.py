@@ -8,6 +8,7 @@ scales, assignments summed out) fitted by NUTS, ADVI, full-rank ADVI or MAP; res
 from importlib.metadata import PackageNotFoundError, version
 
 from ._validation import DataWarning
+from .compare import compare_assignments
 from .diagnostics import ConvergenceWarning, FitWarning, LabelSwitchingWarning, diagnose, summary
 from .estimator import BayesianGMM
 from .inference import fit
@@ -26,6 +27,7 @@ __all__ = [
     "FitWarning",
     "LabelSwitchingWarning",
     "Priors",
+    "compare_assignments",
     "diagnose",
     "fit",
     "relabel",

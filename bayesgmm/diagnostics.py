@@ -32,6 +32,10 @@ __all__ = ["FitWarning", "ConvergenceWarning", "LabelSwitchingWarning", "Problem
            "diagnose", "check", "summary"]
 
 RHAT_MAX = 1.01
+# The log-likelihood is one scalar per draw: its R-hat is noisier than the maximum over
+# parameters (1.010 was seen with chain means 0.3 nats apart), and chains in different
+# modes differ by many nats, far above this.
+LOGLIK_RHAT_MAX = 1.05
 ESS_PER_CHAIN_MIN = 100
 SINGULAR_EIGENVALUE = 1e-6
 TREEDEPTH_FRACTION_MAX = 0.01
@@ -286,7 +290,7 @@ def diagnose(result: xr.DataTree) -> Diagnostics:
 
             total = result["log_likelihood"]["x"].sum("obs")
             diag.loglik_rhat = float(azs.rhat(total))
-        if diag.loglik_rhat is not None and diag.loglik_rhat > RHAT_MAX:
+        if diag.loglik_rhat is not None and diag.loglik_rhat > LOGLIK_RHAT_MAX:
             means = result["log_likelihood"]["x"].sum("obs").mean("draw").to_numpy()
             problems.append(Problem(
                 "chains in different modes",

@@ -133,6 +133,45 @@ class BayesianGMM(BaseEstimator):
         self.means_ = means.mean(axis=0)
         self.covariances_ = covs.mean(axis=0)
 
+    # ------------------------------------------------------------------ persistence
+    def save(self, path) -> None:
+        """Save the fit (its ``idata_`` and settings) to netCDF, or zarr for a ``.zarr`` path.
+
+        Needs the ``io`` extra (``pip install 'bayesgmm[io]'``). A ``numpy.random.Generator``
+        passed as ``random_state`` is saved as None (the draws themselves are saved).
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            For example ``"fit.nc"`` or ``"fit.zarr"``.
+        """
+        check_is_fitted(self, "idata_")
+        from ._io import save_tree
+
+        save_tree(self.idata_, path, self.get_params(deep=False))
+
+    @classmethod
+    def load(cls, path) -> BayesianGMM:
+        """Load a fit saved by :meth:`save`; it predicts exactly as the saved one.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+
+        Returns
+        -------
+        BayesianGMM
+        """
+        from ._io import load_tree
+
+        tree, params = load_tree(path)
+        if isinstance(params.get("priors"), dict):
+            params["priors"] = Priors(**params["priors"])
+        model = cls(**params)
+        model.idata_ = tree
+        model._set_from_idata(tree)
+        return model
+
     def fit_predict(self, X, y=None) -> np.ndarray:
         """Fit, then return the most probable component of each row of ``X``."""
         return self.fit(X).predict(X)
