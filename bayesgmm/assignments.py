@@ -1,0 +1,239 @@
+"""Posterior cluster assignments P(z_n = k | x_n) and their uncertainty.
+
+Given parameters theta, Bayes' rule gives each point's responsibilities
+``r[n, k] = w_k N(x_n | mu_k, Sigma_k) / sum_j w_j N(x_n | mu_j, Sigma_j)``. The posterior
+adds uncertainty about theta: every draw gives its own responsibilities, and their
+distribution over draws says how sure the assignment is. :func:`responsibilities` returns
+them per draw, :func:`assignment_summary` summarises them per point, and
+:func:`coclustering` gives the label-free P(z_i = z_j).
+
+Every function takes a fitted :class:`bayesgmm.BayesianGMM` or a result of
+:func:`bayesgmm.fit`, and the data ``X`` (default: the data it was fitted to).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from . import _math
+from ._validation import check_data
+
+__all__ = ["responsibilities", "assignment_summary", "coclustering"]
+
+_MAX_ELEMENTS = 50_000_000  # 400 MB of doubles
+
+
+def _result(fitted) -> xr.DataTree:
+    if isinstance(fitted, xr.DataTree):
+        return fitted
+    idata = getattr(fitted, "idata_", None)
+    if idata is None:
+        raise TypeError("Pass a fitted BayesianGMM or the xarray.DataTree that bayesgmm.fit "
+                        f"returns, got {type(fitted).__name__} (is the model fitted?).")
+    return idata
+
+
+def _draws(post):
+    """Flattened (weights, means, Cholesky factors) of a posterior Dataset or DataTree node."""
+    k, d = post.sizes["component"], post.sizes["feature"]
+    w = post["weights"].to_numpy().reshape(-1, k)
+    means = post["means"].to_numpy().reshape(-1, k, d)
+    covs = post["covariances"].to_numpy().reshape(-1, k, d, d)
+    return w, means, np.linalg.cholesky(covs)
+
+
+def _data(result: xr.DataTree, X) -> tuple[np.ndarray, np.ndarray]:
+    d = result["posterior"].sizes["feature"]
+    if X is None:
+        X = result["observed_data"]["x"].to_numpy()
+    else:
+        X, _ = check_data(X, n_features=d)
+    return X, np.arange(X.shape[0])
+
+
+def responsibilities(fitted, X=None, *, max_draws: int | None = None,
+                     random_state=0) -> xr.DataArray:
+    """P(z_n = k | x_n, theta) for every posterior draw.
+
+    Parameters
+    ----------
+    fitted : BayesianGMM or xarray.DataTree
+    X : array-like of shape (N, D), optional
+        Points to assign (default: the fitted data).
+    max_draws : int, optional
+        Use at most this many draws, spread evenly over each chain (keeps
+        chains x draws x N x K within memory for large N). Default: all draws, unless they
+        would take more than 400 MB, in which case an error says what to pass.
+    random_state : int, optional
+        Unused (the thinning is deterministic); accepted for a uniform API.
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims (chain, draw, obs, component), relabelled like the posterior.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesgmm import fit
+    >>> from bayesgmm.assignments import responsibilities
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(-3, 1, (40, 1)), rng.normal(3, 1, (40, 1))])
+    >>> r = responsibilities(fit(X, 2, method="map", random_state=0))
+    >>> r.dims, bool(np.allclose(r.sum("component"), 1.0))
+    (('chain', 'draw', 'obs', 'component'), True)
+    """
+    result = _result(fitted)
+    X, obs = _data(result, X)
+    post = result["posterior"]
+    c, s, k = post.sizes["chain"], post.sizes["draw"], post.sizes["component"]
+    if max_draws is not None:
+        per_chain = max(1, int(max_draws) // c)
+        draws = np.unique(np.linspace(0, s - 1, min(per_chain, s)).round().astype(int))
+    else:
+        if c * s * X.shape[0] * k > _MAX_ELEMENTS:
+            raise MemoryError(
+                f"Responsibilities for {c * s} draws x {X.shape[0]} points x {k} components "
+                f"take {c * s * X.shape[0] * k * 8 / 1e9:.1f} GB; pass max_draws (e.g. "
+                f"max_draws=200) or fewer points.")
+        draws = np.arange(s)
+    sub = post.isel(draw=draws)
+    r = _math.responsibilities(X, *_draws(sub))
+    r = r.reshape(c, draws.size, X.shape[0], k)
+    return xr.DataArray(
+        r, dims=("chain", "draw", "obs", "component"),
+        coords={"chain": post["chain"].to_numpy(), "draw": post["draw"].to_numpy()[draws],
+                "obs": obs, "component": post["component"].to_numpy()},
+        name="responsibilities")
+
+
+def assignment_summary(fitted, X=None, *, hdi_prob: float = 0.94,
+                       max_draws: int | None = None) -> pd.DataFrame:
+    """Per point: posterior mean probabilities, hard label and its uncertainty.
+
+    Columns: ``p_<k>`` (posterior mean of P(z_n = k | x_n) per component), ``label``
+    (argmax), ``probability`` (the label's posterior mean probability) with its HDI
+    ``probability_lower``/``probability_upper`` over the draws, ``uncertainty``
+    (1 - probability) and ``entropy`` (of the mean probabilities, in nats; 0 when sure,
+    log K at most).
+
+    Parameters
+    ----------
+    fitted : BayesianGMM or xarray.DataTree
+    X : array-like, optional
+        Default: the fitted data.
+    hdi_prob : float, default 0.94
+        Mass of the highest density interval.
+    max_draws : int, optional
+        See :func:`responsibilities`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per point.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesgmm import fit
+    >>> from bayesgmm.assignments import assignment_summary
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(-3, 1, (40, 1)), rng.normal(3, 1, (40, 1))])
+    >>> table = assignment_summary(fit(X, 2, method="map", random_state=0))
+    >>> list(table.columns)[:4]
+    ['p_0', 'p_1', 'label', 'probability']
+    """
+    if not 0 < hdi_prob < 1:
+        raise ValueError(f"hdi_prob must lie in (0, 1), got {hdi_prob!r}.")
+    import arviz_stats as azs
+
+    r = responsibilities(fitted, X, max_draws=max_draws)
+    mean = r.mean(("chain", "draw")).to_numpy()
+    label = mean.argmax(axis=1)
+    n, k = mean.shape
+    table = pd.DataFrame({f"p_{j}": mean[:, j] for j in range(k)},
+                         index=pd.Index(r["obs"].to_numpy(), name="obs"))
+    table["label"] = label
+    table["probability"] = mean[np.arange(n), label]
+    chosen = r.isel(component=xr.DataArray(label, dims="obs"))
+    if r.sizes["chain"] * r.sizes["draw"] > 1:
+        with np.errstate(invalid="ignore"):
+            hdi = azs.hdi(chosen, prob=hdi_prob, dim=["chain", "draw"])
+        table["probability_lower"] = hdi.sel(ci_bound="lower").to_numpy()
+        table["probability_upper"] = hdi.sel(ci_bound="upper").to_numpy()
+    else:  # a point estimate (MAP): no spread
+        table["probability_lower"] = table["probability"]
+        table["probability_upper"] = table["probability"]
+    table["uncertainty"] = 1.0 - table["probability"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ent = -np.where(mean > 0, mean * np.log(mean), 0.0).sum(axis=1)
+    table["entropy"] = ent
+    return table
+
+
+def coclustering(fitted, X=None, *, max_obs: int = 2000, max_draws: int | None = 1000,
+                 random_state=0) -> xr.DataArray:
+    """The label-free co-clustering matrix P(z_i = z_j | data).
+
+    For each draw, z_i and z_j are independent given theta, so
+    P(z_i = z_j | theta) = sum_k r_ik r_jk; the matrix is its posterior mean. It does not
+    depend on how components are labelled, so it needs no relabelling.
+
+    Parameters
+    ----------
+    fitted : BayesianGMM or xarray.DataTree
+    X : array-like, optional
+        Default: the fitted data.
+    max_obs : int, default 2000
+        With more points, a random subset of this many (seeded by ``random_state``) is used,
+        so memory stays at max_obs^2 doubles; the ``obs`` coordinate says which.
+    max_draws : int, optional, default 1000
+        Draws used (spread evenly over each chain); None: all.
+    random_state : int, optional
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims (obs, obs_bis), symmetric, ones on the diagonal.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesgmm import fit
+    >>> from bayesgmm.assignments import coclustering
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(-3, 1, (40, 1)), rng.normal(3, 1, (40, 1))])
+    >>> cc = coclustering(fit(X, 2, method="map", random_state=0))
+    >>> cc.shape, float(cc[0, 1].round(2)), float(cc[0, 79].round(2))
+    ((80, 80), 1.0, 0.0)
+    """
+    result = _result(fitted)
+    X, obs = _data(result, X)
+    if X.shape[0] > max_obs:
+        obs = np.sort(np.random.default_rng(random_state).choice(X.shape[0], max_obs,
+                                                                 replace=False))
+        X = X[obs]
+    post = result["posterior"]
+    c, s = post.sizes["chain"], post.sizes["draw"]
+    if max_draws is not None:
+        per_chain = max(1, int(max_draws) // c)
+        post = post.isel(draw=np.unique(np.linspace(0, s - 1, min(per_chain, s)).round()
+                                        .astype(int)))
+    w, means, chols = _draws(post)
+    n, total = X.shape[0], w.shape[0]
+    acc = np.zeros((n, n))
+    k = w.shape[1]
+    # Blocks of draws: each holds block x n x k responsibilities.
+    block = max(1, 4_000_000 // max(1, n * k))
+    for start in range(0, total, block):
+        sl = slice(start, min(total, start + block))
+        r = _math.responsibilities(X, w[sl], means[sl], chols[sl])  # (b, n, k)
+        flat = np.moveaxis(r, 0, 1).reshape(n, -1)  # (n, b * k)
+        acc += flat @ flat.T
+    acc /= total
+    acc = 0.5 * (acc + acc.T)
+    np.fill_diagonal(acc, 1.0)  # sum_k r_ik^2 <= 1; P(z_i = z_i) is 1 by definition
+    return xr.DataArray(acc, dims=("obs", "obs_bis"), coords={"obs": obs, "obs_bis": obs},
+                        name="coclustering")
