@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plot_clusters"]
+__all__ = ["plot_clusters", "plot_density", "plot_pairs", "plot_elbo", "plot_disagreements",
+           "plot_singularity_path"]
 
 
 def _axes(ax):
@@ -25,6 +26,25 @@ def _ellipse(ax, mean, cov, n_std: float, **kwargs):
     angle = float(np.degrees(np.arctan2(vecs[1, -1], vecs[0, -1])))
     width, height = 2 * n_std * np.sqrt(np.maximum(vals[::-1], 0))
     ax.add_patch(Ellipse(mean, width, height, angle=angle, fill=False, **kwargs))
+
+
+def _feature_index(model, features) -> list[int]:
+    names = list(model.feature_names_in_)
+    idx = []
+    for f in features:
+        if isinstance(f, str):
+            if f not in names:
+                raise ValueError(f"Unknown feature {f!r}; the features are {names}.")
+            idx.append(names.index(f))
+        else:
+            if not 0 <= int(f) < len(names):
+                raise ValueError(f"Feature index {f} out of range for {len(names)} features.")
+            idx.append(int(f))
+    return idx
+
+
+def _as_array(X) -> np.ndarray:
+    return np.asarray(X.to_numpy() if hasattr(X, "to_numpy") else X, dtype=float)
 
 
 def plot_clusters(model, X, *, features=(0, 1), ax=None, n_std: float = 2.0,
@@ -56,8 +76,8 @@ def plot_clusters(model, X, *, features=(0, 1), ax=None, n_std: float = 2.0,
     import matplotlib.pyplot as plt
 
     names = list(model.feature_names_in_)
-    idx = [names.index(f) if isinstance(f, str) else int(f) for f in features]
-    Xa = np.asarray(X.to_numpy() if hasattr(X, "to_numpy") else X, dtype=float)
+    idx = _feature_index(model, features)
+    Xa = _as_array(X)
     proba = model.predict_proba(X)
     labels = proba.argmax(axis=1)
     certainty = proba.max(axis=1)
@@ -84,4 +104,209 @@ def plot_clusters(model, X, *, features=(0, 1), ax=None, n_std: float = 2.0,
     ax.set_xlabel(names[idx[0]])
     ax.set_ylabel(names[idx[1]])
     ax.set_title("Posterior clusters (opacity: P(label))")
+    return ax
+
+
+def plot_density(model, X=None, *, features=(0, 1), ax=None, grid_size: int = 80,
+                 max_draws: int = 200, levels: int = 10, random_state=0):
+    """Contours of the posterior predictive density on two features, over the data.
+
+    The density is the posterior mean of the mixture density, marginalised onto the two
+    features (exact: a Gaussian mixture's marginal is the mixture of the marginals).
+
+    Parameters
+    ----------
+    model : BayesianGMM
+    X : array-like, optional
+        Points to overlay (and to set the plotted range; default: the fitted data).
+    features : pair of int or str, default (0, 1)
+    ax : matplotlib Axes, optional
+    grid_size : int, default 80
+    max_draws : int, default 200
+        Posterior draws averaged (a random subset, seeded by ``random_state``).
+    levels : int, default 10
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    from scipy.special import logsumexp
+
+    from . import _math
+
+    idx = _feature_index(model, features)
+    Xa = _as_array(model.idata_["observed_data"]["x"].to_numpy() if X is None else X)
+    w, means, chols = model._draws
+    rng = np.random.default_rng(random_state)
+    pick = rng.choice(w.shape[0], size=min(max_draws, w.shape[0]), replace=False)
+    covs = (chols @ np.swapaxes(chols, -1, -2))[pick][:, :, idx][:, :, :, idx]
+    m = means[pick][:, :, idx]
+    lo, hi = Xa[:, idx].min(axis=0), Xa[:, idx].max(axis=0)
+    pad = 0.1 * (hi - lo)
+    gx = np.linspace(lo[0] - pad[0], hi[0] + pad[0], grid_size)
+    gy = np.linspace(lo[1] - pad[1], hi[1] + pad[1], grid_size)
+    xx, yy = np.meshgrid(gx, gy)
+    pts = np.column_stack([xx.ravel(), yy.ravel()])
+    ll = _math.pointwise_loglik(pts, w[pick], m, np.linalg.cholesky(covs))
+    dens = np.exp(logsumexp(ll, axis=0) - np.log(len(pick))).reshape(xx.shape)
+    ax = _axes(ax)
+    ax.contour(xx, yy, dens, levels=levels, cmap="viridis", linewidths=1.0)
+    ax.scatter(Xa[:, idx[0]], Xa[:, idx[1]], s=6, c="k", alpha=0.4, edgecolors="none")
+    names = list(model.feature_names_in_)
+    ax.set_xlabel(names[idx[0]])
+    ax.set_ylabel(names[idx[1]])
+    ax.set_title("Posterior predictive density")
+    return ax
+
+
+def plot_pairs(model, X, *, axes=None, n_posterior_ellipses: int = 10, random_state=0):
+    """Pairwise panels for D > 2: :func:`plot_clusters` on every pair of features.
+
+    The diagonal shows each feature's histogram coloured by posterior label.
+
+    Parameters
+    ----------
+    model : BayesianGMM
+    X : array-like
+    axes : ndarray of matplotlib Axes of shape (D, D), optional
+    n_posterior_ellipses : int, default 10
+    random_state : int, optional
+
+    Returns
+    -------
+    ndarray of matplotlib Axes, shape (D, D)
+    """
+    import matplotlib.pyplot as plt
+
+    d = model.n_features_in_
+    if axes is None:
+        _, axes = plt.subplots(d, d, figsize=(2.6 * d, 2.6 * d), squeeze=False)
+    axes = np.asarray(axes)
+    if axes.shape != (d, d):
+        raise ValueError(f"axes must have shape ({d}, {d}) for {d} features, got {axes.shape}.")
+    Xa = _as_array(X)
+    labels = model.predict(X)
+    colors = plt.get_cmap("tab10")(np.arange(model.n_components) % 10)
+    names = list(model.feature_names_in_)
+    for i in range(d):
+        for j in range(d):
+            ax = axes[i, j]
+            if i == j:
+                for k in range(model.n_components):
+                    ax.hist(Xa[labels == k, i], bins=20, color=colors[k], alpha=0.6)
+                ax.set_xlabel(names[i])
+            else:
+                plot_clusters(model, X, features=(j, i), ax=ax,
+                              n_posterior_ellipses=n_posterior_ellipses,
+                              random_state=random_state)
+                ax.set_title("")
+    return axes
+
+
+def plot_elbo(fitted, ax=None, *, smooth: int = 50):
+    """The ELBO history of a variational fit (raw, and a running mean over ``smooth``).
+
+    Parameters
+    ----------
+    fitted : BayesianGMM or xarray.DataTree
+        A VI fit (method "advi" or "fullrank_advi").
+    ax : matplotlib Axes, optional
+    smooth : int, default 50
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    tree = getattr(fitted, "idata_", fitted)
+    if "variational" not in tree.children:
+        raise ValueError("plot_elbo needs a variational fit (method='advi' or "
+                         "'fullrank_advi'); this one has no ELBO history.")
+    elbo = tree["variational"]["elbo"].to_numpy()
+    ax = _axes(ax)
+    it = np.arange(elbo.size)
+    ax.plot(it, elbo, lw=0.5, alpha=0.4, label="ELBO")
+    if elbo.size >= smooth:
+        kernel = np.ones(smooth) / smooth
+        ax.plot(it[smooth - 1:], np.convolve(elbo, kernel, mode="valid"), lw=1.5,
+                label=f"running mean ({smooth})")
+    lo = np.percentile(elbo, 5)
+    ax.set_ylim(lo, elbo.max() + 0.05 * (elbo.max() - lo))
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("ELBO")
+    converged = bool(tree["variational"].attrs.get("converged", 0))
+    ax.set_title(f"ELBO ({'converged' if converged else 'NOT converged'})")
+    ax.legend(loc="lower right")
+    return ax
+
+
+def plot_disagreements(comparison, X, *, features=(0, 1), ax=None):
+    """Where a Bayesian fit and another disagree (from :func:`bayesgmm.compare_assignments`).
+
+    Points are coloured by |P_bayes - P_other| (largest over components); labels that
+    differ are circled; points where the other fit is confident but the posterior is not
+    are marked with a triangle.
+
+    Parameters
+    ----------
+    comparison : AssignmentComparison
+    X : array-like
+        The points the comparison was made on.
+    features : pair of int, default (0, 1)
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    Xa = _as_array(X)
+    pts = comparison.points
+    if len(pts) != Xa.shape[0]:
+        raise ValueError(f"X has {Xa.shape[0]} rows but the comparison {len(pts)}.")
+    i, j = (int(f) for f in features)
+    ax = _axes(ax)
+    sc = ax.scatter(Xa[:, i], Xa[:, j], c=pts["max_abs_diff"], cmap="magma_r", s=14,
+                    vmin=0, vmax=max(0.05, float(pts["max_abs_diff"].max())))
+    ax.figure.colorbar(sc, ax=ax, label="max |P_bayes - P_other|")
+    dis = pts["disagree"].to_numpy()
+    ax.scatter(Xa[dis, i], Xa[dis, j], s=80, facecolors="none", edgecolors="r",
+               label="labels differ")
+    conf = pts["confident_other_not_bayes"].to_numpy()
+    ax.scatter(Xa[conf, i], Xa[conf, j], s=30, marker="^", facecolors="none",
+               edgecolors="b", label=f"{comparison.names[1]} sure, posterior not")
+    ax.legend(loc="best", fontsize=8)
+    ax.set_title(f"{comparison.names[0]} vs {comparison.names[1]}")
+    return ax
+
+
+def plot_singularity_path(table, ax=None):
+    """ML log-likelihood and Bayesian log posterior along a collapsing component.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`bayesgmm.baselines.singularity_path` (columns ``scale``,
+        ``log_likelihood``, ``log_posterior``).
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The left axis (log-likelihood); the log posterior is on a twin right axis.
+    """
+    missing = {"scale", "log_likelihood", "log_posterior"} - set(table.columns)
+    if missing:
+        raise ValueError(f"table lacks the columns {sorted(missing)}; pass the output of "
+                         f"bayesgmm.baselines.singularity_path.")
+    ax = _axes(ax)
+    ax.plot(table["scale"], table["log_likelihood"], "o-", color="C3", ms=3,
+            label="ML log-likelihood")
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    ax.set_xlabel("scale of the collapsing component (feature sds)")
+    ax.set_ylabel("log-likelihood", color="C3")
+    right = ax.twinx()
+    right.plot(table["scale"], table["log_posterior"], "s-", color="C0", ms=3,
+               label="Bayesian log posterior")
+    right.set_ylabel("log posterior", color="C0")
+    ax.set_title("A component collapsing onto one point")
     return ax
