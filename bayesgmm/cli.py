@@ -1,4 +1,8 @@
-"""Command line: ``bayesgmm demo``."""
+"""Command line: ``bayesgmm fit``, ``bayesgmm compare`` and ``bayesgmm demo``.
+
+Errors (a missing file, an unparsable CSV, non-numeric columns, bad options) exit with
+status 2 and a one-line reason on stderr, without a traceback.
+"""
 
 from __future__ import annotations
 
@@ -57,6 +61,167 @@ def _demo(args) -> int:
     return 0
 
 
+def _read_csv(path: str, columns: str | None):
+    """The numeric data of a CSV file, optionally restricted to some columns."""
+    import pandas as pd
+
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    try:
+        df = pd.read_csv(file)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"could not parse {path} as CSV: {reason}") from None
+    if columns:
+        wanted = [c.strip() for c in columns.split(",") if c.strip()]
+        missing = [c for c in wanted if c not in df.columns]
+        if missing:
+            raise ValueError(f"column(s) {missing} not in {path}; it has {list(df.columns)}")
+        df = df[wanted]
+    non_numeric = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
+    if non_numeric:
+        raise ValueError(f"non-numeric column(s) {non_numeric} in {path}: choose numeric "
+                         f"ones with --columns")
+    return df
+
+
+def _stage(message: str) -> float:
+    print(message, flush=True)
+    return time.perf_counter()
+
+
+def _model_from_args(args, n_components: int):
+    from .estimator import BayesianGMM
+
+    return BayesianGMM(n_components, method=args.method, draws=args.draws, tune=args.tune,
+                       chains=args.chains, sampler=args.sampler, random_state=args.seed,
+                       progressbar=args.progress)
+
+
+def _save_plots(model, df, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .plotting import plot_clusters, plot_density, plot_elbo, plot_pairs
+
+    written = []
+    d = df.shape[1]
+    if d == 2:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+        plot_clusters(model, df, ax=axes[0])
+        plot_density(model, df, ax=axes[1])
+    elif d > 2:
+        axes = plot_pairs(model, df)
+        fig = axes[0, 0].figure
+    else:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        labels = model.predict(df)
+        for k in range(model.n_components):
+            ax.hist(df.to_numpy()[labels == k, 0], bins=30, alpha=0.6, label=f"component {k}")
+        ax.set_xlabel(df.columns[0])
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "clusters.png", dpi=100)
+    plt.close(fig)
+    written.append(out / "clusters.png")
+    if "variational" in model.idata_.children:
+        ax = plot_elbo(model)
+        ax.figure.savefig(out / "elbo.png", dpi=100)
+        plt.close(ax.figure)
+        written.append(out / "elbo.png")
+    return written
+
+
+def _fit(args) -> int:
+    import pandas as pd
+
+    from .assignments import assignment_summary
+
+    df = _read_csv(args.data, args.columns)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = _stage(f"Fitting {args.components} components to {df.shape[0]} rows x "
+                f"{df.shape[1]} columns of {args.data} by {args.method} ...")
+    model = _model_from_args(args, args.components).fit(df)
+    print(f"  done in {time.perf_counter() - t0:.1f} s")
+    print(model.diagnose())
+    table = model.summary()
+    with pd.option_context("display.width", 120, "display.max_columns", 20):
+        print(table.to_string())
+    table.to_csv(out / "summary.csv")
+    assignments = pd.concat([df.reset_index(drop=True),
+                             assignment_summary(model, df).reset_index(drop=True)], axis=1)
+    assignments.to_csv(out / "assignments.csv", index_label="obs")
+    written = [out / "summary.csv", out / "assignments.csv"]
+    try:
+        model.save(out / "fit.nc")
+        written.append(out / "fit.nc")
+    except ImportError as exc:
+        print(f"  not saved: {exc}")
+    written += _save_plots(model, df, out)
+    print("Wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def _compare(args) -> int:
+    from .baselines import fit_em
+    from .compare import compare_assignments
+    from .plotting import plot_disagreements
+
+    df = _read_csv(args.data, args.columns)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = _stage(f"Fitting {args.components} components by {args.method} and by EM ...")
+    model = _model_from_args(args, args.components).fit(df)
+    em = fit_em(df, args.components, random_state=args.seed)
+    print(f"  done in {time.perf_counter() - t0:.1f} s")
+    result = compare_assignments(model, em, df)
+    print(result)
+    result.points.to_csv(out / "comparison.csv", index_label="obs")
+    written = [out / "comparison.csv"]
+    if df.shape[1] >= 2:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        ax = plot_disagreements(result, df)
+        ax.figure.savefig(out / "disagreements.png", dpi=100)
+        plt.close(ax.figure)
+        written.append(out / "disagreements.png")
+    print("Wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def _add_fit_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", help="CSV file with a header row")
+    p.add_argument("--components", "-k", type=_positive_int, required=True,
+                   help="number of mixture components")
+    p.add_argument("--columns", help="comma-separated columns to use (default: all)")
+    p.add_argument("--method", default="nuts", choices=["nuts", "advi", "fullrank_advi", "map"])
+    p.add_argument("--sampler", default="auto",
+                   choices=["auto", "pymc", "nutpie", "numpyro", "blackjax"])
+    p.add_argument("--draws", type=_positive_int, default=1000)
+    p.add_argument("--tune", type=_positive_int, default=1000)
+    p.add_argument("--chains", type=_positive_int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--progress", action="store_true", help="show the samplers' progress bars")
+    p.add_argument("--out", default="out", help="output folder (default: out)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``bayesgmm`` command."""
     parser = argparse.ArgumentParser(prog="bayesgmm",
@@ -69,6 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--tune", type=int, default=1000)
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)
+    fit = sub.add_parser("fit", help="fit a CSV file; write summary, assignments, fit, plots")
+    _add_fit_options(fit)
+    fit.set_defaults(func=_fit)
+    compare = sub.add_parser("compare", help="compare Bayesian and EM assignments on a CSV")
+    _add_fit_options(compare)
+    compare.set_defaults(func=_compare)
     return parser
 
 
@@ -78,8 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, OSError) as exc:
-        print(f"bayesgmm: error: {exc}", file=sys.stderr)
+    except (ValueError, TypeError, OSError, ImportError) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"bayesgmm: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -100,3 +100,52 @@ def test_density_pairs_elbo_disagreement_and_singularity_plots(blobs, tmp_path):
     assert saved_png(ax, tmp_path / "singular.png")
     with pytest.raises(ValueError, match="singularity_path"):
         plot_singularity_path(table.drop(columns="log_posterior"))
+
+
+def test_cli_fit_end_to_end(blobs, tmp_path, capsys):
+    csv = tmp_path / "data.csv"
+    df = pd.DataFrame(blobs.X[:150], columns=["a", "b"])
+    df["name"] = "row"
+    df.to_csv(csv, index=False)
+    out = tmp_path / "out"
+    assert main(["fit", str(csv), "-k", "3", "--method", "map", "--columns", "a,b",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Fitting 3 components" in printed and "means[0, a]" in printed
+    assignments = pd.read_csv(out / "assignments.csv")
+    assert len(assignments) == 150 and {"a", "b", "label", "uncertainty"} <= set(assignments)
+    assert pd.read_csv(out / "summary.csv", index_col=0).shape[0] == 3 + 2 * 3 * 2
+    loaded = BayesianGMM.load(out / "fit.nc")
+    np.testing.assert_allclose(loaded.predict_proba(df[["a", "b"]]),
+                               assignments[["p_0", "p_1", "p_2"]].to_numpy(), atol=1e-12)
+    assert (out / "clusters.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_bad_inputs_exit_with_one_line(tmp_path, capsys):
+    import pytest
+
+    good = tmp_path / "good.csv"
+    pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0] * 5, "b": [0.0, 1.0, 0.5, 2.0] * 5,
+                  "s": ["x"] * 20}).to_csv(good, index=False)
+    broken = tmp_path / "broken.csv"
+    broken.write_text("a,b\n1,2\n3,4,5,6\n")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    cases = [
+        (["fit", str(tmp_path / "missing.csv"), "-k", "2"], "no such file"),
+        (["fit", str(broken), "-k", "2"], "could not parse"),
+        (["fit", str(empty), "-k", "2"], "could not parse"),
+        (["fit", str(good), "-k", "2"], "non-numeric column"),
+        (["fit", str(good), "-k", "2", "--columns", "a,zz"], "not in"),
+        (["fit", str(good), "-k", "30", "--columns", "a,b", "--method", "map"], "components"),
+    ]
+    for argv, reason in cases:
+        assert main(argv + ["--out", str(tmp_path / "o")]) == 2, argv
+        err = capsys.readouterr().err
+        assert reason in err and "Traceback" not in err, (argv, err)
+        assert len(err.strip().splitlines()) == 1, err
+    for bad in (["fit", str(good), "-k", "0"], ["fit", str(good)],
+                ["fit", str(good), "-k", "2", "--method", "gibbs"]):
+        with pytest.raises(SystemExit) as info:
+            main(bad)
+        assert info.value.code == 2
