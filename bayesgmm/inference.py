@@ -294,8 +294,13 @@ class _IterateAverage:
                 shared.set_value(self.avg[name].astype(shared.dtype))
 
 
-def _start_sigma(model, scale: float) -> dict:
-    ip = model.initial_point()
+def _start_sigma(model, scale: float, start_point: dict) -> dict:
+    # Sizes from the start we pass (PyMC's own default initial point fails for D=1:
+    # LKJCholeskyCov with n=1).
+    from pymc.initial_point import make_initial_point_fn
+
+    ip = make_initial_point_fn(model=model, overrides=start_point, jitter_rvs=set(),
+                               return_transformed=True)(0)
     return {model.values_to_rvs[vv].name: np.full(np.size(ip[vv.name]), scale)
             for vv in model.value_vars}
 
@@ -316,7 +321,11 @@ def _run_vi(model, start, *, method, draws, max_iter, rng, compile_kwargs, progr
         # The JAX backend copies PyMC's random generator into the compiled graph and says so;
         # the seed still fixes the result.
         warnings.filterwarnings("ignore", message=".*RandomType SharedVariables.*")
-        inference = pm.ADVI(start=start_point, start_sigma=_start_sigma(model, 0.05),
+        # PyMC builds the approximation from the model's initial point, whose default fails
+        # for D=1 (LKJCholeskyCov with n=1): give every variable the EM start instead.
+        for name, value in start_point.items():
+            model.set_initval(model[name], value)
+        inference = pm.ADVI(start=start_point, start_sigma=_start_sigma(model, 0.05, start_point),
                             random_seed=_seed(rng))
         averager = _IterateAverage()
         approx = inference.fit(max_iter, obj_optimizer=pm.adam(learning_rate=0.02),

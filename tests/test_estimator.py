@@ -202,6 +202,9 @@ def test_one_dimensional_and_one_component(rng):
     np.testing.assert_allclose(np.sort(two.means_.ravel()), [-4, 4], atol=0.4)
     one = BayesianGMM(1, method="map", random_state=0).fit(X)
     np.testing.assert_allclose(one.weights_, [1.0])
+    # ADVI with one feature (PyMC's default initial point fails for D=1; ours is the EM start).
+    vi = BayesianGMM(2, method="advi", random_state=0).fit(X)
+    np.testing.assert_allclose(np.sort(vi.means_.ravel()), [-4, 4], atol=0.4)
     np.testing.assert_allclose(one.means_[0, 0], X.mean(), atol=0.05)
 
 
