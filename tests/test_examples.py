@@ -14,8 +14,8 @@ def load(name):
 
 
 def test_examples_folder_is_covered():
-    tested = {"quickstart", "nuts_vs_advi"}
-    assert {p.stem for p in EXAMPLES.glob("*.py")} <= tested | {"bayes_vs_em"}
+    tested = {"quickstart", "nuts_vs_advi", "bayes_vs_em"}
+    assert {p.stem for p in EXAMPLES.glob("*.py")} == tested
 
 
 def test_quickstart(tmp_path):
@@ -31,3 +31,21 @@ def test_nuts_vs_advi():
     assert (table["max |means - NUTS means|"] < 0.3).all()
     assert table.loc["map", "mean sd of means"] == 0
     assert table.loc["nuts", "mean sd of means"] > 0
+
+
+def test_bayes_vs_em(tmp_path):
+    import numpy as np
+
+    r = load("bayes_vs_em").main(small=True, out=str(tmp_path))
+    assert r["bayes_rule_error"] < 1e-10
+    assert r["ml_vs_em"] < 1e-6
+    assert r["collapsed"].info["diverged"] and r["collapse_warned"]
+    ll, lp = r["path"]["log_likelihood"].to_numpy(), r["path"]["log_posterior"].to_numpy()
+    assert np.all(np.diff(ll[-10:]) > 0) and np.all(np.diff(lp[-10:]) < 0)
+    m = r["comparison"].metrics
+    assert m["n_confident_other_not_bayes"] > 0 and m["agreement"] > 0.95
+    # The points where EM is sure and the posterior is not lie between clusters: none is
+    # outside the band between the two overlapping ones (centred at x = -1.75 and 1.75).
+    between = r["comparison"].points["confident_other_not_bayes"].to_numpy()
+    assert np.abs(r["X"][between, 0]).max() < 1.75
+    assert (tmp_path / "bayes_vs_em.png").stat().st_size > 10_000
