@@ -152,16 +152,33 @@ class Diagnostics:
 
 
 def _rhat_ess(result: xr.DataTree, var_names) -> tuple[float, float, float]:
+    """Worst R-hat, bulk ESS and tail ESS over the named variables.
+
+    Elements that are exactly constant over all draws (the weight of a one-component
+    mixture) have no R-hat or ESS and are left out; any other NaN counts as a failure.
+    """
     import arviz_stats as azs
 
-    def extreme(ds, fn):
-        return fn([float(fn(ds[v].to_numpy())) for v in ds.data_vars])
+    post = result["posterior"]
+    constant = {v: (post[v].max(("chain", "draw")) == post[v].min(("chain", "draw"))).to_numpy()
+                for v in var_names}
+
+    def extreme(ds, worst_is_max: bool):
+        values = []
+        for v in ds.data_vars:
+            arr = ds[v].to_numpy()[~constant[v]]
+            arr = np.where(np.isnan(arr), np.inf if worst_is_max else 0.0, arr)
+            if arr.size:
+                values.append(float(arr.max() if worst_is_max else arr.min()))
+        if not values:
+            return 1.0 if worst_is_max else float("inf")
+        return max(values) if worst_is_max else min(values)
 
     with np.errstate(invalid="ignore", divide="ignore"):
         rhat = azs.rhat(result, var_names=list(var_names))
         bulk = azs.ess(result, var_names=list(var_names), method="bulk")
         tail = azs.ess(result, var_names=list(var_names), method="tail")
-    return extreme(rhat, np.nanmax), extreme(bulk, np.nanmin), extreme(tail, np.nanmin)
+    return extreme(rhat, True), extreme(bulk, False), extreme(tail, False)
 
 
 def _chain_permutations(post: xr.Dataset) -> np.ndarray:
