@@ -196,12 +196,48 @@ def _compare(args) -> int:
     return 0
 
 
-def _add_fit_options(p: argparse.ArgumentParser) -> None:
+def _select(args) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .plotting import plot_selection
+    from .selection import select_components
+
+    df = _read_csv(args.data, args.columns)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = _stage(f"Fitting K = {args.min_components}..{args.max_components} by {args.method} "
+                f"and comparing by PSIS-LOO ...")
+    sel = select_components(df, args.max_components, min_components=args.min_components,
+                            method=args.method, draws=args.draws, tune=args.tune,
+                            chains=args.chains, sampler=args.sampler, random_state=args.seed,
+                            progressbar=args.progress)
+    print(f"  done in {time.perf_counter() - t0:.1f} s")
+    print(sel)
+    sel.table.to_csv(out / "selection.csv")
+    ax = plot_selection(sel)
+    ax.figure.savefig(out / "selection.png", dpi=100)
+    plt.close(ax.figure)
+    print(f"Wrote {out / 'selection.csv'}, {out / 'selection.png'}")
+    return 0
+
+
+def _add_fit_options(p: argparse.ArgumentParser, components: bool = True) -> None:
     p.add_argument("data", help="CSV file with a header row")
-    p.add_argument("--components", "-k", type=_positive_int, required=True,
-                   help="number of mixture components")
+    if components:
+        p.add_argument("--components", "-k", type=_positive_int, required=True,
+                       help="number of mixture components")
+        methods = ["nuts", "advi", "fullrank_advi", "map"]
+    else:
+        p.add_argument("--max-components", type=_positive_int, required=True,
+                       help="largest number of components to try")
+        p.add_argument("--min-components", type=_positive_int, default=1,
+                       help="smallest number of components to try (default 1)")
+        methods = ["nuts", "advi", "fullrank_advi"]
     p.add_argument("--columns", help="comma-separated columns to use (default: all)")
-    p.add_argument("--method", default="nuts", choices=["nuts", "advi", "fullrank_advi", "map"])
+    p.add_argument("--method", default="nuts", choices=methods)
     p.add_argument("--sampler", default="auto",
                    choices=["auto", "pymc", "nutpie", "numpyro", "blackjax"])
     p.add_argument("--draws", type=_positive_int, default=1000)
@@ -240,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="compare Bayesian and EM assignments on a CSV")
     _add_fit_options(compare)
     compare.set_defaults(func=_compare)
+    select = sub.add_parser("select", help="choose the number of components by PSIS-LOO")
+    _add_fit_options(select, components=False)
+    select.set_defaults(func=_select)
     return parser
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["plot_clusters", "plot_density", "plot_pairs", "plot_elbo", "plot_disagreements",
-           "plot_singularity_path"]
+           "plot_singularity_path", "plot_selection"]
 
 
 def _axes(ax):
@@ -309,4 +309,33 @@ def plot_singularity_path(table, ax=None):
                label="Bayesian log posterior")
     right.set_ylabel("log posterior", color="C0")
     ax.set_title("A component collapsing onto one point")
+    return ax
+
+
+def plot_selection(selection, ax=None):
+    """PSIS-LOO ELPD (with two standard errors) against K, and EM's BIC on a twin axis.
+
+    Parameters
+    ----------
+    selection : Selection
+        From :func:`bayesgmm.selection.select_components`.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    t = selection.table
+    ax = _axes(ax)
+    ks = t.index.to_numpy()
+    ax.errorbar(ks, t["elpd_loo"], yerr=2 * t["se"], fmt="o-", color="C0", capsize=3,
+                label="ELPD (PSIS-LOO) +- 2 se")
+    ax.axvline(selection.best, color="C0", ls=":", lw=1)
+    ax.set_xlabel("number of components K")
+    ax.set_ylabel("ELPD (higher is better)", color="C0")
+    ax.set_xticks(ks)
+    right = ax.twinx()
+    right.plot(ks, t["bic_em"], "s--", color="C1", label="EM BIC")
+    right.set_ylabel("EM BIC (lower is better)", color="C1")
+    ax.set_title(f"Choosing K: suggested K = {selection.best}")
     return ax

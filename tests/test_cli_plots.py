@@ -149,3 +149,28 @@ def test_cli_bad_inputs_exit_with_one_line(tmp_path, capsys):
         with pytest.raises(SystemExit) as info:
             main(bad)
         assert info.value.code == 2
+
+
+def test_cli_compare_and_select(blobs, tmp_path, capsys):
+    csv = tmp_path / "data.csv"
+    pd.DataFrame(blobs.X[:200], columns=["a", "b"]).to_csv(csv, index=False)
+    out = tmp_path / "cmp"
+    assert main(["compare", str(csv), "-k", "3", "--method", "map", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Bayes vs EM" in printed and "label agreement" in printed
+    points = pd.read_csv(out / "comparison.csv")
+    assert len(points) == 200 and {"p_bayes", "p_other", "disagree"} <= set(points)
+    assert (out / "disagreements.png").read_bytes()[:4] == b"\x89PNG"
+
+    out = tmp_path / "sel"
+    assert main(["select", str(csv), "--max-components", "3", "--min-components", "2",
+                 "--method", "advi", "--draws", "300", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "suggested K = 3" in printed
+    table = pd.read_csv(out / "selection.csv", index_col=0)
+    assert list(table.index) == [2, 3]
+    assert (out / "selection.png").read_bytes()[:4] == b"\x89PNG"
+    import pytest
+
+    with pytest.raises(SystemExit):  # LOO needs draws: map is not offered
+        main(["select", str(csv), "--max-components", "3", "--method", "map"])
