@@ -44,6 +44,12 @@ def _draws(post):
     return w, means, np.linalg.cholesky(covs)
 
 
+def _thinned(n_draws: int, n_chains: int, max_draws: int) -> np.ndarray:
+    """Draw indices, evenly spread, so that all chains together keep about ``max_draws``."""
+    per_chain = max(1, int(max_draws) // n_chains)
+    return np.unique(np.linspace(0, n_draws - 1, min(per_chain, n_draws)).round().astype(int))
+
+
 def _data(result: xr.DataTree, X) -> tuple[np.ndarray, np.ndarray]:
     d = result["posterior"].sizes["feature"]
     if X is None:
@@ -90,8 +96,7 @@ def responsibilities(fitted, X=None, *, max_draws: int | None = None,
     post = result["posterior"]
     c, s, k = post.sizes["chain"], post.sizes["draw"], post.sizes["component"]
     if max_draws is not None:
-        per_chain = max(1, int(max_draws) // c)
-        draws = np.unique(np.linspace(0, s - 1, min(per_chain, s)).round().astype(int))
+        draws = _thinned(s, c, max_draws)
     else:
         if c * s * X.shape[0] * k > _MAX_ELEMENTS:
             raise MemoryError(
@@ -218,9 +223,7 @@ def coclustering(fitted, X=None, *, max_obs: int = 2000, max_draws: int | None =
     post = result["posterior"]
     c, s = post.sizes["chain"], post.sizes["draw"]
     if max_draws is not None:
-        per_chain = max(1, int(max_draws) // c)
-        post = post.isel(draw=np.unique(np.linspace(0, s - 1, min(per_chain, s)).round()
-                                        .astype(int)))
+        post = post.isel(draw=_thinned(s, c, max_draws))
     w, means, chols = _draws(post)
     n, total = X.shape[0], w.shape[0]
     acc = np.zeros((n, n))
