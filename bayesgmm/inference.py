@@ -235,7 +235,7 @@ def _run_nuts(model, start, *, draws, tune, chains, cores, target_accept, rng, c
 
             posterior, stats = sample_blackjax(
                 model, initvals, draws=draws, tune=tune, chains=chains,
-                target_accept=target_accept, seed=seed)
+                target_accept=target_accept, seed=seed, cores=cores)
             return {"draws": _draws_from_posterior(posterior, k, d, start.order_by),
                     "sample_stats": stats}
         else:
@@ -462,7 +462,7 @@ def fit(
         Parallel chains. Default: nutpie runs ``min(chains, cpu_count)`` chains in threads;
         PyMC's sampler runs them one after the other (worker processes that import PyMC and
         JAX cost more than they save at these sizes); numpyro vectorises them; blackjax
-        runs one compiled chain per thread, ``min(chains, cpu_count)`` at a time.
+        runs one compiled chain per thread, ``min(chains, cpu_count)`` at a time by default.
     sampler : {"auto", "pymc", "nutpie", "numpyro", "blackjax"}, default "auto"
         NUTS implementation; all sample the same model through JAX. "auto" takes the
         fastest installed, as measured here: blackjax, then nutpie, then PyMC's own (see

@@ -1,0 +1,24 @@
+"""The docs cannot drift: the API reference matches the docstrings, links resolve."""
+
+import importlib.util
+import re
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def test_api_reference_is_up_to_date():
+    spec = importlib.util.spec_from_file_location("build_api", DOCS / "build_api.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--check"]) == 0, "run: python docs/build_api.py"
+
+
+def test_every_page_is_linked_and_links_resolve():
+    pages = {p.name for p in DOCS.glob("*.md")}
+    index = (DOCS / "index.md").read_text()
+    linked = set(re.findall(r"\]\(([^)]+\.md)\)", index))
+    assert pages - {"index.md"} == linked
+    for page in DOCS.glob("*.md"):
+        for target in re.findall(r"\]\(([^)#]+\.md)\)", page.read_text()):
+            assert (DOCS / target).exists(), (page.name, target)
