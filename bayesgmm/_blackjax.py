@@ -10,7 +10,8 @@ PyMC:
   :func:`pymc.sampling.jax.get_jaxified_logp`;
 - each chain starts at the unconstrained image of its constrained initial values, computed by
   PyMC's initial-point machinery (:func:`pymc.initial_point.make_initial_point_fn`);
-- the draws are mapped back to the constrained scale by the graph ``model.free_RVs`` as a
+- the draws are mapped back to the constrained scale (and the deterministics computed, as
+  ``pm.sample`` stores them) by the graph of ``model.free_RVs + model.deterministics`` as a
   function of ``model.value_vars``, compiled to JAX by
   :func:`pymc.sampling.jax.get_jaxified_graph`: no inverse transform is written here.
 
@@ -124,7 +125,7 @@ def sample_blackjax(
     Returns
     -------
     posterior : xarray.Dataset
-        One variable per free variable of the model, constrained, with dims
+        One variable per free variable (constrained) and per deterministic, with dims
         (chain, draw, *the variable's dims*).
     sample_stats : xarray.Dataset
         ``diverging``, ``tree_depth``, ``n_steps``, ``acceptance_rate``, ``energy``, ``lp``
@@ -157,15 +158,15 @@ def sample_blackjax(
                              range(chains)))
     raw, stats = jax.tree.map(lambda *xs: np.stack(xs), *outs)
 
-    free_rvs = list(model.free_RVs)
+    stored = list(model.free_RVs) + list(model.deterministics)
     constrain = get_jaxified_graph(inputs=model.value_vars,
-                                   outputs=model.replace_rvs_by_values(free_rvs))
+                                   outputs=model.replace_rvs_by_values(stored))
     values = jax.jit(jax.vmap(jax.vmap(lambda *x: constrain(*x))))(*raw)
 
     coords = {"chain": np.arange(chains), "draw": np.arange(draws)}
     sample_dims = ("chain", "draw")
     data = {}
-    for rv, value in zip(free_rvs, values, strict=True):
+    for rv, value in zip(stored, values, strict=True):
         value = np.asarray(value)
         dims = _dims(model, rv, value.shape[2:])
         data[rv.name] = (sample_dims + dims, value)

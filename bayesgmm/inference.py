@@ -162,11 +162,8 @@ def _quiet_pymc(quiet: bool):
         logger.setLevel(old)
 
 
-def _draws_from_posterior(post: xr.Dataset, k: int, d: int,
-                          order_by: int | None = None) -> dict[str, np.ndarray]:
-    names = ["weights", "mu"] if "mu" in post else ["weights", "mu_order", "mu_rest"]
-    point = {name: post[name].to_numpy() for name in names}
-    point["order_by"] = order_by
+def _draws_from_posterior(post: xr.Dataset, k: int, d: int) -> dict[str, np.ndarray]:
+    point = {name: post[name].to_numpy() for name in ["weights", "mu"]}
     for j in range(k):
         point[f"chol_cov_{j}"] = post[f"chol_cov_{j}"].to_numpy()
     return unpack_point(point, k, d)
@@ -236,7 +233,7 @@ def _run_nuts(model, start, *, draws, tune, chains, cores, target_accept, rng, c
             posterior, stats = sample_blackjax(
                 model, initvals, draws=draws, tune=tune, chains=chains,
                 target_accept=target_accept, seed=seed, cores=cores)
-            return {"draws": _draws_from_posterior(posterior, k, d, start.order_by),
+            return {"draws": _draws_from_posterior(posterior, k, d),
                     "sample_stats": stats}
         else:
             from pymc.sampling.jax import sample_jax_nuts
@@ -247,7 +244,7 @@ def _run_nuts(model, start, *, draws, tune, chains, cores, target_accept, rng, c
                 progressbar=progressbar, chain_method="vectorized",
                 compute_convergence_checks=False, nuts_sampler=sampler,
                 idata_kwargs={"log_likelihood": False})
-    draws_ = _draws_from_posterior(idata["posterior"].to_dataset(), k, d, start.order_by)
+    draws_ = _draws_from_posterior(idata["posterior"].to_dataset(), k, d)
     stats = idata["sample_stats"].to_dataset()
     return {"draws": draws_, "sample_stats": stats}
 
@@ -294,13 +291,8 @@ class _IterateAverage:
                 shared.set_value(self.avg[name].astype(shared.dtype))
 
 
-def _start_sigma(model, scale: float, start_point: dict) -> dict:
-    # Sizes from the start we pass (PyMC's own default initial point fails for D=1:
-    # LKJCholeskyCov with n=1).
-    from pymc.initial_point import make_initial_point_fn
-
-    ip = make_initial_point_fn(model=model, overrides=start_point, jitter_rvs=set(),
-                               return_transformed=True)(0)
+def _start_sigma(model, scale: float) -> dict:
+    ip = model.initial_point()
     return {model.values_to_rvs[vv].name: np.full(np.size(ip[vv.name]), scale)
             for vv in model.value_vars}
 
@@ -325,7 +317,7 @@ def _run_vi(model, start, *, method, draws, max_iter, rng, compile_kwargs, progr
         # for D=1 (LKJCholeskyCov with n=1): give every variable the EM start instead.
         for name, value in start_point.items():
             model.set_initval(model[name], value)
-        inference = pm.ADVI(start=start_point, start_sigma=_start_sigma(model, 0.05, start_point),
+        inference = pm.ADVI(start=start_point, start_sigma=_start_sigma(model, 0.05),
                             random_seed=_seed(rng))
         averager = _IterateAverage()
         approx = inference.fit(max_iter, obj_optimizer=pm.adam(learning_rate=0.02),
@@ -352,7 +344,7 @@ def _run_vi(model, start, *, method, draws, max_iter, rng, compile_kwargs, progr
             # One history for the whole fit: the mean-field phase, then the full-rank one.
             hist = np.concatenate([hist, np.asarray(approx.hist, dtype=float)])
         idata = approx.sample(draws, random_seed=_seed(rng))
-    draws_ = _draws_from_posterior(idata["posterior"].to_dataset(), k, d, start.order_by)
+    draws_ = _draws_from_posterior(idata["posterior"].to_dataset(), k, d)
     return {"draws": draws_, "elbo": -hist}
 
 

@@ -235,13 +235,9 @@ def build_model(
 
 
 def join_ordered(mu_order, mu_rest, order_by: int):
-    """Means (..., K, D) from the ordered feature (..., K) and the others (..., K, D-1).
-
-    Works on PyTensor variables and on NumPy arrays.
-    """
-    stack = pt.concatenate if isinstance(mu_order, pt.TensorVariable) else np.concatenate
-    col = mu_order[..., None]
-    return stack([mu_rest[..., :order_by], col, mu_rest[..., order_by:]], axis=-1)
+    """Means (K, D) from the ordered feature (K,) and the others (K, D-1), in PyTensor."""
+    col = mu_order[:, None]
+    return pt.concatenate([mu_rest[:, :order_by], col, mu_rest[:, order_by:]], axis=-1)
 
 
 def unpack_point(point: dict, n_components: int, n_features: int) -> dict[str, np.ndarray]:
@@ -254,12 +250,8 @@ def unpack_point(point: dict, n_components: int, n_features: int) -> dict[str, n
     packed = np.stack([np.asarray(point[f"chol_cov_{j}"]) for j in range(n_components)], axis=-2)
     chols = np.zeros(packed.shape[:-1] + (d, d))
     chols[..., rows, cols] = packed
-    if "mu" in point:
-        means = np.asarray(point["mu"])
-    else:  # an ordered model whose deterministic was not stored
-        means = join_ordered(np.asarray(point["mu_order"]), np.asarray(point["mu_rest"]),
-                             int(point["order_by"]))
-    return {"weights": np.asarray(point["weights"]), "means": means, "chols": chols}
+    return {"weights": np.asarray(point["weights"]), "means": np.asarray(point["mu"]),
+            "chols": chols}
 
 
 def point_from_params(weights: np.ndarray, means: np.ndarray, chols: np.ndarray,
