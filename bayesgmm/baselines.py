@@ -22,7 +22,7 @@ import numpy as np
 
 from . import _math
 from ._validation import check_data, check_n_components, check_positive_int
-from .diagnostics import ConvergenceWarning, FitWarning
+from .diagnostics import SINGULAR_EIGENVALUE, ConvergenceWarning, FitWarning
 from .inference import _rng, em_start
 from .model import Standardizer, build_model, log_posterior, point_from_params
 
@@ -35,14 +35,19 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 #: scikit-learn's ``init_params``.
 EM_STRATEGIES = ("hierarchical", "kmeans", "k-means++", "random_from_data", "random")
 
-# A component explaining fewer than D + 1 points (weight * N) is degenerate: its ML
-# covariance is singular without the regularisation.
-# Smallest eigenvalue of a component's covariance, in units of the data's feature variances
-# (correlation scale) and without the regularisation EM adds, below which it is degenerate.
-_SINGULAR_EIGENVALUE = 1e-6
+# A component is degenerate when it explains fewer than D + 1 points (weight * N: its ML
+# covariance is singular without the regularisation), or when the smallest eigenvalue of its
+# covariance, in feature-variance units and without the regularisation EM adds, is under
+# diagnostics.SINGULAR_EIGENVALUE (see _degeneracy).
+
 # mclust agglomerates a random subset of this many rows when the data are larger: Ward
 # needs the N (N - 1) / 2 pairwise distances.
 _HIERARCHICAL_SUBSET = 2000
+
+
+def _n_parameters(k: int, d: int) -> int:
+    """Free parameters of a full-covariance mixture: K - 1 + K D + K D (D + 1) / 2."""
+    return int(k - 1 + k * d + k * d * (d + 1) // 2)
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,8 +101,7 @@ class PointEstimate:
     @property
     def n_parameters(self) -> int:
         """Free parameters of a full-covariance mixture: K - 1 + K D + K D (D + 1) / 2."""
-        k, d = self.means.shape
-        return int(k - 1 + k * d + k * d * (d + 1) // 2)
+        return _n_parameters(*self.means.shape)
 
     def _chols(self) -> np.ndarray:
         return np.linalg.cholesky(self.covariances)
@@ -145,8 +149,7 @@ class PointEstimate:
         chols = np.linalg.cholesky(covariances)
         loglik = float(_math.pointwise_loglik(X, weights[None], means[None], chols[None]).sum())
         resp = _math.responsibilities(X, weights[None], means[None], chols[None])[0]
-        k, d = means.shape
-        p = k - 1 + k * d + k * d * (d + 1) // 2
+        p = _n_parameters(*means.shape)
         n = X.shape[0]
         return cls(weights=weights, means=means, covariances=covariances, log_likelihood=loglik,
                    responsibilities=resp, bic=-2.0 * loglik + p * math.log(n),
@@ -258,7 +261,7 @@ def _degeneracy(weights, covariances, n: int, reg: float) -> tuple[bool, int, st
         if counts[j] < d + 1:
             reasons.append((j, f"component {j} explains {counts[j]:.3g} point(s) (weight "
                                f"{weights[j]:.3g})"))
-        elif eig[j] < _SINGULAR_EIGENVALUE:
+        elif eig[j] < SINGULAR_EIGENVALUE:  # the threshold diagnose() uses too
             reasons.append((j, f"component {j} has a near-singular covariance (smallest "
                                f"eigenvalue {max(eig[j], 0.0):.3g} in units of the feature "
                                f"variances)"))
