@@ -39,12 +39,7 @@ def _demo(args) -> int:
     with pd.option_context("display.width", 120, "display.max_columns", 20):
         print(table.to_string())
     table.to_csv(out / "summary.csv")
-    proba = model.predict_proba(X)
-    assignments = X.copy()
-    for k in range(proba.shape[1]):
-        assignments[f"p_{k}"] = proba[:, k]
-    assignments["label"] = proba.argmax(axis=1)
-    assignments["uncertainty"] = 1.0 - proba.max(axis=1)
+    assignments = _assignments_table(model, X)
     assignments["species"] = species
     assignments.to_csv(out / "assignments.csv", index_label="obs")
     ari = adjusted_rand_score(species, assignments["label"])
@@ -84,6 +79,16 @@ def _read_csv(path: str, columns: str | None):
         raise ValueError(f"non-numeric column(s) {non_numeric} in {path}: choose numeric "
                          f"ones with --columns")
     return df
+
+
+def _assignments_table(model, df):
+    """The data with each row's assignment summary beside it (what assignments.csv holds)."""
+    import pandas as pd
+
+    from .assignments import assignment_summary
+
+    return pd.concat([df.reset_index(drop=True),
+                      assignment_summary(model, df).reset_index(drop=True)], axis=1)
 
 
 def _stage(message: str) -> float:
@@ -138,8 +143,6 @@ def _save_plots(model, df, out: Path) -> list[Path]:
 def _fit(args) -> int:
     import pandas as pd
 
-    from .assignments import assignment_summary
-
     df = _read_csv(args.data, args.columns)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -152,8 +155,7 @@ def _fit(args) -> int:
     with pd.option_context("display.width", 120, "display.max_columns", 20):
         print(table.to_string())
     table.to_csv(out / "summary.csv")
-    assignments = pd.concat([df.reset_index(drop=True),
-                             assignment_summary(model, df).reset_index(drop=True)], axis=1)
+    assignments = _assignments_table(model, df)
     assignments.to_csv(out / "assignments.csv", index_label="obs")
     written = [out / "summary.csv", out / "assignments.csv"]
     try:
