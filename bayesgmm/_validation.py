@@ -54,6 +54,7 @@ def check_data(
     feature_names : list of str
     """
     names = None
+    task = "fitting" if n_features is None else "predicting"
     if hasattr(X, "columns") and hasattr(X, "dtypes"):  # pandas DataFrame
         from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
@@ -69,14 +70,15 @@ def check_data(
             mask = X.isna().to_numpy().any(axis=1)
             raise ValueError(
                 f"{name} has missing values in {_describe_rows(mask)}. Drop those rows "
-                f"(X.dropna()) or impute them before fitting."
+                f"(X.dropna()) or impute them before {task}."
             )
         X = X.to_numpy(dtype=np.float64)
     else:
         try:
             arr = np.asarray(X)
         except Exception as exc:  # ragged nested lists and the like
-            raise ValueError(f"{name} could not be read as a 2-D numeric array: {exc}") from exc
+            raise ValueError(f"{name} could not be read as a 2-D numeric array ({exc}). Give "
+                             f"every row the same number of numeric entries.") from exc
         if arr.dtype.kind in "OUSV" or arr.dtype.kind == "b":
             if arr.dtype.kind == "O":
                 try:
@@ -92,8 +94,13 @@ def check_data(
                     f"to floats (np.asarray(X, dtype=float)) or drop non-numeric columns."
                 )
         if arr.dtype.kind == "c":
-            raise TypeError(f"{name} must be real-valued, got complex dtype {arr.dtype}.")
+            raise TypeError(f"{name} must be real-valued, got complex dtype {arr.dtype}. Pass "
+                            f"real numbers, for example X.real, or the real and imaginary parts "
+                            f"as separate columns.")
         X = arr
+    if X.size == 0:
+        raise ValueError(f"{name} is empty (shape {X.shape}); it needs at least one row and one "
+                         f"column.")
     if X.ndim != 2:
         if X.ndim == 1:
             raise ValueError(
@@ -105,15 +112,14 @@ def check_data(
                          f"(shape {X.shape}).")
     X = np.ascontiguousarray(X, dtype=np.float64)
     n, d = X.shape
-    if n == 0 or d == 0:
-        raise ValueError(f"{name} is empty (shape {X.shape}); it needs at least one row and one "
-                         f"column.")
     bad = ~np.isfinite(X)
     if bad.any():
-        kind = "NaN" if np.isnan(X).any() else "infinite values"
+        has_nan, has_inf = bool(np.isnan(X).any()), bool(np.isinf(X).any())
+        kind = ("NaN or infinite values" if has_nan and has_inf
+                else "NaN" if has_nan else "infinite values")
         raise ValueError(
             f"{name} contains {kind} in {_describe_rows(bad.any(axis=1))}. Drop those rows "
-            f"or impute them before fitting."
+            f"or impute them before {task}."
         )
     if n_features is not None and d != n_features:
         raise ValueError(
@@ -128,7 +134,9 @@ def check_data(
     if len(names) != d:
         raise ValueError(f"Got {len(names)} feature names for {d} column(s).")
     if len(set(names)) != d:
-        raise ValueError(f"Feature names must be unique, got {names}.")
+        repeated = sorted({f for f in names if names.count(f) > 1})
+        raise ValueError(f"Feature names must be unique, got {names}: rename or drop the "
+                         f"repeated column(s) {repeated}.")
     if n_components is not None:
         min_rows = max(2, n_components)
         if n < min_rows:

@@ -106,9 +106,13 @@ class PointEstimate:
     def _chols(self) -> np.ndarray:
         return np.linalg.cholesky(self.covariances)
 
+    def _check_X(self, X) -> np.ndarray:
+        """``X`` as a float64 array with as many columns as the means (see check_data)."""
+        return check_data(X, n_features=self.means.shape[1])[0]
+
     def predict_proba(self, X) -> np.ndarray:
         """P(z = k | x) for each row of ``X`` (Bayes' rule with the point estimate)."""
-        X = np.asarray(X, dtype=float)
+        X = self._check_X(X)
         return _math.responsibilities(X, self.weights[None], self.means[None],
                                       self._chols()[None])[0]
 
@@ -118,7 +122,7 @@ class PointEstimate:
 
     def score_samples(self, X) -> np.ndarray:
         """Log density log p(x) of each row under the point estimate."""
-        X = np.asarray(X, dtype=float)
+        X = self._check_X(X)
         return _math.pointwise_loglik(X, self.weights[None], self.means[None],
                                       self._chols()[None])[0]
 
@@ -218,6 +222,21 @@ def _check_number(value, name: str, *, minimum: float, strict: bool) -> float:
         rel = ">" if strict else ">="
         raise ValueError(f"{name} must be a finite number {rel} {minimum}, got {value!r}.")
     return float(value)
+
+
+def _constant_column_advice(X: np.ndarray, names: list[str]) -> str:
+    """Advice for data with constant columns (empty when there are none).
+
+    A constant column gives every component zero variance along it, so the likelihood is
+    unbounded for any number of components: fewer components do not help, dropping it does.
+    """
+    constant = [names[j] for j in range(X.shape[1]) if np.ptp(X[:, j]) == 0]
+    if not constant:
+        return ""
+    return (f"X has constant column(s) {constant}: every component's variance along them is "
+            f"zero, so the likelihood is unbounded for any number of components. Drop those "
+            f"columns, or use the Bayesian fit (BayesianGMM), whose priors keep the variances "
+            f"positive.")
 
 
 def _params_from_labels(Z: np.ndarray, labels: np.ndarray, k: int, reg: float):
@@ -446,7 +465,7 @@ def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: f
     True
     """
     k = check_n_components(n_components)
-    X, _ = check_data(X, n_components=k)
+    X, names = check_data(X, n_components=k)
     n_init = check_positive_int(n_init, "n_init")
     max_iter = check_positive_int(max_iter, "max_iter")
     n_candidates = check_positive_int(n_candidates, "n_candidates")
@@ -501,6 +520,7 @@ def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: f
                   "onto a few points), so its largest values are singularities, not better "
                   "fits. Use the Bayesian fit (BayesianGMM), whose priors remove the "
                   "singularity, or fewer components.")
+        advice = _constant_column_advice(X, names) or advice
         if ok:
             msg = (f"The highest EM log-likelihood ({ll(best_bad):.6g}, start {best_bad}) is a "
                    f"degenerate solution: {starts[best_bad]['degenerate_reason']}. The best "
@@ -722,7 +742,7 @@ def fit_ml_gradient(X, n_components, *, init=None, random_state=None, max_iter: 
     from scipy.optimize import minimize
 
     k = check_n_components(n_components)
-    X, _ = check_data(X, n_components=k)
+    X, names = check_data(X, n_components=k)
     max_iter = check_positive_int(max_iter, "max_iter")
     min_scale = _check_number(min_scale, "min_scale", minimum=0.0, strict=True)
     rng = _rng(random_state)
@@ -791,13 +811,14 @@ def fit_ml_gradient(X, n_components, *, init=None, random_state=None, max_iter: 
         resp = _math.responsibilities(Z, weights[None], means[None], chols[None])[0]
         points = np.flatnonzero(resp[:, j] > 0.5)
         shown = ", ".join(str(p) for p in points[:5]) + (" ..." if points.size > 5 else "")
+        advice = _constant_column_advice(X, names) or (
+            "Maximum likelihood has no answer here: use the Bayesian fit (BayesianGMM), whose "
+            "priors keep components from collapsing, or fewer components.")
         message = (
             f"The likelihood is unbounded: component {j} is collapsing onto data point(s) "
             f"{shown or 'none'} (its smallest standard deviation fell to {scales[j]:.3g} "
             f"feature standard deviations; min_scale={min_scale:g}), and the log-likelihood "
-            f"grows without limit as it shrinks. Maximum likelihood has no answer here: use "
-            f"the Bayesian fit (BayesianGMM), whose priors keep components from collapsing, "
-            f"or fewer components.")
+            f"grows without limit as it shrinks. " + advice)
         info.update(diverged=True, reason=diverged.reason, component=j,
                     min_scale=float(scales[j]), points=points.tolist(), n_iter=len(path) - 1,
                     message=message)

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 __all__ = ["main"]
 
 
@@ -57,28 +59,68 @@ def _demo(args) -> int:
 
 
 def _read_csv(path: str, columns: str | None):
-    """The numeric data of a CSV file, optionally restricted to some columns."""
+    """The numeric data of a CSV file, optionally restricted to some columns.
+
+    Every problem a user can fix in the file or the options is a ValueError (or
+    FileNotFoundError) whose message names the file, the columns or rows at fault, or the
+    option to change.
+    """
     import pandas as pd
 
     file = Path(path)
+    if file.is_dir():
+        raise ValueError(f"{path} is a directory, not a CSV file")
     if not file.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     try:
         df = pd.read_csv(file)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"could not parse {path} as CSV: it is not UTF-8 text ({exc.reason} "
+                         f"at byte {exc.start}); save it as a UTF-8 CSV file") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise ValueError(f"could not parse {path} as CSV: {reason}") from None
-    if columns:
+    if columns is not None:
         wanted = [c.strip() for c in columns.split(",") if c.strip()]
+        if not wanted:
+            raise ValueError(f"--columns {columns!r} names no column; give comma-separated "
+                             f"names from {list(df.columns)}")
+        repeated = sorted({c for c in wanted if wanted.count(c) > 1})
+        if repeated:
+            raise ValueError(f"column(s) {repeated} named more than once in --columns; name "
+                             f"each column once")
         missing = [c for c in wanted if c not in df.columns]
         if missing:
             raise ValueError(f"column(s) {missing} not in {path}; it has {list(df.columns)}")
         df = df[wanted]
-    non_numeric = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
+    if df.shape[0] == 0:
+        raise ValueError(f"{path} has no data rows (only a header); it needs one row per "
+                         f"observation below the header")
+    non_numeric = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])
+                   or pd.api.types.is_bool_dtype(df[c])]
     if non_numeric:
         raise ValueError(f"non-numeric column(s) {non_numeric} in {path}: choose numeric "
                          f"ones with --columns")
+    values = df.to_numpy(dtype=float, na_value=np.nan)
+    for bad, what in ((np.isnan(values), "missing values"),
+                      (np.isinf(values), "infinite values")):
+        if bad.any():
+            cols = [str(c) for c, b in zip(df.columns, bad.any(axis=0), strict=True) if b]
+            rows = np.flatnonzero(bad.any(axis=1)) + 1
+            shown = ", ".join(str(r) for r in rows[:5])
+            more = f" and {rows.size - 5} more" if rows.size > 5 else ""
+            raise ValueError(f"{path} has {what} in column(s) {cols}, data row(s) {shown}{more} "
+                             f"(counting from 1 below the header): fill in or remove those "
+                             f"rows, or leave the column(s) out with --columns")
     return df
+
+
+def _check_rows(df, path: str, n_components: int, option: str) -> None:
+    """Refuse data with fewer rows than the fit needs, naming the option to lower."""
+    need = max(2, n_components)
+    if df.shape[0] < need:
+        raise ValueError(f"{path} has {df.shape[0]} data row(s), but fitting {n_components} "
+                         f"component(s) needs at least {need}: lower {option} or add rows")
 
 
 def _assignments_table(model, df):
@@ -144,6 +186,7 @@ def _fit(args) -> int:
     import pandas as pd
 
     df = _read_csv(args.data, args.columns)
+    _check_rows(df, args.data, args.components, "--components")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = _stage(f"Fitting {args.components} components to {df.shape[0]} rows x "
@@ -174,6 +217,7 @@ def _compare(args) -> int:
     from .plotting import plot_disagreements
 
     df = _read_csv(args.data, args.columns)
+    _check_rows(df, args.data, args.components, "--components")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = _stage(f"Fitting {args.components} components by {args.method} and by EM ...")
@@ -208,6 +252,10 @@ def _select(args) -> int:
     from .selection import select_components
 
     df = _read_csv(args.data, args.columns)
+    if args.min_components > args.max_components:
+        raise ValueError(f"--min-components ({args.min_components}) must not exceed "
+                         f"--max-components ({args.max_components})")
+    _check_rows(df, args.data, args.max_components, "--max-components")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = _stage(f"Fitting K = {args.min_components}..{args.max_components} by {args.method} "
@@ -245,7 +293,7 @@ def _add_fit_options(p: argparse.ArgumentParser, components: bool = True) -> Non
     p.add_argument("--draws", type=_positive_int, default=1000)
     p.add_argument("--tune", type=_positive_int, default=1000)
     p.add_argument("--chains", type=_positive_int, default=2)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--progress", action="store_true", help="show the samplers' progress bars")
     p.add_argument("--out", default="out", help="output folder (default: out)")
 
@@ -260,17 +308,35 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr (exit status 2), no usage."""
+
+    def error(self, message: str):
+        """Print ``prog: error: message (see 'prog --help')`` and exit with status 2."""
+        text = " ".join(message.split())
+        self.exit(2, f"{self.prog}: error: {text} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``bayesgmm`` command."""
-    parser = argparse.ArgumentParser(prog="bayesgmm",
-                                     description="Bayesian Gaussian mixture models.")
+    parser = _Parser(prog="bayesgmm", description="Bayesian Gaussian mixture models.")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="fit the iris data, print a summary, write plots")
     demo.add_argument("--out", default="out", help="output folder (default: out)")
     demo.add_argument("--method", default="nuts", choices=["nuts", "advi", "fullrank_advi", "map"])
     demo.add_argument("--draws", type=int, default=1000)
     demo.add_argument("--tune", type=int, default=1000)
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=_seed, default=0)
     demo.set_defaults(func=_demo)
     fit = sub.add_parser("fit", help="fit a CSV file; write summary, assignments, fit, plots")
     _add_fit_options(fit)
