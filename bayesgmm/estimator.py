@@ -179,6 +179,13 @@ class BayesianGMM(BaseEstimator):
     # ------------------------------------------------------------------ prediction
     def _check_X(self, X) -> np.ndarray:
         check_is_fitted(self, "idata_")
+        fitted = [str(f) for f in self.feature_names_in_]
+        if hasattr(X, "columns") and fitted != [f"x{j}" for j in range(len(fitted))]:
+            given = [str(c) for c in X.columns]
+            if given != fitted:
+                raise ValueError(
+                    f"X has columns {given}, but the model was fitted on {fitted}: pass the "
+                    f"same columns in the same order, X[{fitted}].")
         X, _ = check_data(X, n_features=self.n_features_in_)
         return X
 

@@ -78,8 +78,12 @@ class _Start:
 def _rng(random_state) -> np.random.Generator:
     if isinstance(random_state, np.random.Generator):
         return random_state
-    if random_state is None or isinstance(random_state, (int, np.integer)):
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        if random_state < 0:
+            raise ValueError(f"random_state must be a non-negative integer, got {random_state}.")
         return np.random.default_rng(random_state)
+    if random_state is None:
+        return np.random.default_rng()
     raise TypeError(
         "random_state must be None, an int or a numpy Generator, got "
         f"{type(random_state).__name__}."
