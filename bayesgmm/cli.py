@@ -270,7 +270,25 @@ def _select(args) -> int:
     ax = plot_selection(sel)
     ax.figure.savefig(out / "selection.png", dpi=100)
     plt.close(ax.figure)
-    print(f"Wrote {out / 'selection.csv'}, {out / 'selection.png'}")
+    written = [out / "selection.csv", out / "selection.png"]
+    if args.sparse:
+        from .plotting import plot_nonempty
+        from .selection import sparse_mixture
+
+        t0 = _stage(f"Fitting an overfitted mixture (K = {args.max_components}, sparse "
+                    f"Dirichlet({args.concentration:g})) by {args.method} ...")
+        sparse = sparse_mixture(df, args.max_components, concentration=args.concentration,
+                                method=args.method, draws=args.draws, tune=args.tune,
+                                chains=args.chains, sampler=args.sampler,
+                                random_state=args.seed, progressbar=args.progress)
+        print(f"  done in {time.perf_counter() - t0:.1f} s")
+        print(sparse)
+        sparse.table.to_csv(out / "nonempty.csv")
+        ax = plot_nonempty(sparse)
+        ax.figure.savefig(out / "nonempty.png", dpi=100)
+        plt.close(ax.figure)
+        written += [out / "nonempty.csv", out / "nonempty.png"]
+    print("Wrote " + ", ".join(str(p) for p in written))
     return 0
 
 
@@ -305,6 +323,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _concentration(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must lie in (0, 1), got {value:g}")
     return value
 
 
@@ -346,6 +374,12 @@ def build_parser() -> argparse.ArgumentParser:
     compare.set_defaults(func=_compare)
     select = sub.add_parser("select", help="choose the number of components by PSIS-LOO")
     _add_fit_options(select, components=False)
+    select.add_argument("--sparse", action="store_true",
+                        help="also fit one overfitted mixture with K = --max-components and a "
+                             "sparse Dirichlet prior, and report the posterior of the number "
+                             "of non-empty components")
+    select.add_argument("--concentration", type=_concentration, default=0.01,
+                        help="Dirichlet concentration for --sparse (default 0.01)")
     select.set_defaults(func=_select)
     return parser
 

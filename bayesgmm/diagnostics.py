@@ -11,6 +11,10 @@ NUTS checks (divergences, tree depth, R-hat, ESS) a mixture needs its own:
   have the same distribution in every chain; its R-hat says whether it does.
 * **empty components** (under one observation on average) and **near-singular covariances**
   (a direction with almost no spread, in units of the data's standard deviation).
+* **sparse Dirichlet priors** (``weight_concentration < 1``, an overfitted mixture): empty
+  components are then the intended result, not a problem. Their parameters only sample
+  their prior and have no meaningful R-hat, so R-hat, ESS and the chain permutations are
+  computed over the non-empty components.
 * **VI**: the ELBO must have stopped rising. **MAP**: the optimiser must have converged.
 
 :func:`diagnose` returns all of it as a :class:`Diagnostics` object; :func:`check` also
@@ -79,7 +83,8 @@ class Diagnostics:
     treedepth_fraction : float or None
         Fraction of draws that hit the maximum tree depth (NUTS, where recorded).
     max_rhat, min_ess_bulk, min_ess_tail : float or None
-        Over weights, means and sigmas, after relabelling (NUTS with two or more chains).
+        Over weights, means and sigmas, after relabelling (NUTS with two or more chains);
+        over the ``checked_components`` only.
     loglik_rhat : float or None
         R-hat of the label-free total log-likelihood log p(X | theta) across chains.
     chain_permutations : ndarray of shape (n_chains, K)
@@ -93,6 +98,12 @@ class Diagnostics:
         (the covariance divided by the data's feature standard deviations).
     elbo_converged : bool or None
     optimizer_converged : bool or None
+    sparse : bool
+        The weights have a sparse Dirichlet prior (concentration below 1).
+    checked_components : ndarray of int
+        The components R-hat, ESS and chain permutations were computed over: all of them,
+        or with a sparse prior, those whose median weight is worth at least one
+        observation.
     problems : list of Problem
     """
 
@@ -112,6 +123,8 @@ class Diagnostics:
     relabelled_fraction: np.ndarray | None = None
     elbo_converged: bool | None = None
     optimizer_converged: bool | None = None
+    sparse: bool = False
+    checked_components: np.ndarray | None = None
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -136,6 +149,9 @@ class Diagnostics:
             f"  smallest covariance eigenvalue (feature-sd units): "
             f"{[float(f'{v:.2g}') for v in self.min_eigenvalue]}",
         ]
+        if self.sparse and self.checked_components is not None:
+            lines.append(f"  sparse Dirichlet prior: R-hat and ESS over the non-empty "
+                         f"components {self.checked_components.tolist()}")
         if self.elbo_converged is not None:
             lines.append(f"  ELBO converged: {self.elbo_converged}")
         if self.optimizer_converged is not None:
@@ -151,7 +167,7 @@ class Diagnostics:
         p.text(str(self))
 
 
-def _rhat_ess(result: xr.DataTree, var_names) -> tuple[float, float, float]:
+def _rhat_ess(post: xr.Dataset, var_names) -> tuple[float, float, float]:
     """Worst R-hat, bulk ESS and tail ESS over the named variables.
 
     Elements that are exactly constant over all draws (the weight of a one-component
@@ -159,7 +175,7 @@ def _rhat_ess(result: xr.DataTree, var_names) -> tuple[float, float, float]:
     """
     import arviz_stats as azs
 
-    post = result["posterior"]
+    post = post[list(var_names)]
     constant = {v: (post[v].max(("chain", "draw")) == post[v].min(("chain", "draw"))).to_numpy()
                 for v in var_names}
 
@@ -175,9 +191,9 @@ def _rhat_ess(result: xr.DataTree, var_names) -> tuple[float, float, float]:
         return max(values) if worst_is_max else min(values)
 
     with np.errstate(invalid="ignore", divide="ignore"):
-        rhat = azs.rhat(result, var_names=list(var_names))
-        bulk = azs.ess(result, var_names=list(var_names), method="bulk")
-        tail = azs.ess(result, var_names=list(var_names), method="tail")
+        rhat = azs.rhat(post)
+        bulk = azs.ess(post, method="bulk")
+        tail = azs.ess(post, method="tail")
     return extreme(rhat, True), extreme(bulk, False), extreme(tail, False)
 
 
@@ -235,23 +251,36 @@ def diagnose(result: xr.DataTree) -> Diagnostics:
              else np.ones(post.sizes["feature"]))
     cov = post["covariances"].mean(("chain", "draw")).to_numpy() / np.outer(scale, scale)
     min_eig = np.linalg.eigvalsh(cov)[:, 0]
-    perms = (_chain_permutations(post) if n_chains > 1
-             else np.arange(k)[None, :])
+    sparse = float(attrs.get("bayesgmm_weight_concentration", 1.0)) < 1.0
+    occupied = (mean_w * n_obs >= 1.0) if n_obs is not None else np.ones(k, bool)
+    if sparse and n_obs is not None:
+        # An empty component's weight is heavy-tailed (rare excursions dominate its mean):
+        # call it occupied when its median weight is worth one observation.
+        occupied = post["weights"].median(("chain", "draw")).to_numpy() * n_obs >= 1.0
+    # With a sparse prior, empty components roam their prior: leave them out of R-hat, ESS
+    # and the chain matching (none of which means anything for them).
+    checked = np.flatnonzero(occupied) if sparse and method != "map" else np.arange(k)
+    sub = post.to_dataset().isel(component=checked)
+    perms = np.tile(np.arange(k), (n_chains, 1))
+    if n_chains > 1:
+        perms[:, checked] = checked[_chain_permutations(sub)]
     diag = Diagnostics(method=method, sampler=sampler, n_chains=n_chains, n_draws=n_draws,
-                       mean_weights=mean_w, min_eigenvalue=min_eig, chain_permutations=perms)
+                       mean_weights=mean_w, min_eigenvalue=min_eig, chain_permutations=perms,
+                       sparse=sparse, checked_components=checked)
     problems = diag.problems
 
-    if n_obs is not None:
-        empty = np.flatnonzero(mean_w * n_obs < 1.0)
+    if n_obs is not None and checked.size == k:
+        empty = np.flatnonzero(~occupied)
         if empty.size:
             problems.append(Problem(
                 "empty component",
                 f"Component(s) {empty.tolist()} are empty (posterior mean weight "
                 f"{np.round(mean_w[empty], 5).tolist()}, under one observation). The data "
                 f"support fewer components: reduce n_components (or use a sparse Dirichlet, "
-                f"Priors(weight_concentration=0.1), to let the fit switch them off).",
+                f"Priors(weight_concentration=0.01), with method='nuts' or 'advi', to let "
+                f"the fit switch them off: see bayesgmm.selection.sparse_mixture).",
                 FitWarning))
-    singular = np.flatnonzero(min_eig < SINGULAR_EIGENVALUE)
+    singular = checked[min_eig[checked] < SINGULAR_EIGENVALUE]
     if singular.size:
         problems.append(Problem(
             "near-singular covariance",
@@ -296,12 +325,17 @@ def diagnose(result: xr.DataTree) -> Diagnostics:
                 "tree depth",
                 f"{diag.treedepth_fraction:.1%} of draws hit the maximum tree depth: the "
                 f"sampler takes very long trajectories (a badly scaled or strongly correlated "
-                f"posterior). Tune longer, reduce n_components, or strengthen the priors.",
+                f"posterior). Tune longer, reduce n_components, or strengthen the priors."
+                + (" With a sparse Dirichlet prior this is expected: an empty component's log "
+                   "weight has a posterior spread of about 1/weight_concentration. The "
+                   "non-empty components and their number remain usable when R-hat and ESS "
+                   "(computed on them) pass; fewer components make it faster."
+                   if sparse else ""),
                 ConvergenceWarning))
 
     if method == "nuts" and n_chains > 1 and n_draws >= 4:
         diag.max_rhat, diag.min_ess_bulk, diag.min_ess_tail = _rhat_ess(
-            result, ("weights", "means", "sigmas"))
+            sub, ("weights", "means", "sigmas"))
         if "log_likelihood" in result.children:
             import arviz_stats as azs
 

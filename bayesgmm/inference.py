@@ -94,17 +94,11 @@ def _seed(rng: np.random.Generator) -> int:
     return int(rng.integers(0, 2**31 - 1))
 
 
-def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
-             random_state: int | None = None) -> _Start:
-    """Best of ``n_init`` EM runs (scikit-learn, full covariances) on standardised data.
-
-    The covariances are regularised (1e-3 on the diagonal, in feature standard deviations),
-    and weights kept above 1e-3, so the start lies inside the support of the priors.
-    """
+def _em(Z: np.ndarray, k: int, n_init: int, random_state: int | None):
+    """Best of ``n_init`` scikit-learn EM runs: (weights, means, covariances, BIC)."""
     from sklearn.exceptions import ConvergenceWarning as SkConvergenceWarning
     from sklearn.mixture import GaussianMixture
 
-    k = n_components
     d = Z.shape[1]
     gm = GaussianMixture(n_components=k, covariance_type="full", n_init=n_init, reg_covar=1e-3,
                          max_iter=500, random_state=random_state)
@@ -112,12 +106,45 @@ def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
         warnings.simplefilter("ignore", SkConvergenceWarning)
         try:
             gm.fit(Z)
-            weights, means, covs = gm.weights_, gm.means_, gm.covariances_
+            return gm.weights_, gm.means_, gm.covariances_, gm.bic(Z)
         except ValueError:  # degenerate data (e.g. fewer distinct rows than components)
             rng = np.random.default_rng(random_state)
             means = Z[rng.choice(Z.shape[0], size=k, replace=Z.shape[0] < k)]
-            weights = np.full(k, 1.0 / k)
             covs = np.repeat(np.eye(d)[None] * 0.25, k, axis=0)
+            return np.full(k, 1.0 / k), means, covs, np.inf
+
+
+def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
+             random_state: int | None = None, sparse: bool = False) -> _Start:
+    """Best of ``n_init`` EM runs (scikit-learn, full covariances) on standardised data.
+
+    The covariances are regularised (1e-3 on the diagonal, in feature standard deviations),
+    and weights kept above 1e-3, so the start lies inside the support of the priors.
+
+    ``sparse=True`` (a sparse Dirichlet prior on the weights: an overfitted mixture) starts
+    where such a posterior puts its mass: EM with the number of components K' <= K that
+    has the lowest BIC, padded with K - K' empty components of weight 1e-3, each as wide
+    as the data (identity covariance on the standardised scale) and near its centre. A wide
+    component explains no point better than the fitted ones, so the likelihood pushes its
+    weight down; empty components started on data points with narrow covariances were
+    pulled into the clusters instead (N=200, K=8: all eight filled, and NUTS did not empty
+    them again), and a K-way split of the data would leave NUTS to merge components across
+    low-probability valleys.
+    """
+    k = n_components
+    d = Z.shape[1]
+    if sparse and k > 1:
+        fits = [_em(Z, j, n_init, random_state) for j in range(1, k + 1)]
+        best = int(np.argmin([f[3] for f in fits]))
+        weights, means, covs, _ = fits[best]
+        pad = k - weights.size
+        if pad:
+            rng = np.random.default_rng(random_state)
+            weights = np.concatenate([weights * (1 - pad * 1e-3), np.full(pad, 1e-3)])
+            means = np.concatenate([means, 0.1 * rng.standard_normal((pad, d))])
+            covs = np.concatenate([covs, np.repeat(np.eye(d)[None], pad, 0)])
+    else:
+        weights, means, covs, _ = _em(Z, k, n_init, random_state)
     weights = np.maximum(weights, 1e-3)
     weights = weights / weights.sum()
     covs = 0.5 * (covs + np.swapaxes(covs, -1, -2)) + 1e-6 * np.eye(d)
@@ -540,7 +567,8 @@ def fit(
     n, d = X.shape
     std = Standardizer.fit(X)
     Z = std.transform(X)
-    start = em_start(Z, k, n_init=n_init, random_state=_seed(rng))
+    start = em_start(Z, k, n_init=n_init, random_state=_seed(rng),
+                     sparse=priors.weight_concentration < 1)
     order_by = _resolve_order_by(order_by, names, start, k)
     start = start.ordered(order_by)
     use_batches = batch_size is not None and batch_size < n
@@ -637,6 +665,7 @@ def _assemble(X, names, std, start, out, *, method, sampler, priors,
         "bayesgmm_method": method,
         "bayesgmm_sampler": sampler if method == "nuts" else "",
         "bayesgmm_priors": repr(priors),
+        "bayesgmm_weight_concentration": priors.weight_concentration,
         "bayesgmm_order_by": "" if start.order_by is None else str(names[start.order_by]),
     }
     posterior = xr.Dataset(

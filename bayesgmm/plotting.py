@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["plot_clusters", "plot_density", "plot_pairs", "plot_elbo", "plot_disagreements",
-           "plot_singularity_path", "plot_selection"]
+           "plot_singularity_path", "plot_selection", "plot_nonempty"]
 
 
 def _axes(ax):
@@ -338,4 +338,30 @@ def plot_selection(selection, ax=None):
     right.plot(ks, t["bic_em"], "s--", color="C1", label="EM BIC")
     right.set_ylabel("EM BIC (lower is better)", color="C1")
     ax.set_title(f"Choosing K: suggested K = {selection.best}")
+    return ax
+
+
+def plot_nonempty(result, ax=None):
+    """Posterior of the number of non-empty components of an overfitted (sparse) mixture.
+
+    Parameters
+    ----------
+    result : SparseMixture
+        From :func:`bayesgmm.selection.sparse_mixture`.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    t = result.table
+    ax = _axes(ax)
+    ks = t.index.to_numpy()
+    ax.bar(ks, t["probability"], color="C0")
+    ax.set_xticks(ks)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("number of non-empty components K+")
+    ax.set_ylabel("posterior probability")
+    ax.set_title(f"Overfitted mixture, K = {ks.max()}, Dirichlet({result.concentration:g}): "
+                 f"most probable K+ = {result.best}", fontsize="medium")
     return ax

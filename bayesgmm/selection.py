@@ -7,6 +7,13 @@ point). EM's BIC and AIC for the same K are shown beside it, for reference.
 
 The rule it suggests: the smallest K whose ELPD is within two standard errors of the
 difference from the best K (a larger K must earn its extra parameters).
+
+:func:`sparse_mixture` answers the same question with one fit instead of many: an
+overfitted mixture (K larger than needed) with a sparse Dirichlet prior on the weights
+(concentration much less than 1, Malsiner-Walli, Fruhwirth-Schnatter and Grun 2016; Rousseau
+and Mengersen 2011) empties the components the data do not need, and the posterior of the
+number of non-empty components K+ (components holding at least one point, with the
+assignments drawn from P(z | x, theta) in every posterior draw) is the answer.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import pandas as pd
 
 from ._validation import check_data, check_positive_int
 
-__all__ = ["select_components", "Selection"]
+__all__ = ["select_components", "Selection", "sparse_mixture", "SparseMixture"]
 
 
 @dataclass
@@ -137,3 +144,168 @@ def select_components(X, max_components: int, *, min_components: int = 1,
     suggested = int(next(k for k in table.index
                          if table.loc[k, "elpd_diff"] >= -n_se * table.loc[k, "dse"]))
     return Selection(table=table, best=suggested, fits=fits)
+
+
+@dataclass
+class SparseMixture:
+    """The result of :func:`sparse_mixture`.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        Index ``n_nonempty`` (1 .. K); column ``probability``, the posterior probability
+        that exactly that many components hold at least one point.
+    best : int
+        The most probable number of non-empty components.
+    n_nonempty : xarray.DataArray
+        K+ in every (thinned) posterior draw, dims (chain, draw).
+    model : BayesianGMM
+        The overfitted fit (its empty components sample their prior).
+    concentration : float
+        The Dirichlet concentration used.
+    """
+
+    table: pd.DataFrame
+    best: int
+    n_nonempty: object = field(repr=False)
+    model: object = field(repr=False)
+    concentration: float = 0.01
+
+    def __str__(self) -> str:
+        k = self.model.n_components
+        shown = self.table[self.table["probability"] > 0]
+        lines = [f"Overfitted mixture: K = {k}, sparse Dirichlet({self.concentration:g}) "
+                 f"weights; posterior of the number of non-empty components "
+                 f"(most probable: {self.best})",
+                 shown.round(3).to_string()]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _count_nonempty(resp: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Draw z_n ~ Categorical(resp[..., n, :]) and count the distinct components.
+
+    ``resp`` has shape (..., N, K); returns K+ with shape (...).
+    """
+    k = resp.shape[-1]
+    u = rng.random(resp.shape[:-1] + (1,))
+    z = np.minimum((np.cumsum(resp, axis=-1) < u).sum(axis=-1), k - 1)
+    occupied = np.zeros(resp.shape[:-2] + (k,), dtype=bool)
+    np.put_along_axis(occupied, z, True, axis=-1)
+    return occupied.sum(axis=-1)
+
+
+def _nonempty_per_draw(result, max_draws: int, rng: np.random.Generator):
+    """K+ in evenly thinned draws, as a DataArray (chain, draw); memory bounded by chunks."""
+    import xarray as xr
+
+    from . import _math
+    from .assignments import _thinned
+
+    post = result["posterior"]
+    X = result["observed_data"]["x"].to_numpy()
+    c, s_, k = post.sizes["chain"], post.sizes["draw"], post.sizes["component"]
+    draws = _thinned(s_, c, max_draws)
+    weights = post["weights"].to_numpy()[:, draws]
+    means = post["means"].to_numpy()[:, draws]
+    chols = _math.cholesky(post["covariances"].to_numpy()[:, draws])
+    flat = weights.shape[0] * weights.shape[1]
+    weights, means, chols = (a.reshape((flat,) + a.shape[2:]) for a in (weights, means, chols))
+    counts = np.empty(flat, dtype=int)
+    step = max(1, int(4e6 // (X.shape[0] * k)))
+    for i in range(0, flat, step):
+        sl = slice(i, i + step)
+        resp = _math.responsibilities(X, weights[sl], means[sl], chols[sl])
+        counts[sl] = _count_nonempty(resp, rng)
+    return xr.DataArray(counts.reshape(c, draws.size), dims=("chain", "draw"),
+                        coords={"chain": post["chain"].to_numpy(),
+                                "draw": post["draw"].to_numpy()[draws]}, name="n_nonempty")
+
+
+def sparse_mixture(X, max_components: int = 10, *, concentration: float = 0.01,
+                   method: str = "nuts", max_draws: int = 1000, random_state=None,
+                   **fit_kwargs) -> SparseMixture:
+    """Fit an overfitted mixture with a sparse Dirichlet prior; report how many components fill.
+
+    Parameters
+    ----------
+    X : array-like or DataFrame of shape (n_samples, n_features)
+    max_components : int, default 10
+        K of the overfitted mixture: an upper bound on the number of clusters.
+    concentration : float, default 0.01
+        Dirichlet concentration of the weights; much less than 1 (Malsiner-Walli et al.
+        recommend 0.01) so that superfluous components empty rather than split clusters.
+        An empty component's log weight then has a posterior spread of about
+        1/concentration, which NUTS explores with long trajectories: expect a tree-depth
+        warning and a fit several times slower than one with the right K.
+    method : {"nuts", "advi", "fullrank_advi"}, default "nuts"
+        VI is faster, but a mean-field approximation stays near its start (the BIC-best EM
+        solution padded with empty components), so its K+ mostly echoes BIC.
+    max_draws : int, default 1000
+        Posterior draws (spread over the chains) in which the assignments are drawn.
+    random_state : int, optional
+        Seed of the fit and of the assignment draws.
+    **fit_kwargs
+        Passed to :class:`bayesgmm.BayesianGMM` (draws, tune, chains, other priors, ...).
+
+    Returns
+    -------
+    SparseMixture
+        Printing it shows the posterior of K+.
+
+    Warns
+    -----
+    FitWarning
+        When the posterior puts more than 5% on all K components filled: K is too small to
+        be an upper bound.
+
+    Notes
+    -----
+    The fit starts from the EM solution with the lowest BIC over 1..K components, padded
+    with empty components (see :func:`bayesgmm.inference.em_start`), and its diagnostics
+    compute R-hat and ESS over the non-empty components only.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesgmm.selection import sparse_mixture
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(-4, 1, (60, 1)), rng.normal(4, 1, (60, 1))])
+    >>> result = sparse_mixture(X, 4, method="advi", draws=400, random_state=0)
+    >>> result.best
+    2
+    """
+    from .diagnostics import FitWarning
+    from .estimator import BayesianGMM
+    from .inference import _rng, _seed
+    from .priors import Priors
+
+    k = check_positive_int(max_components, "max_components")
+    if k < 2:
+        raise ValueError(f"max_components must be at least 2 for an overfitted mixture, "
+                         f"got {k}.")
+    if method == "map":
+        raise ValueError("A sparse Dirichlet prior makes the MAP ill-posed (the density is "
+                         "unbounded as a weight goes to 0): use method='nuts' or 'advi'.")
+    if not (isinstance(concentration, (int, float)) and 0 < concentration < 1):
+        raise ValueError(f"concentration must lie in (0, 1) for a sparse mixture, got "
+                         f"{concentration!r}; 0.01 is the usual choice.")
+    rng = _rng(random_state)
+    priors = Priors.coerce(fit_kwargs.pop("priors", None)).replace(
+        weight_concentration=float(concentration))
+    model = BayesianGMM(k, method=method, priors=priors, random_state=_seed(rng),
+                        **fit_kwargs).fit(X)
+    counts = _nonempty_per_draw(model.idata_, check_positive_int(max_draws, "max_draws"), rng)
+    n_nonempty, counts = counts, counts.to_numpy()
+    probs = np.bincount(counts.ravel(), minlength=k + 1)[1:] / counts.size
+    table = pd.DataFrame({"probability": probs},
+                         index=pd.Index(np.arange(1, k + 1), name="n_nonempty"))
+    if probs[-1] > 0.05:
+        warnings.warn(
+            f"All {k} components hold points in {probs[-1]:.0%} of the draws: K = {k} is "
+            f"not an upper bound on the number of clusters. Increase max_components.",
+            FitWarning, stacklevel=2)
+    return SparseMixture(table=table, best=int(np.argmax(probs)) + 1, n_nonempty=n_nonempty,
+                         model=model, concentration=float(concentration))

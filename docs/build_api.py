@@ -19,12 +19,13 @@ MODULES = {
                  "LabelSwitchingWarning", "DataWarning"],
     "bayesgmm.assignments": ["responsibilities", "assignment_summary", "coclustering"],
     "bayesgmm.baselines": ["PointEstimate", "fit_em", "fit_ml_gradient", "singularity_path"],
-    "bayesgmm.selection": ["select_components", "Selection"],
+    "bayesgmm.selection": ["select_components", "Selection", "sparse_mixture", "SparseMixture"],
     "bayesgmm.diagnostics": ["Diagnostics", "Problem", "check"],
     "bayesgmm.relabel": ["stephens_permutations", "pivot_permutations", "gaussian_kl_cost",
                          "apply_permutations"],
     "bayesgmm.plotting": ["plot_clusters", "plot_density", "plot_pairs", "plot_elbo",
-                          "plot_disagreements", "plot_singularity_path", "plot_selection"],
+                          "plot_disagreements", "plot_singularity_path", "plot_selection",
+                          "plot_nonempty"],
     "bayesgmm.datasets": ["make_mixture", "load_iris"],
 }
 OUT = Path(__file__).resolve().parent / "api.md"

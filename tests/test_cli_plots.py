@@ -6,6 +6,7 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
 
 from bayesgmm import BayesianGMM  # noqa: E402
 from bayesgmm.cli import main  # noqa: E402
@@ -163,14 +164,20 @@ def test_cli_compare_and_select(blobs, tmp_path, capsys):
     assert (out / "disagreements.png").read_bytes()[:4] == b"\x89PNG"
 
     out = tmp_path / "sel"
-    assert main(["select", str(csv), "--max-components", "3", "--min-components", "2",
-                 "--method", "advi", "--draws", "300", "--out", str(out)]) == 0
+    assert main(["select", str(csv), "--max-components", "4", "--min-components", "3",
+                 "--method", "advi", "--draws", "300", "--sparse", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "suggested K = 3" in printed
     table = pd.read_csv(out / "selection.csv", index_col=0)
-    assert list(table.index) == [2, 3]
+    assert list(table.index) == [3, 4]
     assert (out / "selection.png").read_bytes()[:4] == b"\x89PNG"
-    import pytest
-
+    # --sparse: one overfitted K=4 fit; the posterior of K+ is written and drawn.
+    assert "non-empty components (most probable: 3)" in printed
+    nonempty = pd.read_csv(out / "nonempty.csv", index_col=0)
+    assert list(nonempty.index) == [1, 2, 3, 4]
+    assert nonempty["probability"].sum() == pytest.approx(1.0)
+    assert (out / "nonempty.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(SystemExit):
+        main(["select", str(csv), "--max-components", "4", "--sparse", "--concentration", "2"])
     with pytest.raises(SystemExit):  # LOO needs draws: map is not offered
         main(["select", str(csv), "--max-components", "3", "--method", "map"])

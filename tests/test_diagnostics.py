@@ -92,12 +92,20 @@ def test_divergences_and_tree_depth_are_reported(nuts_fit):
     depth = stats[depth_name].to_numpy().copy()
     depth[:, :50] = 10 if depth_name == "tree_depth" else True  # 5% of draws at the maximum
     new[depth_name] = depth
-    diag = diagnose(replaced(dt, "sample_stats", **new))
+    broken = replaced(dt, "sample_stats", **new)
+    diag = diagnose(broken)
     assert diag.n_divergent == 7
     assert diag.treedepth_fraction == pytest.approx(0.05, abs=0.01)
     assert {"divergences", "tree depth"} <= kinds(diag)
     messages = " ".join(p.message for p in diag.problems)
     assert "target_accept" in messages
+    # What a fit shows the user: one warning per problem, each with its advice.
+    with pytest.warns(ConvergenceWarning) as record:
+        check(broken)
+    shown = [str(w.message) for w in record]
+    assert any(m.startswith("7 divergent") and "increase target_accept" in m for m in shown)
+    assert any(m.startswith("5.0% of draws hit the maximum tree depth") and "Tune longer" in m
+               for m in shown)
 
 
 def test_too_few_draws_report_ess_and_rhat(blobs):

@@ -1,11 +1,12 @@
-"""Choosing K by PSIS-LOO, with EM's BIC beside it."""
+"""Choosing K by PSIS-LOO, with EM's BIC beside it, and by an overfitted sparse mixture."""
 
 import warnings
 
+import numpy as np
 import pytest
 
 from bayesgmm import FitWarning
-from bayesgmm.selection import select_components
+from bayesgmm.selection import select_components, sparse_mixture
 
 
 def check_three_is_chosen(sel):
@@ -48,3 +49,73 @@ def test_selection_bad_input(blobs):
         select_components(blobs.X, 2, method="map")
     with pytest.raises(ValueError, match="max_components"):
         select_components(blobs.X, 0)
+
+
+# ---------------------------------------------------------------- the overfitted mixture
+
+
+def test_count_nonempty_matches_the_exact_distribution():
+    # N = 4 points, K = 3 components: enumerate all 3^4 assignments for the exact law of
+    # K+, and compare with the Monte Carlo counts (200,000 draws: standard error <= 0.0011,
+    # tolerance 0.006 is over five of them).
+    import itertools
+
+    from bayesgmm.selection import _count_nonempty
+
+    rng = np.random.default_rng(1)
+    resp = rng.dirichlet([0.5, 0.5, 0.5], size=4)  # (N, K)
+    exact = np.zeros(4)
+    for z in itertools.product(range(3), repeat=4):
+        exact[len(set(z))] += np.prod(resp[np.arange(4), z])
+    counts = _count_nonempty(np.broadcast_to(resp, (200_000, 4, 3)), rng)
+    mc = np.bincount(counts, minlength=4) / counts.size
+    np.testing.assert_allclose(mc, exact, atol=0.006)
+    # One-hot responsibilities leave nothing to chance.
+    hot = np.eye(3)[[0, 2, 2, 0]][None]
+    assert _count_nonempty(hot, rng).tolist() == [2]
+
+
+def test_sparse_mixture_empties_the_extra_components_advi(blobs):
+    result = sparse_mixture(blobs.X, 8, method="advi", draws=500, random_state=0)
+    probs = result.table["probability"]
+    assert list(result.table.index) == list(range(1, 9))
+    assert probs.sum() == pytest.approx(1.0)
+    assert result.best == 3 and probs[3] > 0.5
+    assert result.n_nonempty.dims == ("chain", "draw") and result.n_nonempty.size == 500
+    # The three clusters sit in three components that hold them; the rest hold ~nothing.
+    weights = np.sort(result.model.weights_)[::-1]
+    assert weights[:3].sum() > 0.95
+    assert "most probable: 3" in str(result)
+    # No "empty component" warning (filterwarnings=error would have failed the fit): the
+    # sparse prior intends them; diagnostics check the occupied components only.
+    diag = result.model.diagnose()
+    assert diag.sparse and diag.checked_components.size == 3
+
+
+def test_sparse_mixture_warns_when_k_is_no_upper_bound(blobs):
+    with pytest.warns(FitWarning, match="not an upper bound.*Increase max_components"):
+        result = sparse_mixture(blobs.X, 2, method="advi", draws=300, random_state=0)
+    assert result.table.loc[2, "probability"] > 0.9
+
+
+def test_sparse_mixture_bad_input(blobs):
+    with pytest.raises(ValueError, match=r"concentration must lie in \(0, 1\)"):
+        sparse_mixture(blobs.X, 5, concentration=1.0)
+    with pytest.raises(ValueError, match="MAP ill-posed"):
+        sparse_mixture(blobs.X, 5, method="map")
+    with pytest.raises(ValueError, match="at least 2"):
+        sparse_mixture(blobs.X, 1)
+
+
+@pytest.mark.slow
+def test_sparse_mixture_nuts_puts_most_mass_on_three(blobs):
+    # The issue's check: K = 8, a sparse Dirichlet(0.01), three well-separated clusters.
+    # Empty components' log weights spread over ~1/0.01 = 100 nats, so NUTS hits its
+    # maximum tree depth: that warning is expected here (and tested for).
+    with pytest.warns(FitWarning) as record:
+        result = sparse_mixture(blobs.X, 8, draws=500, tune=500, random_state=0)
+    assert any("tree depth" in str(w.message) for w in record)
+    assert result.best == 3 and result.table.loc[3, "probability"] > 0.8
+    diag = result.model.diagnose()
+    assert diag.checked_components.size == 3
+    assert not any(p.kind == "empty component" for p in diag.problems)
