@@ -26,7 +26,8 @@ from .diagnostics import SINGULAR_EIGENVALUE, ConvergenceWarning, FitWarning
 from .inference import _rng, em_start
 from .model import Standardizer, build_model, log_posterior, point_from_params
 
-__all__ = ["PointEstimate", "fit_em", "fit_ml_gradient", "singularity_path", "EM_STRATEGIES"]
+__all__ = ["PointEstimate", "fit_em", "fit_ml_gradient", "singularity_path", "EM_STRATEGIES",
+           "COVARIANCE_TYPES"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -35,19 +36,75 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 #: scikit-learn's ``init_params``.
 EM_STRATEGIES = ("hierarchical", "kmeans", "k-means++", "random_from_data", "random")
 
-# A component is degenerate when it explains fewer than D + 1 points (weight * N: its ML
-# covariance is singular without the regularisation), or when the smallest eigenvalue of its
-# covariance, in feature-variance units and without the regularisation EM adds, is under
-# diagnostics.SINGULAR_EIGENVALUE (see _degeneracy).
+#: Covariance structures of :func:`fit_em`, scikit-learn's ``covariance_type`` names (mclust's
+#: VVV, VVI, VII and EEE): one full covariance per component, one diagonal covariance per
+#: component, one variance per component (``s**2 * I``), one full covariance shared by all.
+COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
+
+# A component is degenerate when it explains fewer points (weight * N) than its covariance
+# needs to be non-singular without the regularisation (D + 1 for "full", 2 for "diag" and
+# "spherical"; no count for "tied", whose covariance is estimated from all N points), or when
+# the smallest eigenvalue of its covariance, in feature-variance units and without the
+# regularisation EM adds, is under diagnostics.SINGULAR_EIGENVALUE (see _degeneracy).
 
 # mclust agglomerates a random subset of this many rows when the data are larger: Ward
 # needs the N (N - 1) / 2 pairwise distances.
 _HIERARCHICAL_SUBSET = 2000
 
 
-def _n_parameters(k: int, d: int) -> int:
-    """Free parameters of a full-covariance mixture: K - 1 + K D + K D (D + 1) / 2."""
-    return int(k - 1 + k * d + k * d * (d + 1) // 2)
+def _check_covariance_type(covariance_type) -> str:
+    if not isinstance(covariance_type, str) or covariance_type not in COVARIANCE_TYPES:
+        raise ValueError(f"covariance_type must be one of {', '.join(map(repr, COVARIANCE_TYPES))}"
+                         f", got {covariance_type!r}.")
+    return covariance_type
+
+
+def _n_parameters(k: int, d: int, covariance_type: str = "full") -> int:
+    """Free parameters of a mixture: K - 1 weights, K D means, and the covariances.
+
+    Covariance parameters: "full" K D (D + 1) / 2, "diag" K D, "spherical" K, "tied"
+    D (D + 1) / 2 (as scikit-learn's ``GaussianMixture._n_parameters``).
+    """
+    cov = {"full": k * d * (d + 1) // 2, "diag": k * d, "spherical": k,
+           "tied": d * (d + 1) // 2}[_check_covariance_type(covariance_type)]
+    return int(k - 1 + k * d + cov)
+
+
+def _expand_covariances(covariances, covariance_type: str, k: int, d: int) -> np.ndarray:
+    """scikit-learn's ``covariances_`` of a ``covariance_type`` as (K, D, D) full matrices."""
+    c = np.asarray(covariances, dtype=float)
+    if covariance_type == "full":
+        return c.reshape(k, d, d)
+    if covariance_type == "tied":
+        return np.broadcast_to(c.reshape(d, d), (k, d, d)).copy()
+    if covariance_type == "diag":
+        return c.reshape(k, d)[:, :, None] * np.eye(d)
+    return c.reshape(k)[:, None, None] * np.eye(d)  # spherical
+
+
+def _reduce_covariances(covariances: np.ndarray, covariance_type: str) -> np.ndarray:
+    """(K, D, D) covariances as scikit-learn's ``covariances_`` of a ``covariance_type``."""
+    if covariance_type == "full":
+        return covariances.copy()
+    if covariance_type == "tied":
+        return covariances[0].copy()
+    if covariance_type == "diag":
+        return np.diagonal(covariances, axis1=1, axis2=2).copy()
+    return covariances[:, 0, 0].copy()  # spherical
+
+
+def _check_structure(covariances: np.ndarray, covariance_type: str) -> None:
+    """Raise ValueError when (K, D, D) covariances do not have the ``covariance_type`` form."""
+    k, d = covariances.shape[0], covariances.shape[-1]
+    expected = _expand_covariances(_reduce_covariances(covariances, covariance_type),
+                                   covariance_type, k, d)
+    diag = np.abs(np.diagonal(covariances, axis1=1, axis2=2))
+    tol = 1e-10 * max(float(diag.max(initial=0.0)), np.finfo(float).tiny)
+    if not np.allclose(covariances, expected, rtol=1e-10, atol=tol):
+        form = {"diag": "diagonal matrices", "spherical": "multiples of the identity",
+                "tied": "one matrix shared by all components"}[covariance_type]
+        raise ValueError(f"covariances do not have the {covariance_type!r} structure: they "
+                         f"must be {form}.")
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,12 +122,16 @@ class PointEstimate:
         P(z_n = k | x_n) on the data it was fitted to.
     bic, aic : float
         Bayesian and Akaike information criteria (lower is better), with
-        K - 1 + K D + K D (D + 1) / 2 free parameters.
+        :attr:`n_parameters` free parameters.
     converged : bool
     method : str
         "em" or "ml_gradient".
     info : dict
         Method-specific details (iterations, the message of a stopped optimiser, ...).
+    covariance_type : str
+        "full" (default), "diag", "spherical" or "tied": the structure the covariances were
+        fitted with (see :data:`COVARIANCE_TYPES`). ``covariances`` always holds the K full
+        D x D matrices; the structure sets the number of free parameters.
 
     Examples
     --------
@@ -92,6 +153,7 @@ class PointEstimate:
     converged: bool
     method: str
     info: dict = field(default_factory=dict)
+    covariance_type: str = "full"
 
     @property
     def n_components(self) -> int:
@@ -100,8 +162,12 @@ class PointEstimate:
 
     @property
     def n_parameters(self) -> int:
-        """Free parameters of a full-covariance mixture: K - 1 + K D + K D (D + 1) / 2."""
-        return _n_parameters(*self.means.shape)
+        """Free parameters: K - 1 + K D + covariance parameters of :attr:`covariance_type`.
+
+        Covariance parameters: "full" K D (D + 1) / 2, "diag" K D, "spherical" K, "tied"
+        D (D + 1) / 2.
+        """
+        return _n_parameters(*self.means.shape, self.covariance_type)
 
     def _chols(self) -> np.ndarray:
         return np.linalg.cholesky(self.covariances)
@@ -128,7 +194,8 @@ class PointEstimate:
 
     @classmethod
     def from_parameters(cls, X, weights, means, covariances, *, converged: bool = True,
-                        method: str = "em", info: dict | None = None) -> PointEstimate:
+                        method: str = "em", info: dict | None = None,
+                        covariance_type: str = "full") -> PointEstimate:
         """Build an estimate from parameters, computing its fit statistics on ``X``.
 
         Parameters
@@ -141,6 +208,9 @@ class PointEstimate:
         converged : bool
         method : str
         info : dict, optional
+        covariance_type : {"full", "diag", "spherical", "tied"}, default "full"
+            The structure of ``covariances`` (checked), which sets the number of free
+            parameters in the BIC and AIC.
 
         Returns
         -------
@@ -150,20 +220,25 @@ class PointEstimate:
         weights = np.asarray(weights, dtype=float)
         means = np.asarray(means, dtype=float)
         covariances = np.asarray(covariances, dtype=float)
+        covariance_type = _check_covariance_type(covariance_type)
+        if covariance_type != "full":
+            _check_structure(covariances, covariance_type)
         chols = np.linalg.cholesky(covariances)
         loglik = float(_math.pointwise_loglik(X, weights[None], means[None], chols[None]).sum())
         resp = _math.responsibilities(X, weights[None], means[None], chols[None])[0]
-        p = _n_parameters(*means.shape)
+        p = _n_parameters(*means.shape, covariance_type)
         n = X.shape[0]
         return cls(weights=weights, means=means, covariances=covariances, log_likelihood=loglik,
                    responsibilities=resp, bic=-2.0 * loglik + p * math.log(n),
                    aic=-2.0 * loglik + 2.0 * p, converged=bool(converged), method=method,
-                   info=dict(info or {}))
+                   info=dict(info or {}), covariance_type=covariance_type)
 
     def to_sklearn(self):
         """The same mixture as a fitted ``sklearn.mixture.GaussianMixture``.
 
-        Its ``score``, ``score_samples`` and ``predict_proba`` agree with this estimate's.
+        Its ``covariance_type`` is this estimate's, with ``covariances_``,
+        ``precisions_cholesky_`` and ``precisions_`` in that type's shapes; its ``score``,
+        ``score_samples``, ``predict_proba`` and ``bic`` agree with this estimate's.
 
         Examples
         --------
@@ -178,14 +253,23 @@ class PointEstimate:
         from sklearn.mixture import GaussianMixture
 
         k, d = self.means.shape
-        gm = GaussianMixture(n_components=k, covariance_type="full")
-        chols = self._chols()
-        prec_chol = np.stack([solve_triangular(c, np.eye(d), lower=True).T for c in chols])
+        ctype = self.covariance_type
+        gm = GaussianMixture(n_components=k, covariance_type=ctype)
         gm.weights_ = self.weights.copy()
         gm.means_ = self.means.copy()
-        gm.covariances_ = self.covariances.copy()
+        gm.covariances_ = _reduce_covariances(self.covariances, ctype)
+        if ctype in ("full", "tied"):
+            chols = self._chols() if ctype == "full" else np.linalg.cholesky(gm.covariances_)
+            prec_chol = np.stack([solve_triangular(c, np.eye(d), lower=True).T
+                                  for c in np.reshape(chols, (-1, d, d))])
+            precisions = prec_chol @ np.swapaxes(prec_chol, 1, 2)
+            if ctype == "tied":
+                prec_chol, precisions = prec_chol[0], precisions[0]
+        else:  # diag (K, D) or spherical (K,): variances
+            prec_chol = 1.0 / np.sqrt(gm.covariances_)
+            precisions = 1.0 / gm.covariances_
         gm.precisions_cholesky_ = prec_chol
-        gm.precisions_ = prec_chol @ np.swapaxes(prec_chol, 1, 2)
+        gm.precisions_ = precisions
         gm.converged_ = self.converged
         gm.n_iter_ = int(self.info.get("n_iter", 0))
         gm.lower_bound_ = self.log_likelihood / max(self.responsibilities.shape[0], 1)
@@ -265,19 +349,32 @@ def _params_from_labels(Z: np.ndarray, labels: np.ndarray, k: int, reg: float):
     return weights / weights.sum(), means, covs
 
 
-def _degeneracy(weights, covariances, n: int, reg: float) -> tuple[bool, int, str]:
+def _degeneracy(weights, covariances, n: int, reg: float,
+                covariance_type: str = "full") -> tuple[bool, int, str]:
     """Whether a solution on the standardised scale is degenerate, which component, and why.
 
-    Degenerate: a component explains fewer than D + 1 points (weight * N), or the smallest
-    eigenvalue of its covariance without the regularisation ``reg`` (in units of the feature
-    variances, i.e. on the correlation scale) is under 1e-6.
+    ``covariances`` are (K, D, D), or scikit-learn's ``covariances_`` of ``covariance_type``.
+    Degenerate: a component explains fewer points (weight * N) than its ML covariance needs
+    to be non-singular (D + 1 for "full", 2 for "diag" and "spherical", no minimum for
+    "tied", whose covariance is pooled over all N points), or the smallest eigenvalue of its
+    covariance without the regularisation ``reg`` (in units of the feature variances, i.e. on
+    the correlation scale) is under 1e-6.
     """
     counts = np.asarray(weights) * n
-    d = covariances.shape[-1]
-    eig = np.linalg.eigvalsh(covariances - reg * np.eye(d)).min(axis=1)
+    k = counts.shape[0]
+    c = np.asarray(covariances, dtype=float)
+    if covariance_type == "spherical":
+        covs = c.reshape(k, 1, 1)  # one variance per component (expanded or not)
+        if c.ndim == 3:
+            covs = c[:, :1, :1]
+    else:
+        covs = _expand_covariances(c, covariance_type, k, c.shape[-1])
+    d = covs.shape[-1]
+    min_count = {"full": d + 1, "diag": 2, "spherical": 2, "tied": 0}[covariance_type]
+    eig = np.linalg.eigvalsh(covs - reg * np.eye(d)).min(axis=1)
     reasons = []
     for j in range(counts.shape[0]):
-        if counts[j] < d + 1:
+        if counts[j] < min_count:
             reasons.append((j, f"component {j} explains {counts[j]:.3g} point(s) (weight "
                                f"{weights[j]:.3g})"))
         elif eig[j] < SINGULAR_EIGENVALUE:  # the threshold diagnose() uses too
@@ -326,7 +423,26 @@ def _views(X: np.ndarray, Z: np.ndarray) -> dict[str, np.ndarray]:
     return {"raw": X, "standardized": Z, "svd": u * np.sqrt(s)}
 
 
-def _make_em(Z, views, k, strategy, view, seed, reg_covar, max_iter, tol):
+def _structured_precisions(weights, covs, covariance_type):
+    """scikit-learn's ``precisions_init`` of ``covariance_type`` from (K, D, D) covariances.
+
+    "diag" keeps the variances, "spherical" their mean, "tied" the weighted mean of the
+    covariances (the pooled within-group covariance).
+    """
+    if covariance_type == "full":
+        precisions = np.linalg.inv(covs)
+        return 0.5 * (precisions + np.swapaxes(precisions, 1, 2))
+    if covariance_type == "tied":
+        precision = np.linalg.inv(np.einsum("k,kij->ij", weights, covs))
+        return 0.5 * (precision + precision.T)
+    variances = np.diagonal(covs, axis1=1, axis2=2)
+    if covariance_type == "spherical":
+        variances = variances.mean(axis=1)
+    return 1.0 / variances
+
+
+def _make_em(Z, views, k, strategy, view, seed, reg_covar, max_iter, tol,
+             covariance_type="full"):
     """An unfitted GaussianMixture that starts as ``strategy`` on ``view`` says."""
     from sklearn.cluster import AgglomerativeClustering, KMeans
     from sklearn.mixture import GaussianMixture
@@ -346,17 +462,16 @@ def _make_em(Z, views, k, strategy, view, seed, reg_covar, max_iter, tol):
             labels = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(views[view]).labels_
         # A floor on the start's regularisation keeps it proper when reg_covar is 0.
         weights, means, covs = _params_from_labels(Z[rows], labels, k, max(reg_covar, 1e-6))
-        precisions = np.linalg.inv(covs)
         kwargs = {"weights_init": weights, "means_init": means,
-                  "precisions_init": 0.5 * (precisions + np.swapaxes(precisions, 1, 2)),
+                  "precisions_init": _structured_precisions(weights, covs, covariance_type),
                   "init_params": "random_from_data"}  # unused: all three are given
-    return GaussianMixture(n_components=k, covariance_type="full", n_init=1,
+    return GaussianMixture(n_components=k, covariance_type=covariance_type, n_init=1,
                            reg_covar=reg_covar, max_iter=max_iter, tol=tol, random_state=seed,
                            warm_start=True, **kwargs)
 
 
 def _run_start(Z, views, k, strategy, view, seed, *, reg_covar, max_iter, tol, n_candidates,
-               short_iter, deterministic):
+               short_iter, deterministic, covariance_type="full"):
     """One EM start: the best of ``n_candidates`` short runs, continued to convergence.
 
     Returns (fitted GaussianMixture, seed of the chosen candidate, total EM iterations).
@@ -372,11 +487,13 @@ def _run_start(Z, views, k, strategy, view, seed, *, reg_covar, max_iter, tol, n
         warnings.simplefilter("ignore", SkConvergenceWarning)
         for s in cand_seeds:
             try:
-                gm = _make_em(Z, views, k, strategy, view, s, reg_covar, short, tol).fit(Z)
+                gm = _make_em(Z, views, k, strategy, view, s, reg_covar, short, tol,
+                              covariance_type).fit(Z)
             except (ValueError, np.linalg.LinAlgError) as exc:  # ill-defined covariance
                 error = ValueError(str(exc))
                 continue
-            degenerate = _degeneracy(gm.weights_, gm.covariances_, n, reg_covar)[0]
+            degenerate = _degeneracy(gm.weights_, gm.covariances_, n, reg_covar,
+                                     covariance_type)[0]
             key = (not degenerate, float(gm.score(Z)))
             if best_key is None or key > best_key:
                 best, best_key, best_seed = gm, key, s
@@ -392,7 +509,7 @@ def _run_start(Z, views, k, strategy, view, seed, *, reg_covar, max_iter, tol, n
 
 def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: float = 1e-6,
            max_iter: int = 1000, tol: float = 1e-8, n_candidates: int = 10,
-           short_iter: int = 10) -> PointEstimate:
+           short_iter: int = 10, covariance_type: str = "full") -> PointEstimate:
     """Maximum likelihood by EM: the best of several starts of scikit-learn's GaussianMixture.
 
     The starts cycle through :data:`EM_STRATEGIES` and views of the data: a model-based
@@ -415,11 +532,19 @@ def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: f
     starts independent of the units. The parameters and the log-likelihood are reported on
     the user's scale.
 
-    A degenerate optimum (a component explaining fewer than D + 1 points, or with a covariance
-    whose smallest eigenvalue, without ``reg_covar``, is under 1e-6 of the feature
-    variances) is a singularity of the likelihood, not a better fit: the best non-degenerate
-    start is chosen when there is one, and a :class:`~bayesgmm.FitWarning` says so when the
-    best start overall was degenerate, or when all were.
+    ``covariance_type`` restricts the covariances as scikit-learn's argument of that name
+    does (mclust's VVV, VVI, VII and EEE): "full", "diag" (diagonal), "spherical"
+    (``s_k**2 * I``) or "tied" (one full covariance shared by all components). "spherical"
+    is not invariant to rescaling single features, so for it the data are centred and divided
+    by one common scale (the root mean feature variance) instead of each column's standard
+    deviation; "diag" and "tied" are invariant to that and use the usual standardisation.
+
+    A degenerate optimum (a component explaining fewer than D + 1 points, 2 for "diag" and
+    "spherical", none for "tied"; or with a covariance whose smallest eigenvalue, without
+    ``reg_covar``, is under 1e-6 of the feature variances) is a singularity of the
+    likelihood, not a better fit: the best non-degenerate start is chosen when there is one,
+    and a :class:`~bayesgmm.FitWarning` says so when the best start overall was degenerate,
+    or when all were.
 
     Parameters
     ----------
@@ -431,7 +556,7 @@ def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: f
         Seeds every start.
     reg_covar : float, default 1e-6
         Added to the diagonal of every covariance at each M-step, in units of each feature's
-        variance.
+        variance (of the mean feature variance for "spherical").
     max_iter : int, default 1000
         EM iterations per start.
     tol : float, default 1e-8
@@ -440,17 +565,21 @@ def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: f
         Short runs per random start; 1 runs each start straight to convergence.
     short_iter : int, default 10
         EM iterations of each short run.
+    covariance_type : {"full", "diag", "spherical", "tied"}, default "full"
+        Structure of the covariances (see :data:`COVARIANCE_TYPES`).
 
     Returns
     -------
     PointEstimate
-        ``method="em"``; ``converged`` is scikit-learn's ``converged_`` of the chosen start.
+        ``method="em"``, with ``covariance_type`` set and ``covariances`` always the
+        (K, D, D) full matrices; ``converged`` is scikit-learn's ``converged_`` of the chosen start.
         ``info`` holds ``n_iter``, ``strategy``, ``view`` and ``seed`` of the chosen start,
         one record per start in ``starts`` (strategy, view, seed, log-likelihood, converged,
         degenerate and why), ``degenerate_starts`` (their indices),
         ``best_degenerate_log_likelihood`` (or None), ``failed_starts`` (index: error),
         ``sklearn_model`` (the chosen scikit-learn model, fitted on the standardised data
-        ``(X - center) / scale``) with ``center`` and ``scale``.
+        ``(X - center) / scale``) with ``center`` and ``scale`` (for "spherical" all entries
+        of ``scale`` are equal).
 
     Examples
     --------
@@ -472,11 +601,15 @@ def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: f
     short_iter = check_positive_int(short_iter, "short_iter")
     reg_covar = _check_number(reg_covar, "reg_covar", minimum=0.0, strict=False)
     tol = _check_number(tol, "tol", minimum=0.0, strict=True)
+    covariance_type = _check_covariance_type(covariance_type)
     rng = _rng(random_state)
-    n = X.shape[0]
+    n, d = X.shape
     std = Standardizer.fit(X)
+    views = _views(X, std.transform(X))  # the starting partitions use the usual views
+    if covariance_type == "spherical":  # keep spheres spheres: one scale for all features
+        std = Standardizer(center=std.center,
+                           scale=np.full(d, math.sqrt(float(np.mean(std.scale ** 2)))))
     Z = std.transform(X)
-    views = _views(X, Z)
     subsample = n > _HIERARCHICAL_SUBSET
     schedule = _em_schedule(n_init, subsample)
     seeds = _seeds(rng, n_init)
@@ -489,13 +622,15 @@ def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: f
                 gm, used_seed, n_iter = _run_start(
                     Z, views, k, strategy, view, seed, reg_covar=reg_covar, max_iter=max_iter,
                     tol=tol, n_candidates=n_candidates, short_iter=short_iter,
-                    deterministic=strategy == "hierarchical" and not subsample)
+                    deterministic=strategy == "hierarchical" and not subsample,
+                    covariance_type=covariance_type)
             except ValueError as exc:
                 failed[i] = str(exc)
                 record.update(log_likelihood=None, converged=False, degenerate=None)
                 starts.append(record)
                 continue
-            degenerate, _, reason = _degeneracy(gm.weights_, gm.covariances_, n, reg_covar)
+            degenerate, _, reason = _degeneracy(gm.weights_, gm.covariances_, n, reg_covar,
+                                                covariance_type)
             loglik = float(gm.score(Z)) * n + n * std.log_jacobian
             record.update(candidate_seed=used_seed, log_likelihood=loglik,
                           converged=bool(gm.converged_), n_iter=int(n_iter),
@@ -535,7 +670,12 @@ def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: f
         warnings.warn(
             f"EM did not converge within max_iter={max_iter} iterations (tol={tol}) from the "
             f"chosen start; increase max_iter or tol.", ConvergenceWarning, stacklevel=2)
-    chols = std.chols_to_user(np.linalg.cholesky(gm.covariances_))
+    if covariance_type == "full":
+        chols = std.chols_to_user(np.linalg.cholesky(gm.covariances_))
+        covariances = chols @ np.swapaxes(chols, 1, 2)
+    else:  # scaling the expanded matrices keeps zeros zero and shared matrices identical
+        covariances = (_expand_covariances(gm.covariances_, covariance_type, k, d)
+                       * np.outer(std.scale, std.scale))
     info = {
         "n_iter": starts[best]["n_iter"],
         "strategy": starts[best]["strategy"],
@@ -552,8 +692,8 @@ def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: f
         "scale": std.scale,
     }
     return PointEstimate.from_parameters(
-        X, gm.weights_, std.means_to_user(gm.means_), chols @ np.swapaxes(chols, 1, 2),
-        converged=bool(gm.converged_), method="em", info=info)
+        X, gm.weights_, std.means_to_user(gm.means_), covariances,
+        converged=bool(gm.converged_), method="em", info=info, covariance_type=covariance_type)
 
 
 # --------------------------------------------------------------------------------------------
