@@ -112,3 +112,15 @@ def log_predictive_density(X, weights, means, chols) -> np.ndarray:
         ll = logsumexp(log_joint(X, w[sl], m[sl], c[sl]), axis=-1)  # (s, N)
         acc = np.logaddexp(acc, logsumexp(ll, axis=0))
     return acc - np.log(s)
+
+
+def expand_covariances(covariances, covariance_type: str, k: int, d: int) -> np.ndarray:
+    """scikit-learn's ``covariances_`` of a ``covariance_type`` as (K, D, D) full matrices."""
+    c = np.asarray(covariances, dtype=float)
+    if covariance_type == "full":
+        return c.reshape(k, d, d)
+    if covariance_type == "tied":
+        return np.broadcast_to(c.reshape(d, d), (k, d, d)).copy()
+    if covariance_type == "diag":
+        return c.reshape(k, d)[:, :, None] * np.eye(d)
+    return c.reshape(k)[:, None, None] * np.eye(d)  # spherical

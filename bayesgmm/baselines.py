@@ -21,10 +21,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _math
+from ._math import expand_covariances as _expand_covariances
 from ._validation import check_data, check_n_components, check_positive_int
 from .diagnostics import SINGULAR_EIGENVALUE, ConvergenceWarning, FitWarning
 from .inference import _rng, em_start
-from .model import Standardizer, build_model, log_posterior, point_from_params
+from .model import COVARIANCE_TYPES, Standardizer, build_model, log_posterior, point_from_params
+from .model import check_covariance_type as _check_covariance_type
 
 __all__ = ["PointEstimate", "fit_em", "fit_ml_gradient", "singularity_path", "EM_STRATEGIES",
            "COVARIANCE_TYPES"]
@@ -35,11 +37,6 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 #: agglomeration (like R's mclust, on its scaled-SVD view of the data); the others are
 #: scikit-learn's ``init_params``.
 EM_STRATEGIES = ("hierarchical", "kmeans", "k-means++", "random_from_data", "random")
-
-#: Covariance structures of :func:`fit_em`, scikit-learn's ``covariance_type`` names (mclust's
-#: VVV, VVI, VII and EEE): one full covariance per component, one diagonal covariance per
-#: component, one variance per component (``s**2 * I``), one full covariance shared by all.
-COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 
 # A component is degenerate when it explains fewer points (weight * N) than its covariance
 # needs to be non-singular without the regularisation (D + 1 for "full", 2 for "diag" and
@@ -52,13 +49,6 @@ COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 _HIERARCHICAL_SUBSET = 2000
 
 
-def _check_covariance_type(covariance_type) -> str:
-    if not isinstance(covariance_type, str) or covariance_type not in COVARIANCE_TYPES:
-        raise ValueError(f"covariance_type must be one of {', '.join(map(repr, COVARIANCE_TYPES))}"
-                         f", got {covariance_type!r}.")
-    return covariance_type
-
-
 def _n_parameters(k: int, d: int, covariance_type: str = "full") -> int:
     """Free parameters of a mixture: K - 1 weights, K D means, and the covariances.
 
@@ -68,18 +58,6 @@ def _n_parameters(k: int, d: int, covariance_type: str = "full") -> int:
     cov = {"full": k * d * (d + 1) // 2, "diag": k * d, "spherical": k,
            "tied": d * (d + 1) // 2}[_check_covariance_type(covariance_type)]
     return int(k - 1 + k * d + cov)
-
-
-def _expand_covariances(covariances, covariance_type: str, k: int, d: int) -> np.ndarray:
-    """scikit-learn's ``covariances_`` of a ``covariance_type`` as (K, D, D) full matrices."""
-    c = np.asarray(covariances, dtype=float)
-    if covariance_type == "full":
-        return c.reshape(k, d, d)
-    if covariance_type == "tied":
-        return np.broadcast_to(c.reshape(d, d), (k, d, d)).copy()
-    if covariance_type == "diag":
-        return c.reshape(k, d)[:, :, None] * np.eye(d)
-    return c.reshape(k)[:, None, None] * np.eye(d)  # spherical
 
 
 def _reduce_covariances(covariances: np.ndarray, covariance_type: str) -> np.ndarray:

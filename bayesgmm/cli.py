@@ -141,9 +141,9 @@ def _stage(message: str) -> float:
 def _model_from_args(args, n_components: int):
     from .estimator import BayesianGMM
 
-    return BayesianGMM(n_components, method=args.method, draws=args.draws, tune=args.tune,
-                       chains=args.chains, sampler=args.sampler, random_state=args.seed,
-                       progressbar=args.progress)
+    return BayesianGMM(n_components, covariance_type=args.covariance_type, method=args.method,
+                       draws=args.draws, tune=args.tune, chains=args.chains,
+                       sampler=args.sampler, random_state=args.seed, progressbar=args.progress)
 
 
 def _save_plots(model, df, out: Path) -> list[Path]:
@@ -222,7 +222,8 @@ def _compare(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     t0 = _stage(f"Fitting {args.components} components by {args.method} and by EM ...")
     model = _model_from_args(args, args.components).fit(df)
-    em = fit_em(df, args.components, random_state=args.seed)
+    em = fit_em(df, args.components, covariance_type=args.covariance_type,
+                random_state=args.seed)
     print(f"  done in {time.perf_counter() - t0:.1f} s")
     result = compare_assignments(model, em, df)
     print(result)
@@ -261,6 +262,7 @@ def _select(args) -> int:
     t0 = _stage(f"Fitting K = {args.min_components}..{args.max_components} by {args.method} "
                 f"and comparing by PSIS-LOO ...")
     sel = select_components(df, args.max_components, min_components=args.min_components,
+                            covariance_types=args.covariance_types, n_jobs=args.jobs,
                             method=args.method, draws=args.draws, tune=args.tune,
                             chains=args.chains, sampler=args.sampler, random_state=args.seed,
                             progressbar=args.progress)
@@ -297,12 +299,19 @@ def _add_fit_options(p: argparse.ArgumentParser, components: bool = True) -> Non
     if components:
         p.add_argument("--components", "-k", type=_positive_int, required=True,
                        help="number of mixture components")
+        p.add_argument("--covariance-type", default="full", choices=COVARIANCE_TYPES,
+                       help="covariance structure (default full)")
         methods = ["nuts", "advi", "fullrank_advi", "map"]
     else:
         p.add_argument("--max-components", type=_positive_int, required=True,
                        help="largest number of components to try")
         p.add_argument("--min-components", type=_positive_int, default=1,
                        help="smallest number of components to try (default 1)")
+        p.add_argument("--covariance-types", type=_covariance_types, default=("full",),
+                       help="comma-separated structures to compare, e.g. full,diag,spherical,"
+                            "tied (default full)")
+        p.add_argument("--jobs", type=_positive_int, default=1,
+                       help="fits run in parallel (joblib worker processes; default 1)")
         methods = ["nuts", "advi", "fullrank_advi"]
     p.add_argument("--columns", help="comma-separated columns to use (default: all)")
     p.add_argument("--method", default="nuts", choices=methods)
@@ -324,6 +333,22 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+# bayesgmm.model.COVARIANCE_TYPES, not imported here so that the command starts without
+# importing PyMC (tests/test_cli_plots.py checks that they agree).
+COVARIANCE_TYPES = ["full", "diag", "spherical", "tied"]
+
+
+def _covariance_types(text: str) -> tuple[str, ...]:
+    names = tuple(t.strip() for t in text.split(",") if t.strip())
+    bad = [t for t in names if t not in COVARIANCE_TYPES]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated structures from "
+                                         f"{', '.join(COVARIANCE_TYPES)}")
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"{text!r} names a structure twice")
+    return names
 
 
 def _concentration(text: str) -> float:

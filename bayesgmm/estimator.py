@@ -31,6 +31,9 @@ class BayesianGMM(BaseEstimator):
     ----------
     n_components : int, default 2
         Number of mixture components K.
+    covariance_type : {"full", "diag", "spherical", "tied"}, default "full"
+        Covariance structure (see :func:`bayesgmm.fit`); ``covariances_`` is (K, D, D)
+        whatever the structure.
     method : {"nuts", "advi", "fullrank_advi", "map"}, default "nuts"
         How to fit (see :func:`bayesgmm.fit`).
     draws : int, default 1000
@@ -75,7 +78,8 @@ class BayesianGMM(BaseEstimator):
     True
     """
 
-    def __init__(self, n_components: int = 2, *, method: str = "nuts", draws: int = 1000,
+    def __init__(self, n_components: int = 2, *, covariance_type: str = "full",
+                 method: str = "nuts", draws: int = 1000,
                  tune: int = 1000, chains: int = 2, priors: Priors | dict | None = None,
                  random_state=None, sampler: str = "auto", target_accept: float = 0.9,
                  cores: int | None = None, max_iter: int = 10_000, n_init: int = 5,
@@ -83,6 +87,7 @@ class BayesianGMM(BaseEstimator):
                  backend: str = "auto",
                  store_log_likelihood: bool | None = None, progressbar: bool = False):
         self.n_components = n_components
+        self.covariance_type = covariance_type
         self.method = method
         self.draws = draws
         self.tune = tune

@@ -38,9 +38,17 @@ import pymc as pm
 import xarray as xr
 
 from . import _math
+from ._math import expand_covariances
 from ._validation import check_data, check_n_components, check_positive_int
 from .diagnostics import ConvergenceWarning, FitWarning, check
-from .model import Standardizer, build_model, point_from_params, unpack_point
+from .model import (
+    Standardizer,
+    build_model,
+    check_covariance_type,
+    covariance_names,
+    point_from_params,
+    unpack_point,
+)
 from .priors import Priors
 from .relabel import apply_permutations, gaussian_kl_cost, pivot_permutations
 
@@ -59,16 +67,19 @@ class _Start:
     means: np.ndarray  # (K, D)
     covariances: np.ndarray  # (K, D, D)
     order_by: int | None = None  # feature the model's means are ordered along, if any
+    covariance_type: str = "full"
 
     def ordered(self, order_by: int | None) -> _Start:
         """The same solution, components sorted along feature ``order_by`` (if given)."""
         if order_by is None:
             return self
         idx = np.argsort(self.means[:, order_by], kind="stable")
-        return _Start(self.weights[idx], self.means[idx], self.covariances[idx], order_by)
+        return _Start(self.weights[idx], self.means[idx], self.covariances[idx], order_by,
+                      self.covariance_type)
 
     def point(self) -> dict:
-        return point_from_params(self.weights, self.means, self.chols, self.order_by)
+        return point_from_params(self.weights, self.means, self.chols, self.order_by,
+                                 self.covariance_type)
 
     @property
     def chols(self) -> np.ndarray:
@@ -94,19 +105,21 @@ def _seed(rng: np.random.Generator) -> int:
     return int(rng.integers(0, 2**31 - 1))
 
 
-def _em(Z: np.ndarray, k: int, n_init: int, random_state: int | None):
-    """Best of ``n_init`` scikit-learn EM runs: (weights, means, covariances, BIC)."""
+def _em(Z: np.ndarray, k: int, n_init: int, random_state: int | None,
+        covariance_type: str = "full"):
+    """Best of ``n_init`` scikit-learn EM runs: (weights, means, (K, D, D) covariances, BIC)."""
     from sklearn.exceptions import ConvergenceWarning as SkConvergenceWarning
     from sklearn.mixture import GaussianMixture
 
     d = Z.shape[1]
-    gm = GaussianMixture(n_components=k, covariance_type="full", n_init=n_init, reg_covar=1e-3,
-                         max_iter=500, random_state=random_state)
+    gm = GaussianMixture(n_components=k, covariance_type=covariance_type, n_init=n_init,
+                         reg_covar=1e-3, max_iter=500, random_state=random_state)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkConvergenceWarning)
         try:
             gm.fit(Z)
-            return gm.weights_, gm.means_, gm.covariances_, gm.bic(Z)
+            covs = expand_covariances(gm.covariances_, covariance_type, k, d)
+            return gm.weights_, gm.means_, covs, gm.bic(Z)
         except ValueError:  # degenerate data (e.g. fewer distinct rows than components)
             rng = np.random.default_rng(random_state)
             means = Z[rng.choice(Z.shape[0], size=k, replace=Z.shape[0] < k)]
@@ -115,8 +128,9 @@ def _em(Z: np.ndarray, k: int, n_init: int, random_state: int | None):
 
 
 def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
-             random_state: int | None = None, sparse: bool = False) -> _Start:
-    """Best of ``n_init`` EM runs (scikit-learn, full covariances) on standardised data.
+             random_state: int | None = None, sparse: bool = False,
+             covariance_type: str = "full") -> _Start:
+    """Best of ``n_init`` EM runs (scikit-learn, of ``covariance_type``) on standardised data.
 
     The covariances are regularised (1e-3 on the diagonal, in feature standard deviations),
     and weights kept above 1e-3, so the start lies inside the support of the priors.
@@ -134,7 +148,7 @@ def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
     k = n_components
     d = Z.shape[1]
     if sparse and k > 1:
-        fits = [_em(Z, j, n_init, random_state) for j in range(1, k + 1)]
+        fits = [_em(Z, j, n_init, random_state, covariance_type) for j in range(1, k + 1)]
         best = int(np.argmin([f[3] for f in fits]))
         weights, means, covs, _ = fits[best]
         pad = k - weights.size
@@ -142,13 +156,16 @@ def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
             rng = np.random.default_rng(random_state)
             weights = np.concatenate([weights * (1 - pad * 1e-3), np.full(pad, 1e-3)])
             means = np.concatenate([means, 0.1 * rng.standard_normal((pad, d))])
-            covs = np.concatenate([covs, np.repeat(np.eye(d)[None], pad, 0)])
+            pad_covs = (np.repeat(covs[:1], pad, 0) if covariance_type == "tied"
+                        else np.repeat(np.eye(d)[None], pad, 0))
+            covs = np.concatenate([covs, pad_covs])
     else:
-        weights, means, covs, _ = _em(Z, k, n_init, random_state)
+        weights, means, covs, _ = _em(Z, k, n_init, random_state, covariance_type)
     weights = np.maximum(weights, 1e-3)
     weights = weights / weights.sum()
     covs = 0.5 * (covs + np.swapaxes(covs, -1, -2)) + 1e-6 * np.eye(d)
-    return _Start(weights=weights, means=np.array(means, dtype=float), covariances=covs)
+    return _Start(weights=weights, means=np.array(means, dtype=float), covariances=covs,
+                  covariance_type=covariance_type)
 
 
 def _jittered(start: _Start, rng: np.random.Generator, scale: float = 0.05) -> dict:
@@ -158,7 +175,8 @@ def _jittered(start: _Start, rng: np.random.Generator, scale: float = 0.05) -> d
     means = start.means + scale * sds * rng.standard_normal((k, d))
     weights = start.weights * np.exp(scale * rng.standard_normal(k))
     chols = start.chols * np.exp(scale * rng.standard_normal((k, d)))[:, :, None]
-    return point_from_params(weights / weights.sum(), means, chols, start.order_by)
+    return point_from_params(weights / weights.sum(), means, chols, start.order_by,
+                             start.covariance_type)
 
 
 def _compile_kwargs(backend: str) -> dict:
@@ -193,11 +211,11 @@ def _quiet_pymc(quiet: bool):
         logger.setLevel(old)
 
 
-def _draws_from_posterior(post: xr.Dataset, k: int, d: int) -> dict[str, np.ndarray]:
-    point = {name: post[name].to_numpy() for name in ["weights", "mu"]}
-    for j in range(k):
-        point[f"chol_cov_{j}"] = post[f"chol_cov_{j}"].to_numpy()
-    return unpack_point(point, k, d)
+def _draws_from_posterior(post: xr.Dataset, k: int, d: int,
+                          covariance_type: str = "full") -> dict[str, np.ndarray]:
+    names = ["weights", "mu"] + covariance_names(covariance_type, k)
+    point = {name: post[name].to_numpy() for name in names}
+    return unpack_point(point, k, d, covariance_type)
 
 
 def _default_sampler() -> str:
@@ -264,7 +282,7 @@ def _run_nuts(model, start, *, draws, tune, chains, cores, target_accept, rng, c
             posterior, stats = sample_blackjax(
                 model, initvals, draws=draws, tune=tune, chains=chains,
                 target_accept=target_accept, seed=seed, cores=cores)
-            return {"draws": _draws_from_posterior(posterior, k, d),
+            return {"draws": _draws_from_posterior(posterior, k, d, start.covariance_type),
                     "sample_stats": stats}
         else:
             from pymc.sampling.jax import sample_jax_nuts
@@ -275,7 +293,7 @@ def _run_nuts(model, start, *, draws, tune, chains, cores, target_accept, rng, c
                 progressbar=progressbar, chain_method="vectorized",
                 compute_convergence_checks=False, nuts_sampler=sampler,
                 idata_kwargs={"log_likelihood": False})
-    draws_ = _draws_from_posterior(idata["posterior"].to_dataset(), k, d)
+    draws_ = _draws_from_posterior(idata["posterior"].to_dataset(), k, d, start.covariance_type)
     stats = idata["sample_stats"].to_dataset()
     return {"draws": draws_, "sample_stats": stats}
 
@@ -375,7 +393,7 @@ def _run_vi(model, start, *, method, draws, max_iter, rng, compile_kwargs, progr
             # One history for the whole fit: the mean-field phase, then the full-rank one.
             hist = np.concatenate([hist, np.asarray(approx.hist, dtype=float)])
         idata = approx.sample(draws, random_seed=_seed(rng))
-    draws_ = _draws_from_posterior(idata["posterior"].to_dataset(), k, d)
+    draws_ = _draws_from_posterior(idata["posterior"].to_dataset(), k, d, start.covariance_type)
     return {"draws": draws_, "elbo": -hist}
 
 
@@ -416,12 +434,13 @@ def _map_point(model, start, *, rng, compile_kwargs, max_iter):
     if not res.success and not np.isfinite(res.fun):
         raise RuntimeError(f"MAP optimisation failed: {res.message}")
     opt = DictToArrayBijection.rmap(RaveledVars(res.x, raveled.point_map_info))
-    rvs = [model["weights"], model["mu"]] + [model[f"chol_cov_{j}"] for j in range(k)]
+    rvs = [model[name] for name in
+           ["weights", "mu"] + covariance_names(start.covariance_type, k)]
     to_constrained = model.compile_fn(model.replace_rvs_by_values(rvs), inputs=model.value_vars,
                                       mode="FAST_COMPILE", point_fn=True)
     values = to_constrained(opt)
     point = {rv.name: np.asarray(val)[None, None] for rv, val in zip(rvs, values, strict=True)}
-    draws_ = unpack_point(point, k, d)
+    draws_ = unpack_point(point, k, d, start.covariance_type)
     return {"draws": draws_, "optimizer": {
         "converged": int(res.success), "message": str(res.message),
         "log_posterior": -float(res.fun), "iterations": int(res.nit)}}
@@ -457,6 +476,7 @@ def fit(
     n_init: int = 5,
     batch_size: int | None = None,
     order_by: int | str | None = None,
+    covariance_type: str = "full",
     backend: str = "auto",
     store_log_likelihood: bool | None = None,
     random_state=None,
@@ -508,6 +528,14 @@ def fit(
         is largest). An alternative to relabelling for users who want it. Where clusters
         overlap along that feature it cuts the posterior (components swap roles at the
         boundary), so the default (None) relabels the unconstrained posterior instead.
+    covariance_type : {"full", "diag", "spherical", "tied"}, default "full"
+        Covariance structure (scikit-learn's names): a full covariance per component (LKJ
+        correlations, inverse-gamma standard deviations), a diagonal one per component
+        (inverse-gamma standard deviations), one standard deviation per component, or one
+        full covariance shared by all components. Every structure keeps the inverse-gamma
+        scale prior, so none has the maximum-likelihood singularity; the posterior's
+        ``covariances`` are always (K, D, D). Spherical components are spherical in the
+        user's units: the data are then scaled by one common scale, not per column.
     backend : {"auto", "jax", "numba", "c"}, default "auto"
         PyTensor compilation backend; "auto" uses JAX when installed (it compiles in a few
         seconds, where numba takes about a minute on a cold cache).
@@ -560,20 +588,22 @@ def fit(
     if not 0 < float(target_accept) < 1:
         raise ValueError(f"target_accept must lie in (0, 1), got {target_accept!r}.")
     priors = Priors.coerce(priors)
+    covariance_type = check_covariance_type(covariance_type)
     compile_kwargs = _compile_kwargs(backend)
     rng = _rng(random_state)
 
     X, names = check_data(X, n_components=k)
     n, d = X.shape
-    std = Standardizer.fit(X)
+    std = Standardizer.fit(X, common_scale=covariance_type == "spherical")
     Z = std.transform(X)
     start = em_start(Z, k, n_init=n_init, random_state=_seed(rng),
-                     sparse=priors.weight_concentration < 1)
+                     sparse=priors.weight_concentration < 1, covariance_type=covariance_type)
     order_by = _resolve_order_by(order_by, names, start, k)
     start = start.ordered(order_by)
     use_batches = batch_size is not None and batch_size < n
     model = build_model(Z, k, priors, feature_names=names,
-                        batch_size=batch_size if use_batches else None, order_by=order_by)
+                        batch_size=batch_size if use_batches else None, order_by=order_by,
+                        covariance_type=covariance_type)
 
     if method == "nuts":
         out = _run_nuts(
@@ -666,6 +696,7 @@ def _assemble(X, names, std, start, out, *, method, sampler, priors,
         "bayesgmm_sampler": sampler if method == "nuts" else "",
         "bayesgmm_priors": repr(priors),
         "bayesgmm_weight_concentration": priors.weight_concentration,
+        "bayesgmm_covariance_type": start.covariance_type,
         "bayesgmm_order_by": "" if start.order_by is None else str(names[start.order_by]),
     }
     posterior = xr.Dataset(

@@ -22,9 +22,34 @@ from pytensor.tensor.linalg import solve_triangular
 
 from .priors import Priors
 
-__all__ = ["Standardizer", "build_model", "mixture_logp", "packed_cholesky", "log_posterior"]
+__all__ = ["Standardizer", "build_model", "mixture_logp", "packed_cholesky", "log_posterior",
+           "COVARIANCE_TYPES", "covariance_names"]
 
 COMPONENT, FEATURE, OBS = "component", "feature", "obs"
+
+#: Covariance structures (scikit-learn's names; mclust's VVV, VVI, VII, EEE): a full
+#: covariance per component, a diagonal one per component, one variance per component,
+#: one full covariance shared by all components.
+COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
+
+
+def check_covariance_type(covariance_type) -> str:
+    """Return ``covariance_type`` if it is one of :data:`COVARIANCE_TYPES`, else raise."""
+    if not isinstance(covariance_type, str) or covariance_type not in COVARIANCE_TYPES:
+        raise ValueError(f"covariance_type must be one of {', '.join(map(repr, COVARIANCE_TYPES))}"
+                         f", got {covariance_type!r}.")
+    return covariance_type
+
+
+def covariance_names(covariance_type: str, n_components: int) -> list[str]:
+    """Names of the model's free covariance variables for a structure.
+
+    "full": one packed Cholesky factor ``chol_cov_<k>`` per component; "tied": one
+    ``chol_cov``; "diag": ``sigma`` (component, feature); "spherical": ``sigma`` (component).
+    """
+    if covariance_type == "full":
+        return [f"chol_cov_{j}" for j in range(n_components)]
+    return ["chol_cov"] if covariance_type == "tied" else ["sigma"]
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
@@ -48,13 +73,22 @@ class Standardizer:
     scale: np.ndarray
 
     @classmethod
-    def fit(cls, X: np.ndarray) -> Standardizer:
-        """Centre on the column means and scale by the column standard deviations."""
+    def fit(cls, X: np.ndarray, *, common_scale: bool = False) -> Standardizer:
+        """Centre on the column means and scale by the column standard deviations.
+
+        ``common_scale=True`` divides every column by one scale instead, the root mean
+        column variance (for spherical components, which are spherical in the user's
+        units only if all features are scaled alike).
+        """
         center = X.mean(axis=0)
         scale = X.std(axis=0)
         # A column constant up to rounding: keep it finite and let the scale prior handle it.
         tiny = scale <= 1e-12 * np.maximum(np.abs(center), 1.0)
-        scale = np.where(tiny, 1.0, scale)
+        if common_scale:
+            common = float(np.sqrt(np.mean(scale**2)))
+            scale = np.full_like(scale, common if common > 0 and not tiny.all() else 1.0)
+        else:
+            scale = np.where(tiny, 1.0, scale)
         return cls(center=center, scale=scale)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
@@ -83,7 +117,8 @@ class Standardizer:
         return float(-np.log(self.scale).sum())
 
 
-def mixture_logp(value, weights, means, chols, n_components: int | None = None):
+def mixture_logp(value, weights, means, chols, n_components: int | None = None,
+                 n_features: int | None = None):
     """Per-observation log-likelihood of the mixture, assignments summed out.
 
     Parameters
@@ -94,6 +129,8 @@ def mixture_logp(value, weights, means, chols, n_components: int | None = None):
     chols : TensorVariable of shape (K, D, D), lower Cholesky factors of the covariances
     n_components : int, optional
         K, when the static shape of ``means`` does not tell it.
+    n_features : int, optional
+        D, when known: the diagonals of the factors are then read at constant indices.
 
     Returns
     -------
@@ -109,13 +146,21 @@ def mixture_logp(value, weights, means, chols, n_components: int | None = None):
     k = n_components if n_components is not None else means.type.shape[0]
     if k is None:
         raise ValueError("mixture_logp needs n_components when the means have no static shape")
-    d = means.shape[-1]
+    d = means.shape[-1] if n_features is None else int(n_features)
     eye = pt.eye(d)
     comps = []
     for j in range(k):
         linv = solve_triangular(chols[j], eye, lower=True)
         z = pt.dot(value - means[j], linv.T)
-        comps.append(-0.5 * pt.sum(z**2, axis=1) - pt.sum(pt.log(pt.diagonal(chols[j]))))
+        if n_features is None:
+            diagonal = pt.diagonal(chols[j])
+        else:
+            # Constant indices: for diagonal factors (covariance_type "diag"/"spherical")
+            # PyTensor rewrites pt.diagonal into an arange of a symbolic length, which its
+            # JAX backend cannot compile.
+            idx = np.arange(d)
+            diagonal = chols[j][idx, idx]
+        comps.append(-0.5 * pt.sum(z**2, axis=1) - pt.sum(pt.log(diagonal)))
     logp = pt.stack(comps, axis=1) + pt.log(weights) - 0.5 * pt.cast(d, "float64") * _LOG_2PI
     return pt.logsumexp(logp, axis=1, keepdims=False)
 
@@ -140,12 +185,17 @@ def build_model(
     feature_names: Sequence[str] | None = None,
     batch_size: int | None = None,
     order_by: int | None = None,
+    covariance_type: str = "full",
 ) -> pm.Model:
     """Build the PyMC model on standardised data ``Z``.
 
-    Free variables: ``weights`` (component), ``mu`` (component, feature) and one packed
+    Free variables: ``weights`` (component), ``mu`` (component, feature) and the
+    covariances (see :func:`covariance_names`): with ``covariance_type="full"`` one packed
     Cholesky factor ``chol_cov_<k>`` per component (``pm.LKJCholeskyCov``, its standard
-    deviations under an inverse-gamma prior). The observed variable ``x`` has dims
+    deviations under an inverse-gamma prior); "tied" one such factor ``chol_cov`` shared by
+    all components; "diag" standard deviations ``sigma`` (component, feature) and
+    "spherical" one ``sigma`` per component, each under the same inverse-gamma prior, whose
+    density vanishes at zero in every structure. The observed variable ``x`` has dims
     (obs, feature).
 
     With ``order_by=j`` the means' feature ``j`` is constrained to increase with the
@@ -165,6 +215,7 @@ def build_model(
         log-likelihood is scaled by ``N / batch_size``.
     order_by : int, optional
         Feature along which the component means are ordered (identifiability constraint).
+    covariance_type : {"full", "diag", "spherical", "tied"}, default "full"
 
     Returns
     -------
@@ -178,6 +229,7 @@ def build_model(
     ['chol_cov_0', 'chol_cov_1', 'chol_cov_2', 'mu', 'weights']
     """
     priors = Priors() if priors is None else priors
+    covariance_type = check_covariance_type(covariance_type)
     n, d = Z.shape
     k = int(n_components)
     names = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(d)]
@@ -201,21 +253,11 @@ def build_model(
             mu_rest = pm.Normal("mu_rest", 0.0, priors.mean_scale, shape=(k, d - 1))
             mu = pm.Deterministic("mu", join_ordered(mu_order, mu_rest, int(order_by)),
                                   dims=(COMPONENT, FEATURE))
-        packed = [
-            pm.LKJCholeskyCov(
-                f"chol_cov_{j}",
-                n=d,
-                eta=priors.lkj_eta,
-                sd_dist=pm.InverseGamma.dist(priors.scale_shape, priors.scale_scale, shape=d),
-                compute_corr=False,
-            )
-            for j in range(k)
-        ]
-        chols = _unpack(packed, d)
+        chols = _covariance_block(covariance_type, k, d, priors)
         signature = "(k),(k,d),(k,d,d)->(d)"
 
         def logp(value, w, m, c):
-            return mixture_logp(value, w, m, c, n_components=k)
+            return mixture_logp(value, w, m, c, n_components=k, n_features=d)
 
         if batch_size is None:
             model.add_coord(OBS, np.arange(n))
@@ -234,33 +276,69 @@ def build_model(
     return model
 
 
+def _covariance_block(covariance_type: str, k: int, d: int, priors: Priors):
+    """The covariance priors of a structure, returned as Cholesky factors (K, D, D)."""
+    def lkj(name):
+        return pm.LKJCholeskyCov(
+            name, n=d, eta=priors.lkj_eta,
+            sd_dist=pm.InverseGamma.dist(priors.scale_shape, priors.scale_scale, shape=d),
+            compute_corr=False)
+
+    if covariance_type == "full":
+        return _unpack([lkj(f"chol_cov_{j}") for j in range(k)], d)
+    if covariance_type == "tied":
+        return pt.broadcast_to(_unpack([lkj("chol_cov")], d), (k, d, d))
+    idx = np.arange(d)
+    if covariance_type == "diag":
+        sigma = pm.InverseGamma("sigma", priors.scale_shape, priors.scale_scale,
+                                dims=(COMPONENT, FEATURE))
+    else:
+        sigma = pm.InverseGamma("sigma", priors.scale_shape, priors.scale_scale,
+                                dims=COMPONENT)
+        sigma = pt.broadcast_to(sigma[:, None], (k, d))
+    return pt.zeros((k, d, d))[:, idx, idx].set(sigma)
+
+
 def join_ordered(mu_order, mu_rest, order_by: int):
     """Means (K, D) from the ordered feature (K,) and the others (K, D-1), in PyTensor."""
     col = mu_order[:, None]
     return pt.concatenate([mu_rest[:, :order_by], col, mu_rest[:, order_by:]], axis=-1)
 
 
-def unpack_point(point: dict, n_components: int, n_features: int) -> dict[str, np.ndarray]:
+def unpack_point(point: dict, n_components: int, n_features: int,
+                 covariance_type: str = "full") -> dict[str, np.ndarray]:
     """Turn a PyMC point (constrained values) into weights, means and Cholesky factors.
 
     Works on arrays with leading draw dimensions too.
     """
-    d = n_features
-    rows, cols = np.tril_indices(d)
-    packed = np.stack([np.asarray(point[f"chol_cov_{j}"]) for j in range(n_components)], axis=-2)
-    chols = np.zeros(packed.shape[:-1] + (d, d))
-    chols[..., rows, cols] = packed
+    d, k = n_features, n_components
+    eye = np.eye(d)
+    if covariance_type in ("full", "tied"):
+        rows, cols = np.tril_indices(d)
+        names = covariance_names(covariance_type, k)
+        packed = np.stack([np.asarray(point[name]) for name in names], axis=-2)
+        chols = np.zeros(packed.shape[:-1] + (d, d))
+        chols[..., rows, cols] = packed
+        if covariance_type == "tied":
+            chols = np.broadcast_to(chols, chols.shape[:-3] + (k, d, d)).copy()
+    elif covariance_type == "diag":
+        chols = np.asarray(point["sigma"])[..., None] * eye
+    else:
+        chols = np.asarray(point["sigma"])[..., None, None] * eye
     return {"weights": np.asarray(point["weights"]), "means": np.asarray(point["mu"]),
             "chols": chols}
 
 
 def point_from_params(weights: np.ndarray, means: np.ndarray, chols: np.ndarray,
-                      order_by: int | None = None) -> dict:
+                      order_by: int | None = None, covariance_type: str = "full") -> dict:
     """Constrained PyMC point (on the model's scale) from weights, means and Cholesky factors.
 
     With ``order_by``, the means are given as ``mu_order`` and ``mu_rest`` (see
     :func:`build_model`); feature ``order_by`` of the means must already increase with the
-    component index, up to ties, which are broken by 1e-6 steps.
+    component index, up to ties, which are broken by 1e-6 steps. For the other structures
+    the factors are reduced to the model's variables: "tied" takes the Cholesky factor of
+    the mean covariance, "diag" the standard deviations, "spherical" the root mean variance
+    of each component.
     """
     means = np.asarray(means, dtype=float)
     point = {"weights": np.asarray(weights, dtype=float)}
@@ -272,9 +350,19 @@ def point_from_params(weights: np.ndarray, means: np.ndarray, chols: np.ndarray,
         # A strictly increasing start: sort (jitter may swap near ties), then separate ties.
         point["mu_order"] = np.sort(col) + 1e-6 * np.arange(col.size)
         point["mu_rest"] = np.delete(means, j, axis=1)
-    packed = packed_cholesky(np.asarray(chols, dtype=float))
-    for j in range(packed.shape[0]):
-        point[f"chol_cov_{j}"] = packed[j]
+    chols = np.asarray(chols, dtype=float)
+    variances = np.sum(chols**2, axis=-1)  # diagonal of L L^T: (K, D)
+    if covariance_type == "full":
+        packed = packed_cholesky(chols)
+        for j in range(packed.shape[0]):
+            point[f"chol_cov_{j}"] = packed[j]
+    elif covariance_type == "tied":
+        mean_cov = np.mean(chols @ np.swapaxes(chols, -1, -2), axis=0)
+        point["chol_cov"] = packed_cholesky(np.linalg.cholesky(mean_cov))
+    elif covariance_type == "diag":
+        point["sigma"] = np.sqrt(variances)
+    else:
+        point["sigma"] = np.sqrt(variances.mean(axis=-1))
     return point
 
 

@@ -315,6 +315,8 @@ def plot_singularity_path(table, ax=None):
 def plot_selection(selection, ax=None):
     """PSIS-LOO ELPD (with two standard errors) against K, and EM's BIC on a twin axis.
 
+    With several covariance structures, one line per structure on each axis.
+
     Parameters
     ----------
     selection : Selection
@@ -325,19 +327,36 @@ def plot_selection(selection, ax=None):
     -------
     matplotlib.axes.Axes
     """
+    import pandas as pd
+
     t = selection.table
     ax = _axes(ax)
-    ks = t.index.to_numpy()
-    ax.errorbar(ks, t["elpd_loo"], yerr=2 * t["se"], fmt="o-", color="C0", capsize=3,
-                label="ELPD (PSIS-LOO) +- 2 se")
-    ax.axvline(selection.best, color="C0", ls=":", lw=1)
-    ax.set_xlabel("number of components K")
-    ax.set_ylabel("ELPD (higher is better)", color="C0")
-    ax.set_xticks(ks)
     right = ax.twinx()
-    right.plot(ks, t["bic_em"], "s--", color="C1", label="EM BIC")
-    right.set_ylabel("EM BIC (lower is better)", color="C1")
-    ax.set_title(f"Choosing K: suggested K = {selection.best}")
+    if isinstance(t.index, pd.MultiIndex):
+        groups = [(name, t.xs(name, level="covariance_type"))
+                  for name in t.index.get_level_values("covariance_type").unique()]
+    else:
+        groups = [("", t)]
+    for i, (name, sub) in enumerate(groups):
+        ks = sub.index.to_numpy()
+        label = f" ({name})" if name else ""
+        ax.errorbar(ks + 0.05 * i, sub["elpd_loo"], yerr=2 * sub["se"], fmt="o-",
+                    color=f"C{i}", capsize=3, label=f"ELPD +- 2 se{label}")
+        right.plot(ks, sub["bic_em"], "s--", color=f"C{i}", alpha=0.5,
+                   label=f"EM BIC{label}")
+    ks = np.unique(t.index.get_level_values("n_components"))
+    ax.axvline(selection.best, color="k", ls=":", lw=1)
+    ax.set_xlabel("number of components K")
+    ax.set_ylabel("ELPD, PSIS-LOO (o-, higher is better)")
+    ax.set_xticks(ks)
+    right.set_ylabel("EM BIC (s--, lower is better)")
+    if len(groups) > 1:
+        ax.legend(fontsize="small", loc="lower right")
+        title = (f"Choosing K: suggested K = {selection.best}, "
+                 f"{selection.best_covariance_type}")
+    else:
+        title = f"Choosing K: suggested K = {selection.best}"
+    ax.set_title(title)
     return ax
 
 

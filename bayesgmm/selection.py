@@ -6,7 +6,11 @@ diagnostic of every point (values above ArviZ's threshold mean LOO is unreliable
 point). EM's BIC and AIC for the same K are shown beside it, for reference.
 
 The rule it suggests: the smallest K whose ELPD is within two standard errors of the
-difference from the best K (a larger K must earn its extra parameters).
+difference from the best K (a larger K must earn its extra parameters). With several
+covariance structures (``covariance_types=("full", "diag", ...)``, like mclust's families)
+the grid of structures and K is compared the same way, the simplest model being the one
+with the fewest free parameters. The fits are independent and run in parallel through
+joblib (``n_jobs``), locally or on a Dask or Ray cluster through joblib's backends.
 
 :func:`sparse_mixture` answers the same question with one fit instead of many: an
 overfitted mixture (K larger than needed) with a sparse Dirichlet prior on the weights
@@ -37,27 +41,37 @@ class Selection:
     Attributes
     ----------
     table : pandas.DataFrame
-        Index ``n_components``; columns ``elpd_loo`` and its ``se``, ``p_loo`` (effective
-        number of parameters), ``elpd_diff`` and ``dse`` (difference from the best K and
-        its standard error, paired over points), ``n_bad_pareto_k`` and ``max_pareto_k``,
-        ``bic_em`` and ``aic_em`` (EM fits, lower is better), ``seconds``.
+        Index ``n_components`` (one covariance structure) or (``covariance_type``,
+        ``n_components``) (several); columns ``elpd_loo`` and its ``se``, ``p_loo``
+        (effective number of parameters), ``elpd_diff`` and ``dse`` (difference from the
+        best model and its standard error, paired over points), ``n_bad_pareto_k`` and
+        ``max_pareto_k``, ``n_parameters`` (free parameters of the structure),
+        ``bic_em`` and ``aic_em`` (EM fits of the same structure, lower is better),
+        ``seconds``.
     best : int
         The suggested K (see the module documentation).
-    fits : dict of int to BayesianGMM
+    best_covariance_type : str
+        The suggested covariance structure.
+    fits : dict
+        The fitted :class:`BayesianGMM` models, keyed by K (one structure) or by
+        (covariance_type, K).
     """
 
     table: pd.DataFrame
     best: int
     fits: dict = field(repr=False, default_factory=dict)
+    best_covariance_type: str = "full"
 
     def __str__(self) -> str:
         with pd.option_context("display.width", 120, "display.max_columns", 20):
             body = self.table.round(2).to_string()
-        lines = [f"Choosing K by PSIS-LOO (higher elpd_loo is better); suggested K = {self.best}",
-                 body]
+        grid = isinstance(self.table.index, pd.MultiIndex)
+        choice = (f"suggested K = {self.best}, covariance_type = {self.best_covariance_type!r}"
+                  if grid else f"suggested K = {self.best}")
+        lines = [f"Choosing K by PSIS-LOO (higher elpd_loo is better); {choice}", body]
         bad = self.table["n_bad_pareto_k"]
         if (bad > 0).any():
-            lines.append(f"  Pareto k above the threshold for some points at K = "
+            lines.append(f"  Pareto k above the threshold for some points at "
                          f"{bad[bad > 0].index.tolist()}: LOO is less reliable there.")
         return "\n".join(lines)
 
@@ -65,8 +79,42 @@ class Selection:
         return str(self)
 
 
+def _fit_one(X, covariance_type: str, k: int, method: str, random_state, fit_kwargs: dict):
+    """Fit one model of the grid and score it; runs in a joblib worker.
+
+    Warnings are recorded and returned, so that the caller can show them whatever the
+    joblib backend (worker processes do not forward warnings).
+    """
+    import arviz_stats as azs
+
+    from .baselines import fit_em
+    from .estimator import BayesianGMM
+
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        t0 = time.perf_counter()
+        model = BayesianGMM(k, covariance_type=covariance_type, method=method,
+                            random_state=random_state, **fit_kwargs).fit(X)
+        seconds = time.perf_counter() - t0
+        em = fit_em(X, k, covariance_type=covariance_type, random_state=random_state)
+    shown = [(w.category, str(w.message)) for w in record
+             # ArviZ warns about high Pareto k; the table reports them.
+             if "pareto" not in str(w.message).lower()]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Pp]areto.*")
+        loo = azs.loo(model.idata_)
+    k_hat = np.asarray(loo.pareto_k).ravel()
+    row = {"covariance_type": covariance_type, "n_components": k, "elpd_loo": float(loo.elpd),
+           "se": float(loo.se), "p_loo": float(loo.p),
+           "n_bad_pareto_k": int((k_hat > loo.good_k).sum()), "max_pareto_k": float(k_hat.max()),
+           "n_parameters": em.n_parameters, "bic_em": em.bic, "aic_em": em.aic,
+           "seconds": seconds}
+    return row, np.asarray(loo.elpd_i).ravel(), model, shown
+
+
 def select_components(X, max_components: int, *, min_components: int = 1,
-                      method: str = "nuts", n_se: float = 2.0, random_state=None,
+                      covariance_types=("full",), method: str = "nuts", n_se: float = 2.0,
+                      n_jobs: int | None = 1, backend: str | None = None, random_state=None,
                       **fit_kwargs) -> Selection:
     """Fit K = ``min_components`` .. ``max_components`` and compare them by PSIS-LOO.
 
@@ -75,13 +123,25 @@ def select_components(X, max_components: int, *, min_components: int = 1,
     X : array-like or DataFrame of shape (n_samples, n_features)
     max_components : int
     min_components : int, default 1
+    covariance_types : sequence of str, default ("full",)
+        Covariance structures to compare ("full", "diag", "spherical", "tied"): the grid is
+        every structure with every K.
     method : str, default "nuts"
         Fitting method (see :func:`bayesgmm.fit`); LOO needs posterior draws, so not "map".
     n_se : float, default 2.0
-        A larger K is suggested only when it beats every smaller one by more than this many
-        standard errors of the difference.
+        A more complex model (more free parameters) is suggested only when it beats every
+        simpler one by more than this many standard errors of the difference.
+    n_jobs : int or None, default 1
+        Fits run at once, through joblib (``-1``: one per core). The fits are independent;
+        each worker compiles its own model, which pays off for fits of more than a few
+        seconds.
+    backend : str, optional
+        joblib backend: None (joblib's default, worker processes), "threading", or a
+        distributed one registered with joblib, such as "dask" (after creating a
+        ``dask.distributed.Client``) or "ray" (after ``ray.util.joblib.register_ray()``).
     random_state : int, optional
-        Seed; every K gets the same one.
+        Seed; every model of the grid gets the same one, so the table does not depend on
+        ``n_jobs`` or the backend.
     **fit_kwargs
         Passed to :class:`bayesgmm.BayesianGMM` (draws, tune, chains, priors, ...).
 
@@ -89,6 +149,12 @@ def select_components(X, max_components: int, *, min_components: int = 1,
     -------
     Selection
         Printing it shows the table.
+
+    Warns
+    -----
+    FitWarning
+        Each fit's warnings (convergence, empty components, ...), prefixed with the model
+        they concern.
 
     Examples
     --------
@@ -100,10 +166,9 @@ def select_components(X, max_components: int, *, min_components: int = 1,
     >>> sel.best, list(sel.table.index)
     (2, [1, 2])
     """
-    import arviz_stats as azs
+    from joblib import Parallel, delayed
 
-    from .baselines import fit_em
-    from .estimator import BayesianGMM
+    from .baselines import _check_covariance_type
 
     hi = check_positive_int(max_components, "max_components")
     lo = check_positive_int(min_components, "min_components")
@@ -112,38 +177,44 @@ def select_components(X, max_components: int, *, min_components: int = 1,
     if method == "map":
         raise ValueError("LOO needs posterior draws: use method='nuts', 'advi' or "
                          "'fullrank_advi', not 'map'.")
+    if isinstance(covariance_types, str):
+        covariance_types = (covariance_types,)
+    types = [_check_covariance_type(t) for t in covariance_types]
+    if not types or len(set(types)) != len(types):
+        raise ValueError(f"covariance_types must name each structure once, got {types}.")
     X, names = check_data(X, n_components=hi)
+    if names != [f"x{j}" for j in range(X.shape[1])]:
+        X = pd.DataFrame(X, columns=names)  # keep the names for the fits' coords
+    grid = [(t, k) for t in types for k in range(lo, hi + 1)]
+    results = Parallel(n_jobs=n_jobs, backend=backend)(
+        delayed(_fit_one)(X, t, k, method, random_state, fit_kwargs) for t, k in grid)
+
+    single = len(types) == 1
     rows, fits, pointwise = [], {}, {}
-    for k in range(lo, hi + 1):
-        t0 = time.perf_counter()
-        model = BayesianGMM(k, method=method, random_state=random_state, **fit_kwargs).fit(X)
-        seconds = time.perf_counter() - t0
-        with warnings.catch_warnings():
-            # ArviZ warns about high Pareto k; the table reports them.
-            warnings.filterwarnings("ignore", message=".*Pareto.*")
-            warnings.filterwarnings("ignore", message=".*pareto.*")
-            loo = azs.loo(model.idata_)
-        k_hat = np.asarray(loo.pareto_k).ravel()
-        em = fit_em(X, k, random_state=random_state)
-        fits[k] = model
-        pointwise[k] = np.asarray(loo.elpd_i).ravel()
-        rows.append({"n_components": k, "elpd_loo": float(loo.elpd), "se": float(loo.se),
-                     "p_loo": float(loo.p), "n_bad_pareto_k": int((k_hat > loo.good_k).sum()),
-                     "max_pareto_k": float(k_hat.max()), "bic_em": em.bic, "aic_em": em.aic,
-                     "seconds": seconds})
-    table = pd.DataFrame(rows).set_index("n_components")
-    best_k = int(table["elpd_loo"].idxmax())
+    for (t, k), (row, elpd_i, model, shown) in zip(grid, results, strict=True):
+        key = k if single else (t, k)
+        rows.append(row)
+        fits[key], pointwise[key] = model, elpd_i
+        label = f"K={k}" if single else f"K={k}, {t}"
+        for category, message in shown:
+            warnings.warn(f"[{label}] {message}", category, stacklevel=2)
+    table = pd.DataFrame(rows)
+    table = (table.drop(columns="covariance_type").set_index("n_components") if single
+             else table.set_index(["covariance_type", "n_components"]))
+    best_key = table["elpd_loo"].idxmax()
     diffs, dses = [], []
-    for k in table.index:
-        d = pointwise[k] - pointwise[best_k]
+    for key in table.index:
+        d = pointwise[key] - pointwise[best_key]
         diffs.append(float(d.sum()))
         dses.append(float(np.sqrt(d.size * d.var())))
     table.insert(3, "elpd_diff", diffs)
     table.insert(4, "dse", dses)
-    # Smallest K not worse than the best by more than n_se standard errors.
-    suggested = int(next(k for k in table.index
-                         if table.loc[k, "elpd_diff"] >= -n_se * table.loc[k, "dse"]))
-    return Selection(table=table, best=suggested, fits=fits)
+    # The simplest model (fewest free parameters) not worse than the best by more than n_se
+    # standard errors; for one structure, the smallest such K.
+    ok = table[table["elpd_diff"] >= -n_se * table["dse"]]
+    chosen = ok.sort_values(["n_parameters", "elpd_loo"], ascending=[True, False]).index[0]
+    best_t, best_k = (types[0], chosen) if single else chosen
+    return Selection(table=table, best=int(best_k), fits=fits, best_covariance_type=best_t)
 
 
 @dataclass

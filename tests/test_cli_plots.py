@@ -122,6 +122,30 @@ def test_cli_fit_end_to_end(blobs, tmp_path, capsys):
     assert (out / "clusters.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_cli_covariance_structures(blobs, tmp_path, capsys):
+    from bayesgmm import cli
+    from bayesgmm.model import COVARIANCE_TYPES
+
+    assert cli.COVARIANCE_TYPES == list(COVARIANCE_TYPES)
+    csv = tmp_path / "data.csv"
+    pd.DataFrame(blobs.X[:150], columns=["a", "b"]).to_csv(csv, index=False)
+    out = tmp_path / "diag"
+    assert main(["fit", str(csv), "-k", "3", "--covariance-type", "diag", "--method", "map",
+                 "--out", str(out)]) == 0
+    loaded = BayesianGMM.load(out / "fit.nc")
+    assert loaded.covariance_type == "diag"
+    assert np.all(loaded.covariances_[:, 0, 1] == 0.0)
+    capsys.readouterr()
+    for bad in (["--covariance-types", "full,VVV"], ["--covariance-types", "diag,diag"],
+                ["--jobs", "0"]):
+        with pytest.raises(SystemExit) as info:
+            main(["select", str(csv), "--max-components", "2", *bad])
+        assert info.value.code == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit):
+        main(["fit", str(csv), "-k", "2", "--covariance-type", "VVV"])
+
+
 def test_cli_bad_inputs_exit_with_one_line(tmp_path, capsys):
     import pytest
 

@@ -119,3 +119,49 @@ def test_sparse_mixture_nuts_puts_most_mass_on_three(blobs):
     diag = result.model.diagnose()
     assert diag.checked_components.size == 3
     assert not any(p.kind == "empty component" for p in diag.problems)
+
+
+# ---------------------------------------------------------------- covariance structures
+
+
+def test_grid_of_structures_prefers_the_diagonal_truth_in_parallel_as_in_serial():
+    # Diagonal truth (unequal variances), D = 4: the full structure must not beat diag
+    # beyond two standard errors, spherical is clearly worse, and the simplest adequate
+    # model is diag. Two local workers give the same table as the serial run (same seed
+    # for every fit; only the timings differ).
+    from bayesgmm.datasets import make_mixture
+
+    rng = np.random.default_rng(5)
+    covs = rng.uniform(0.3, 2.0, (2, 4))[:, :, None] * np.eye(4)
+    data = make_mixture(200, 2, 4, separation=5.0, covariances=covs, random_state=5)
+    kwargs = dict(min_components=2, covariance_types=("full", "diag", "spherical"),
+                  method="advi", draws=300, random_state=0)
+    serial = select_components(data.X, 2, **kwargs)
+    t = serial.table
+    assert list(t.index) == [("full", 2), ("diag", 2), ("spherical", 2)]
+    assert t.loc[("full", 2), "elpd_loo"] - t.loc[("diag", 2), "elpd_loo"] <= \
+        2 * t.loc[("full", 2), "dse"]
+    assert t.loc[("spherical", 2), "elpd_diff"] < -2 * t.loc[("spherical", 2), "dse"]
+    assert serial.best_covariance_type == "diag" and serial.best == 2
+    assert "covariance_type = 'diag'" in str(serial)
+    # Free parameters per structure: (K-1) + K D + {K D (D+1)/2, K D, K}.
+    assert t["n_parameters"].tolist() == [1 + 8 + 20, 1 + 8 + 8, 1 + 8 + 2]
+    assert set(serial.fits) == set(t.index)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from bayesgmm.plotting import plot_selection
+
+    ax = plot_selection(serial)
+    assert len(ax.lines) >= 3 and "diag" in ax.get_title()
+    parallel = select_components(data.X, 2, n_jobs=2, **kwargs)
+    columns = [c for c in t.columns if c != "seconds"]
+    np.testing.assert_array_equal(parallel.table[columns].to_numpy(), t[columns].to_numpy())
+    assert parallel.best_covariance_type == "diag"
+
+
+def test_grid_bad_input(blobs):
+    with pytest.raises(ValueError, match="covariance_type must be one of"):
+        select_components(blobs.X, 2, covariance_types=("full", "VVV"))
+    with pytest.raises(ValueError, match="each structure once"):
+        select_components(blobs.X, 2, covariance_types=("diag", "diag"))
