@@ -136,3 +136,20 @@ def test_bad_covariance_type(blobs):
     with pytest.raises(ValueError, match="covariance_type must be one of 'full', 'diag', "
                                          "'spherical', 'tied', got 'VVV'"):
         BayesianGMM(2, covariance_type="VVV", method="map").fit(blobs.X)
+
+
+@pytest.mark.parametrize("covariance_type", ["spherical", "tied"])
+def test_loo_does_not_prefer_full_over_a_simpler_truth(covariance_type):
+    # The check for each simpler structure (diag: tests/test_selection.py): the
+    # full structure is not better than the truth beyond two standard errors, and the
+    # simplest adequate model is chosen.
+    from bayesgmm.selection import select_components
+
+    data = truth(covariance_type, n=240, seed=6)
+    sel = select_components(data.X, 3, min_components=3,
+                            covariance_types=(covariance_type, "full"), method="advi",
+                            draws=300, random_state=0)
+    t = sel.table
+    gain = t.loc[("full", 3), "elpd_loo"] - t.loc[(covariance_type, 3), "elpd_loo"]
+    assert gain <= 2 * max(t["dse"])
+    assert sel.best_covariance_type == covariance_type

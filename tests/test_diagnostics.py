@@ -142,3 +142,19 @@ def test_summary_has_rhat_and_ess_for_nuts_only(nuts_fit, blobs):
     assert (table["r_hat"] <= 1.01).all()
     map_table = BayesianGMM(3, method="map", random_state=0).fit(blobs.X).summary()
     assert list(map_table.columns) == ["mean"] and len(map_table) == len(table)
+
+
+def test_a_vi_fit_with_wild_elbo_noise_is_reported(blobs):
+    # A good mean-field fit's ELBO varies by about sqrt(n_parameters / 2) from draw to draw;
+    # one whose approximation strays where the model fits badly (seen: full covariances at
+    # D = 20, noise 40,000 times that) must not pass as converged. The noise is injected.
+    model = BayesianGMM(3, method="advi", draws=100, random_state=0).fit(blobs.X)
+    diag = model.diagnose()
+    assert diag.elbo_noise is not None and diag.elbo_noise < 3
+    dt = model.idata_
+    elbo = dt["variational"]["elbo"].to_numpy().copy()
+    elbo[-500:] += np.random.default_rng(0).normal(0, 1e4, 500)
+    broken = replaced(dt, "variational", elbo=elbo)
+    with pytest.warns(ConvergenceWarning, match="ELBO's draw-to-draw noise is .* method='nuts'"):
+        check(broken)
+    assert diagnose(broken).elbo_noise > 1000

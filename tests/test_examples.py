@@ -14,7 +14,7 @@ def load(name):
 
 
 def test_examples_folder_is_covered():
-    tested = {"quickstart", "nuts_vs_advi", "bayes_vs_em"}
+    tested = {"quickstart", "nuts_vs_advi", "bayes_vs_em", "covariance_structures"}
     assert {p.stem for p in EXAMPLES.glob("*.py")} == tested
 
 
@@ -49,3 +49,15 @@ def test_bayes_vs_em(tmp_path):
     between = r["comparison"].points["confident_other_not_bayes"].to_numpy()
     assert np.abs(r["X"][between, 0]).max() < 1.75
     assert (tmp_path / "bayes_vs_em.png").stat().st_size > 10_000
+
+
+def test_covariance_structures():
+    r = load("covariance_structures").main(small=True)
+    t = r["selection"].table
+    assert r["selection"].best_covariance_type == "diag"
+    # The full structure does not beat the diagonal truth; spherical is clearly worse.
+    assert t.loc[("full", 3), "elpd_diff"] <= 2 * t.loc[("full", 3), "dse"]
+    assert t.loc[("spherical", 3), "elpd_diff"] < -2 * t.loc[("spherical", 3), "dse"]
+    # 50 points per cluster, standard deviations up to 2: means within 0.9 (3 standard
+    # errors of the widest feature).
+    assert r["mean_error"] < 0.9
