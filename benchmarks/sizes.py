@@ -1,0 +1,82 @@
+"""Problem sizes of the presets: ``smoke`` (the test suite), ``small``, ``full`` (the issue's)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Size:
+    name: str
+    # nuts: (D, N) cases, K=3; the last case is the one the targets name.
+    nuts_cases: tuple[tuple[int, int], ...]
+    draws: int
+    tune: int
+    chains: int
+    attempts: int  # fits per configuration, doubling the draws until converged
+    timeout_s: float  # per fit, when isolated in a subprocess
+    # logp: (D, N) of the reference point, then the scaling in N (at the reference D)
+    # and in D (at the reference N).
+    logp_ref: tuple[int, int]
+    logp_n: tuple[int, ...]
+    logp_d: tuple[int, ...]
+    logp_seconds: float  # timing budget per measurement
+    logp_candidate_scaling: bool  # also time the candidate log-likelihood at every size
+    # cold: (D, N) of the first fit in a fresh process, and its fit settings.
+    cold_case: tuple[int, int]
+    cold_fit: dict
+    # vi: (D, N, K) of ADVI / full-rank ADVI / minibatch ADVI, and of the large minibatch run.
+    vi_case: tuple[int, int, int]
+    vi_methods: tuple[str, ...]  # on vi_case: "advi", "fullrank_advi", "minibatch_advi"
+    vi_max_iter: int
+    minibatch_case: tuple[int, int, int]
+    batch_size: int
+    # nuts: also compile and run one chain alone, to time warm-up and sampling apart.
+    profile_split: bool
+
+    @property
+    def target_case(self) -> tuple[int, int]:
+        return self.nuts_cases[-1]
+
+
+SIZES = {
+    "smoke": Size(
+        name="smoke",
+        nuts_cases=((2, 300),), draws=100, tune=100, chains=2, attempts=1, timeout_s=600,
+        logp_ref=(2, 1000), logp_n=(), logp_d=(), logp_seconds=0.05,
+        logp_candidate_scaling=False,
+        cold_case=(2, 300), cold_fit={"draws": 100, "tune": 100},
+        vi_case=(2, 300, 3), vi_methods=(), vi_max_iter=200,
+        minibatch_case=(2, 3000, 3), batch_size=256, profile_split=False,
+    ),
+    "small": Size(
+        name="small",
+        nuts_cases=((2, 1000),), draws=1000, tune=1000, chains=2, attempts=2, timeout_s=1200,
+        logp_ref=(5, 10_000), logp_n=(1000, 10_000, 100_000), logp_d=(1, 2, 5, 10),
+        logp_seconds=1.0, logp_candidate_scaling=True,
+        cold_case=(2, 1000), cold_fit={},
+        vi_case=(5, 10_000, 3), vi_methods=("advi", "fullrank_advi", "minibatch_advi"),
+        vi_max_iter=10_000, minibatch_case=(5, 100_000, 5), batch_size=1024,
+        profile_split=True,
+    ),
+    "full": Size(
+        name="full",
+        nuts_cases=((2, 1000), (2, 10_000), (5, 10_000)), draws=1000, tune=1000, chains=2,
+        attempts=2, timeout_s=3600,
+        logp_ref=(5, 10_000), logp_n=(1000, 10_000, 100_000, 1_000_000),
+        logp_d=(1, 2, 5, 10, 20), logp_seconds=2.0, logp_candidate_scaling=True,
+        cold_case=(5, 10_000), cold_fit={},
+        vi_case=(5, 10_000, 3), vi_methods=("advi", "fullrank_advi", "minibatch_advi"),
+        vi_max_iter=10_000, minibatch_case=(10, 1_000_000, 10), batch_size=1024,
+        profile_split=True,
+    ),
+}
+
+# The issue's targets, at the full size.
+TARGET_NUTS_SECONDS = 15.0
+TARGET_NUTS_SPEEDUP = 3.0
+TARGET_NS_PER_POINT = 60.0
+TARGET_MINIBATCH_SECONDS = 120.0
+TARGET_COLD_SECONDS = 30.0
+# A fitted mean "recovers" the true one within this Mahalanobis distance (true covariance).
+RECOVERY_TOLERANCE = 0.1

@@ -1,0 +1,123 @@
+"""The benchmark harness (benchmarks/) runs end to end at tiny sizes, so it cannot rot.
+
+Only the structure is checked: every section and table present, numbers finite and positive,
+same-run ratios computed. The timings themselves are not asserted (see benchmarks/README.md).
+"""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# The smoke size, and the fastest-compiling choices (each compilation costs seconds here):
+# bayesgmm's blackjax sampler against the textbook model on nutpie's JAX backend, the JAX
+# log-density only, no cold numba compiles, every fit in this process.
+SMOKE = ["--size", "smoke", "--samplers", "blackjax", "--baselines", "nutpie",
+         "--textbook-backend", "jax", "--logp-backends", "jax", "--no-cold-compile",
+         "--no-isolate", "--quiet", "--seed", "0"]
+
+
+def positive(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+
+
+def column(table, name):
+    assert name in table.columns, (table.title, name)
+    return [row.get(name) for row in table.rows]
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "RESULTS.md"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(ROOT))  # benchmarks/ is not an installed package
+        from benchmarks.run import main
+
+        # The harness records every warning as a note (short chains warn by design), so
+        # none reaches pytest's filterwarnings=error.
+        result = main([*SMOKE, "--out", str(out)])
+    return result, out
+
+
+def test_every_section_ran_without_errors(smoke):
+    from benchmarks.run import SECTIONS
+
+    result, _ = smoke
+    sections = result["sections"]
+    assert list(sections) == list(SECTIONS)
+    for key, section in sections.items():
+        assert section.tables, key
+        for table in section.tables:
+            assert table.rows, (key, table.title)
+            for status in column(table, "status") if "status" in table.columns else []:
+                # Short chains do not converge: the only failure a smoke run may report.
+                assert status in ("ok", "converged") or \
+                    status.startswith("failed: not converged"), (key, table.title, status)
+
+
+def test_nuts_numbers_and_ratios(smoke):
+    from benchmarks.profile import XLA
+
+    section = smoke[0]["sections"]["nuts"]
+    fits, ratios, profile = section.tables[:3]
+    assert column(fits, "model") == ["bayesgmm", "pm.Mixture"]
+    for name in ("wall s (all fits)", "max R-hat", "min bulk ESS", "ESS/s", "grad evals/draw",
+                 "tree depth", "mean error"):
+        assert all(positive(v) for v in column(fits, name)), name
+    assert all(v >= 1 for v in column(fits, "max R-hat"))
+    assert len(ratios.rows) == 1
+    for name in ("time ratio (textbook/ours)", "ESS/s ratio (ours/textbook)"):
+        assert all(positive(v) for v in column(ratios, name)), name
+    steps = dict(zip(column(profile, "step"), column(profile, "seconds"), strict=True))
+    assert steps["whole fit"] >= steps["NUTS: compile + warm-up + sampling"] > 0
+    assert steps[XLA] > 0
+
+
+def test_logp_cold_vi_sklearn_numbers(smoke):
+    sections = smoke[0]["sections"]
+    reference, by_n, by_d = sections["logp"].tables
+    assert {"bayesgmm", "pm.Mixture"} <= set(column(reference, "model"))
+    assert all(positive(v) for v in column(reference, "ns per point"))
+    assert all(positive(v) for v in column(reference, "vs pm.Mixture (same backend)"))
+    for table in (by_n, by_d):
+        assert all(positive(v) for v in column(table, "pm.Mixture / bayesgmm"))
+    cold = sections["cold"].tables[0]
+    assert all(positive(v) for v in column(cold, "first fit s"))
+    vi = sections["vi"].tables[0]
+    assert all(positive(v) for v in column(vi, "wall s"))
+    assert all(positive(v) for v in column(vi, "mean error"))
+    sk = sections["sklearn"].tables[0]
+    assert set(column(sk, "estimator")) == {"GaussianMixture", "BayesianGaussianMixture"}
+    assert all(positive(v) for v in column(sk, "wall s"))
+
+
+def test_results_files(smoke):
+    result, out = smoke
+    text = out.read_text()
+    for heading in ("## Machine", "## Versions", "## Targets"):
+        assert heading in text
+    for section in result["sections"].values():
+        assert f"## {section.title}" in text
+    assert "pymc" in text and "usable cores" in text
+    # Targets are reported, never asserted; at the smoke size none is judged.
+    assert len(result["targets"]) == 5
+    assert all(t.met is None for t in result["targets"])
+    doc = json.loads(out.with_suffix(".json").read_text())
+    assert set(doc["sections"]) == set(result["sections"])
+    assert len(doc["targets"]) == 5
+
+
+def test_analytic_gradient_of_the_candidate_likelihood_is_right(monkeypatch):
+    # The logp section times this closed-form gradient as evidence for the package: it must
+    # agree with JAX's autodiff.
+    import numpy as np
+
+    monkeypatch.syspath_prepend(str(ROOT))
+
+    from benchmarks.candidates import analytic_gradient_error
+
+    Z = np.random.default_rng(0).normal(size=(200, 3))
+    assert analytic_gradient_error(Z, 3) < 1e-8
