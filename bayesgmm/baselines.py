@@ -419,6 +419,20 @@ def _structured_precisions(weights, covs, covariance_type):
     return 1.0 / variances
 
 
+def _structure_standardizer(std: Standardizer, covariance_type: str) -> Standardizer:
+    """The standardisation a structure is fitted on.
+
+    "spherical" is not invariant to rescaling single features: its data are centred and
+    divided by one common scale, the root mean feature variance, so that spheres are spheres
+    in the user's units. The other structures keep each column's standard deviation.
+    """
+    if covariance_type != "spherical":
+        return std
+    d = std.scale.size
+    return Standardizer(center=std.center,
+                        scale=np.full(d, math.sqrt(float(np.mean(std.scale ** 2)))))
+
+
 def _make_em(Z, views, k, strategy, view, seed, reg_covar, max_iter, tol,
              covariance_type="full"):
     """An unfitted GaussianMixture that starts as ``strategy`` on ``view`` says."""
@@ -584,9 +598,7 @@ def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: f
     n, d = X.shape
     std = Standardizer.fit(X)
     views = _views(X, std.transform(X))  # the starting partitions use the usual views
-    if covariance_type == "spherical":  # keep spheres spheres: one scale for all features
-        std = Standardizer(center=std.center,
-                           scale=np.full(d, math.sqrt(float(np.mean(std.scale ** 2)))))
+    std = _structure_standardizer(std, covariance_type)
     Z = std.transform(X)
     subsample = n > _HIERARCHICAL_SUBSET
     schedule = _em_schedule(n_init, subsample)
@@ -680,12 +692,12 @@ def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: f
 
 
 @functools.lru_cache(maxsize=32)
-def _nll_and_grad(k: int, d: int):
+def _nll_and_grad(k: int, d: int, covariance_type: str = "full"):
     """Jitted JAX function: (theta, Z) -> (negative log-likelihood, its gradient).
 
-    ``theta`` holds K - 1 logits (component 0's is fixed at 0), the K x D means, then for
-    each component the lower triangle of its Cholesky factor, row by row, with the diagonal
-    on the log scale. Call it inside ``jax.enable_x64(True)``.
+    ``theta`` holds K - 1 logits (component 0's is fixed at 0), the K x D means, then the
+    covariance parameters of ``covariance_type`` (see :func:`_pack`). One function is
+    compiled and cached per (K, D, covariance_type); call it inside ``jax.enable_x64(True)``.
     """
     import jax
     import jax.numpy as jnp
@@ -700,12 +712,21 @@ def _nll_and_grad(k: int, d: int):
         logits = jnp.concatenate([jnp.zeros(1, dtype=theta.dtype), theta[: k - 1]])
         logw = jax.nn.log_softmax(logits)
         means = theta[k - 1: k - 1 + k * d].reshape(k, d)
-        packed = theta[k - 1 + k * d:].reshape(k, t)
-        chols = jnp.zeros((k, d, d), dtype=theta.dtype).at[:, rows, cols].set(
-            jnp.where(diag, jnp.exp(packed), packed))
+        cov = theta[k - 1 + k * d:]
         resid = jnp.swapaxes(Z[None, :, :] - means[:, None, :], 1, 2)  # (K, D, N)
-        z = solve_triangular(chols, resid, lower=True)
-        logdet = jnp.sum(jnp.where(diag, packed, 0.0), axis=1)
+        if covariance_type == "diag":  # (K, D) log standard deviations
+            log_sd = cov.reshape(k, d)
+            z = resid * jnp.exp(-log_sd)[:, :, None]
+            logdet = jnp.sum(log_sd, axis=1)
+        elif covariance_type == "spherical":  # (K,) log standard deviations
+            z = resid * jnp.exp(-cov)[:, None, None]
+            logdet = d * cov
+        else:  # packed Cholesky factors: K of them ("full") or one shared ("tied")
+            packed = cov.reshape(-1, t)
+            chols = jnp.zeros((packed.shape[0], d, d), dtype=theta.dtype).at[:, rows, cols].set(
+                jnp.where(diag, jnp.exp(packed), packed))
+            z = solve_triangular(jnp.broadcast_to(chols, (k, d, d)), resid, lower=True)
+            logdet = jnp.broadcast_to(jnp.sum(jnp.where(diag, packed, 0.0), axis=1), (k,))
         logp = (logw[:, None] - 0.5 * jnp.sum(z * z, axis=1) - logdet[:, None]
                 - 0.5 * d * _LOG_2PI)
         return -jnp.sum(logsumexp(logp, axis=0))
@@ -713,36 +734,60 @@ def _nll_and_grad(k: int, d: int):
     return jax.jit(jax.value_and_grad(nll))
 
 
-def _negloglik(theta: np.ndarray, Z: np.ndarray, k: int) -> tuple[float, np.ndarray]:
+def _negloglik(theta: np.ndarray, Z: np.ndarray, k: int,
+               covariance_type: str = "full") -> tuple[float, np.ndarray]:
     """Negative log-likelihood of ``Z`` and its exact gradient (JAX, float64)."""
     import jax
 
     with jax.enable_x64(True):
-        f, g = _nll_and_grad(k, Z.shape[1])(np.asarray(theta, dtype=np.float64), Z)
+        f, g = _nll_and_grad(k, Z.shape[1], covariance_type)(
+            np.asarray(theta, dtype=np.float64), Z)
         return float(f), np.asarray(g, dtype=np.float64)
 
 
-def _pack(weights, means, chols) -> np.ndarray:
+def _pack(weights, means, chols, covariance_type: str = "full") -> np.ndarray:
+    """Unconstrained parameters: logits, means, then the covariance parameters.
+
+    "full": each component's Cholesky factor, lower triangle row by row, log diagonal;
+    "diag": the (K, D) log standard deviations (log diagonal of the factors); "spherical":
+    the (K,) log standard deviations (log of the factors' first diagonal entry); "tied":
+    component 0's factor packed as for "full". ``chols`` must have the structure.
+    """
     d = means.shape[1]
-    rows, cols = np.tril_indices(d)
     logw = np.log(weights)
+    head = [(logw[1:] - logw[0]), means.ravel()]
+    if covariance_type == "diag":
+        return np.concatenate(head + [np.log(np.diagonal(chols, axis1=1, axis2=2)).ravel()])
+    if covariance_type == "spherical":
+        return np.concatenate(head + [np.log(chols[:, 0, 0])])
+    rows, cols = np.tril_indices(d)
+    if covariance_type == "tied":
+        chols = chols[:1]
     packed = chols[:, rows, cols].copy()
     diag = rows == cols
     packed[:, diag] = np.log(packed[:, diag])
-    return np.concatenate([(logw[1:] - logw[0]), means.ravel(), packed.ravel()])
+    return np.concatenate(head + [packed.ravel()])
 
 
-def _unpack(theta: np.ndarray, k: int, d: int):
+def _unpack(theta: np.ndarray, k: int, d: int, covariance_type: str = "full"):
+    """Weights, means and (K, D, D) Cholesky factors from :func:`_pack`'s parameters."""
     from scipy.special import softmax
 
-    rows, cols = np.tril_indices(d)
-    diag = rows == cols
     weights = softmax(np.concatenate([[0.0], theta[: k - 1]]))
     means = theta[k - 1: k - 1 + k * d].reshape(k, d).copy()
-    packed = theta[k - 1 + k * d:].reshape(k, rows.size).copy()
+    cov = np.asarray(theta[k - 1 + k * d:], dtype=float)
+    if covariance_type == "diag":
+        return weights, means, np.exp(cov.reshape(k, d))[:, :, None] * np.eye(d)
+    if covariance_type == "spherical":
+        return weights, means, np.exp(cov.reshape(k))[:, None, None] * np.eye(d)
+    rows, cols = np.tril_indices(d)
+    diag = rows == cols
+    packed = cov.reshape(-1, rows.size).copy()
     packed[:, diag] = np.exp(packed[:, diag])
-    chols = np.zeros((k, d, d))
+    chols = np.zeros((packed.shape[0], d, d))
     chols[:, rows, cols] = packed
+    if covariance_type == "tied":
+        chols = np.broadcast_to(chols, (k, d, d)).copy()
     return weights, means, chols
 
 
@@ -751,8 +796,26 @@ def _min_scales(chols: np.ndarray) -> np.ndarray:
     return np.linalg.svd(chols, compute_uv=False).min(axis=1)
 
 
-def _resolve_init(init, Z: np.ndarray, std: Standardizer, k: int, rng) -> tuple:
-    """Starting weights, means and covariances, on the standardised scale."""
+def _to_structure(weights: np.ndarray, covs: np.ndarray, covariance_type: str) -> np.ndarray:
+    """(K, D, D) covariances reduced to ``covariance_type``, still as (K, D, D) matrices.
+
+    "diag" keeps the variances, "spherical" their mean, "tied" the weighted mean of the
+    covariances (the pooled within-group covariance), as :func:`_structured_precisions`.
+    """
+    k, d = covs.shape[0], covs.shape[-1]
+    if covariance_type == "full":
+        return covs
+    if covariance_type == "tied":
+        return _expand_covariances(np.einsum("k,kij->ij", weights, covs), "tied", k, d)
+    variances = np.diagonal(covs, axis1=1, axis2=2)
+    if covariance_type == "spherical":
+        return _expand_covariances(variances.mean(axis=1), "spherical", k, d)
+    return _expand_covariances(variances, "diag", k, d)
+
+
+def _resolve_init(init, Z: np.ndarray, std: Standardizer, k: int, rng,
+                  covariance_type: str = "full") -> tuple:
+    """Starting weights, means and covariances of ``covariance_type``, standardised scale."""
     n, d = Z.shape
     if init is None:
         from sklearn.cluster import KMeans
@@ -761,7 +824,8 @@ def _resolve_init(init, Z: np.ndarray, std: Standardizer, k: int, rng) -> tuple:
         with _one_thread(), warnings.catch_warnings():
             warnings.simplefilter("ignore", SkConvergenceWarning)  # fewer distinct points
             labels = KMeans(n_clusters=k, n_init=1, random_state=_seeds(rng, 1)[0]).fit(Z).labels_
-        return _params_from_labels(Z, labels, k, 1e-6)
+        weights, means, covs = _params_from_labels(Z, labels, k, 1e-6)
+        return weights, means, _to_structure(weights, covs, covariance_type)
     if isinstance(init, PointEstimate):
         weights, means, covs = init.weights, init.means, init.covariances
     elif isinstance(init, dict):
@@ -791,7 +855,8 @@ def _resolve_init(init, Z: np.ndarray, std: Standardizer, k: int, rng) -> tuple:
     except np.linalg.LinAlgError:
         raise ValueError("init covariances must be symmetric positive definite; add a small "
                          "multiple of the identity to the singular ones.") from None
-    return weights / weights.sum(), std.means_to_model(means), covs_z
+    weights = weights / weights.sum()
+    return weights, std.means_to_model(means), _to_structure(weights, covs_z, covariance_type)
 
 
 class _Diverged(Exception):
@@ -803,19 +868,26 @@ class _Diverged(Exception):
 
 
 def fit_ml_gradient(X, n_components, *, init=None, random_state=None, max_iter: int = 5000,
-                    min_scale: float = 1e-4) -> PointEstimate:
+                    min_scale: float = 1e-4, covariance_type: str = "full") -> PointEstimate:
     """Maximum likelihood by L-BFGS on unconstrained parameters, with exact gradients.
 
     The parameters are K - 1 softmax logits of the weights (component 0's is fixed at 0),
-    the means, and each component's Cholesky factor with its diagonal on the log scale. The
-    negative log-likelihood and its gradient are computed by JAX in float64 (jitted once per
-    K and D) on the standardised data; results are reported on the user's scale.
+    the means, and the covariances of ``covariance_type`` (as :func:`fit_em`'s argument):
+    "full", each component's Cholesky factor with its diagonal on the log scale; "diag", the
+    (K, D) log standard deviations; "spherical", the (K,) log standard deviations; "tied",
+    one Cholesky factor with log diagonal shared by all components. The negative
+    log-likelihood and its gradient are computed by JAX in float64 (jitted once per K, D and
+    ``covariance_type``) on the standardised data (for "spherical", as in :func:`fit_em`,
+    centred and divided by one common scale, the root mean feature variance, so that spheres
+    are spheres in the user's units); results are reported on the user's scale.
 
     The likelihood is unbounded: a component can collapse onto one point (or onto duplicated
-    points). After every iteration the smallest standard deviation of every component along
-    any direction, in units of the features' standard deviations, is checked; if one falls
-    under ``min_scale``, or the log-likelihood becomes non-finite or exceeds what any mixture
-    with all scales above ``min_scale`` can reach, the optimiser stops. The estimate then
+    points; with "tied" covariances, shared by all components, only when the data are
+    degenerate). After every iteration the smallest standard deviation of every component
+    along any direction, in units of the features' standard deviations (of the common scale
+    for "spherical"), is checked; if one falls under ``min_scale``, or the log-likelihood
+    becomes non-finite or exceeds what any mixture with all scales above ``min_scale`` can
+    reach, the optimiser stops. The estimate then
     has ``converged=False`` and ``info["diverged"] = True``, holds the last finite
     parameters, and a :class:`~bayesgmm.ConvergenceWarning` says which component collapsed.
 
@@ -828,7 +900,10 @@ def fit_ml_gradient(X, n_components, *, init=None, random_state=None, max_iter: 
         ``random_state``), each group's weight, mean and covariance, as scikit-learn's
         ``init_params="kmeans"`` start; a :class:`PointEstimate` (for example from
         :func:`fit_em`); or a dict with ``weights`` (K,), ``means`` (K, D) and
-        ``covariances`` (K, D, D) on the user's scale.
+        ``covariances`` (K, D, D) on the user's scale. The covariances of every start are
+        reduced to ``covariance_type``: "diag" keeps their diagonals, "spherical" the mean
+        of each diagonal, "tied" the weighted (by ``weights``) mean covariance; "full" uses
+        them as given.
     random_state : int, numpy.random.Generator or None
         Seeds the k-means start.
     max_iter : int, default 5000
@@ -836,13 +911,17 @@ def fit_ml_gradient(X, n_components, *, init=None, random_state=None, max_iter: 
     min_scale : float, default 1e-4
         A component whose smallest standard deviation falls under this many feature standard
         deviations is collapsing.
+    covariance_type : {"full", "diag", "spherical", "tied"}, default "full"
+        Structure of the covariances (see :data:`COVARIANCE_TYPES`).
 
     Returns
     -------
     PointEstimate
-        ``method="ml_gradient"``. ``info`` holds ``diverged``, ``n_iter``, ``n_fev``,
-        ``message``, ``log_likelihood_path`` (after each iteration, user's scale), ``init``
-        (the starting weights, means and covariances on the user's scale), and when diverged
+        ``method="ml_gradient"``, with ``covariance_type`` set (it sets the parameter count
+        of the BIC and AIC) and ``covariances`` always the (K, D, D) full matrices. ``info``
+        holds ``diverged``, ``n_iter``, ``n_fev``, ``message``, ``log_likelihood_path``
+        (after each iteration, user's scale), ``init`` (the starting weights, means and
+        covariances, reduced to the structure, on the user's scale), and when diverged
         ``component``, ``min_scale`` (that component's smallest scale) and ``points`` (the
         rows it collapses onto).
 
@@ -856,6 +935,9 @@ def fit_ml_gradient(X, n_components, *, init=None, random_state=None, max_iter: 
     >>> bool(abs(est.log_likelihood - fit_em(X, 2, n_init=2, random_state=0).log_likelihood)
     ...      < 1e-4)
     True
+    >>> diag = fit_ml_gradient(X, 2, random_state=0, covariance_type="diag")
+    >>> diag.covariance_type, diag.converged, bool(diag.covariances[0, 0, 1] == 0.0)
+    ('diag', True, True)
     """
     from scipy.optimize import minimize
 
@@ -863,14 +945,15 @@ def fit_ml_gradient(X, n_components, *, init=None, random_state=None, max_iter: 
     X, names = check_data(X, n_components=k)
     max_iter = check_positive_int(max_iter, "max_iter")
     min_scale = _check_number(min_scale, "min_scale", minimum=0.0, strict=True)
+    covariance_type = _check_covariance_type(covariance_type)
     rng = _rng(random_state)
     n, d = X.shape
-    std = Standardizer.fit(X)
+    std = _structure_standardizer(Standardizer.fit(X), covariance_type)
     Z = std.transform(X)
     offset = n * std.log_jacobian  # log-likelihood on the user's scale = on Z + offset
-    w0, m0, c0 = _resolve_init(init, Z, std, k, rng)
+    w0, m0, c0 = _resolve_init(init, Z, std, k, rng, covariance_type)
     chols0 = np.linalg.cholesky(c0)
-    theta0 = _pack(w0, m0, chols0)
+    theta0 = _pack(w0, m0, chols0, covariance_type)
     init_info = {"weights": w0, "means": std.means_to_user(m0),
                  "covariances": c0 * np.outer(std.scale, std.scale)}
     # No mixture whose components all have scales >= min_scale exceeds this (on Z).
@@ -879,7 +962,7 @@ def fit_ml_gradient(X, n_components, *, init=None, random_state=None, max_iter: 
     last = {"theta": theta0, "loglik": -np.inf}
 
     def fun(theta):
-        f, g = _negloglik(theta, Z, k)
+        f, g = _negloglik(theta, Z, k, covariance_type)
         if not (math.isfinite(f) and np.isfinite(g).all()):
             raise _Diverged("non-finite", theta, -f)
         if -f > bound:
@@ -890,7 +973,7 @@ def fit_ml_gradient(X, n_components, *, init=None, random_state=None, max_iter: 
         theta, loglik = intermediate_result.x, -intermediate_result.fun * n
         path.append(loglik + offset)
         last.update(theta=np.array(theta), loglik=loglik)
-        if _min_scales(_unpack(theta, k, d)[2]).min() < min_scale:
+        if _min_scales(_unpack(theta, k, d, covariance_type)[2]).min() < min_scale:
             raise _Diverged("scale", theta, loglik)
 
     diverged = None
@@ -906,7 +989,7 @@ def fit_ml_gradient(X, n_components, *, init=None, random_state=None, max_iter: 
 
     info = {"init": init_info, "log_likelihood_path": path}
     if diverged is None:
-        weights, means, chols = _unpack(res.x, k, d)
+        weights, means, chols = _unpack(res.x, k, d, covariance_type)
         converged = bool(res.success)
         info.update(diverged=False, n_iter=int(res.nit), n_fev=int(res.nfev),
                     message=str(res.message))
@@ -919,11 +1002,11 @@ def fit_ml_gradient(X, n_components, *, init=None, random_state=None, max_iter: 
         theta = diverged.theta
         usable = math.isfinite(diverged.loglik) and np.isfinite(theta).all()
         if usable:
-            scales = _min_scales(_unpack(theta, k, d)[2])
+            scales = _min_scales(_unpack(theta, k, d, covariance_type)[2])
             usable = scales.min() > 1e-12
         if not usable:  # a wild line-search trial: fall back to the last accepted iterate
             theta = last["theta"]
-        weights, means, chols = _unpack(theta, k, d)
+        weights, means, chols = _unpack(theta, k, d, covariance_type)
         scales = _min_scales(chols)
         j = int(scales.argmin())
         resp = _math.responsibilities(Z, weights[None], means[None], chols[None])[0]
@@ -945,7 +1028,7 @@ def fit_ml_gradient(X, n_components, *, init=None, random_state=None, max_iter: 
     chols_user = std.chols_to_user(chols)
     return PointEstimate.from_parameters(
         X, weights, std.means_to_user(means), chols_user @ np.swapaxes(chols_user, 1, 2),
-        converged=converged, method="ml_gradient", info=info)
+        converged=converged, method="ml_gradient", info=info, covariance_type=covariance_type)
 
 
 # --------------------------------------------------------------------------------------------
