@@ -419,20 +419,6 @@ def _structured_precisions(weights, covs, covariance_type):
     return 1.0 / variances
 
 
-def _structure_standardizer(std: Standardizer, covariance_type: str) -> Standardizer:
-    """The standardisation a structure is fitted on.
-
-    "spherical" is not invariant to rescaling single features: its data are centred and
-    divided by one common scale, the root mean feature variance, so that spheres are spheres
-    in the user's units. The other structures keep each column's standard deviation.
-    """
-    if covariance_type != "spherical":
-        return std
-    d = std.scale.size
-    return Standardizer(center=std.center,
-                        scale=np.full(d, math.sqrt(float(np.mean(std.scale ** 2)))))
-
-
 def _make_em(Z, views, k, strategy, view, seed, reg_covar, max_iter, tol,
              covariance_type="full"):
     """An unfitted GaussianMixture that starts as ``strategy`` on ``view`` says."""
@@ -598,7 +584,8 @@ def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: f
     n, d = X.shape
     std = Standardizer.fit(X)
     views = _views(X, std.transform(X))  # the starting partitions use the usual views
-    std = _structure_standardizer(std, covariance_type)
+    # Spherical components are spheres in the user's units: one common scale.
+    std = Standardizer.fit(X, common_scale=covariance_type == "spherical")
     Z = std.transform(X)
     subsample = n > _HIERARCHICAL_SUBSET
     schedule = _em_schedule(n_init, subsample)
@@ -948,7 +935,7 @@ def fit_ml_gradient(X, n_components, *, init=None, random_state=None, max_iter: 
     covariance_type = _check_covariance_type(covariance_type)
     rng = _rng(random_state)
     n, d = X.shape
-    std = _structure_standardizer(Standardizer.fit(X), covariance_type)
+    std = Standardizer.fit(X, common_scale=covariance_type == "spherical")
     Z = std.transform(X)
     offset = n * std.log_jacobian  # log-likelihood on the user's scale = on Z + offset
     w0, m0, c0 = _resolve_init(init, Z, std, k, rng, covariance_type)

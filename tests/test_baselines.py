@@ -18,6 +18,7 @@ from bayesgmm.baselines import (
     singularity_path,
 )
 from bayesgmm.datasets import make_mixture
+from bayesgmm.model import Standardizer
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +88,36 @@ def test_em_beats_default_kmeans_where_it_stops_short():
     ours = fit_em(X, 4, random_state=0)
     assert ours.log_likelihood > default.score(X) * n + 5.0
     assert not ours.info["degenerate_starts"] or ours.log_likelihood > -4247
+
+
+def test_fit_start_on_a_subsample_then_all_rows():
+    # Above 10,000 rows the fits' EM start (fit_em's strategies) runs on a subsample, then
+    # EM refines on all rows: it must land on the truth (5 clusters, 2,400 points each on
+    # average: weights within 0.01, means within 0.05 feature-sd).
+    from bayesgmm.inference import em_start
+
+    truth = make_mixture(12_000, 5, 5, separation=6.0, random_state=0)
+    std = Standardizer.fit(truth.X)
+    start = em_start(std.transform(truth.X), 5, random_state=0)
+    means = std.means_to_user(start.means)
+    order = [int(np.argmin(np.linalg.norm(means - m, axis=1))) for m in truth.means]
+    assert sorted(order) == list(range(5))
+    np.testing.assert_allclose(start.weights[order], truth.weights, atol=0.01)
+    assert (np.abs(means[order] - truth.means) / truth.X.std(axis=0)).max() < 0.05
+
+
+@pytest.mark.slow
+def test_minibatch_advi_from_the_start_that_used_to_merge_clusters():
+    # N=1e5, D=5, K=5: the best of five k-means starts merged two clusters and split
+    # another (mean error 3.8); from fit_em's start minibatch ADVI recovers the means.
+    from bayesgmm import BayesianGMM
+
+    truth = make_mixture(100_000, 5, 5, separation=6.0, random_state=0)
+    model = BayesianGMM(5, method="advi", batch_size=1024, draws=200,
+                        random_state=0).fit(truth.X)
+    order = [int(np.argmin(np.linalg.norm(model.means_ - m, axis=1))) for m in truth.means]
+    assert sorted(order) == list(range(5))
+    assert np.abs(model.means_[order] - truth.means).max() < 0.1
 
 
 def test_em_sets_a_degenerate_optimum_aside():
