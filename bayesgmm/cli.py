@@ -325,14 +325,22 @@ def _add_fit_options(p: argparse.ArgumentParser, components: bool = True) -> Non
     p.add_argument("--out", default="out", help="output folder (default: out)")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _argument(convert, what: str, ok, requirement: str):
+    """An argparse type: ``convert(text)`` that must satisfy ``ok``, else a one-line error."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{requirement}, got {value:g}")
+        return value
+    return parse
+
+
+_positive_int = _argument(int, "an integer", lambda v: v >= 1, "must be at least 1")
+_seed = _argument(int, "an integer", lambda v: v >= 0, "must be a non-negative integer")
+_concentration = _argument(float, "a number", lambda v: 0 < v < 1, "must lie in (0, 1)")
 
 
 # bayesgmm.model.COVARIANCE_TYPES, not imported here so that the command starts without
@@ -349,26 +357,6 @@ def _covariance_types(text: str) -> tuple[str, ...]:
     if len(set(names)) != len(names):
         raise argparse.ArgumentTypeError(f"{text!r} names a structure twice")
     return names
-
-
-def _concentration(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must lie in (0, 1), got {value:g}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
-    return value
 
 
 class _Parser(argparse.ArgumentParser):
