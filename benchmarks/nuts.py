@@ -61,10 +61,10 @@ def installed_samplers() -> list[str]:
             if s == "pymc" or importlib.util.find_spec(s) is not None]
 
 
-def default_sampler() -> str:
+def default_sampler(n_obs: int | None = None) -> str:
     from bayesgmm.inference import _default_sampler
 
-    return _default_sampler()
+    return _default_sampler(n_obs)
 
 
 # ----------------------------------------------------------------------------- one fit
@@ -258,7 +258,7 @@ def run(size: Size, opts) -> Section:
     runs = section.table("Fits", RUN_COLUMNS)
     ratios = section.table("Same-run ratios", RATIO_COLUMNS)
     configs = configurations(opts)
-    default = default_sampler()
+    default = default_sampler(size.target_case[1])
     ours = [s for m, s in configs if m == "bayesgmm"]
     profiled = default if default in ours else (ours[0] if ours else None)
     results: dict = {}
