@@ -138,6 +138,7 @@ def test_bad_covariance_type(blobs):
         BayesianGMM(2, covariance_type="VVV", method="map").fit(blobs.X)
 
 
+@pytest.mark.slow  # 12 s each; the diagonal truth's case runs by default (test_selection.py)
 @pytest.mark.parametrize("covariance_type", ["spherical", "tied"])
 def test_loo_does_not_prefer_full_over_a_simpler_truth(covariance_type):
     # The check for each simpler structure (diag: tests/test_selection.py): the
