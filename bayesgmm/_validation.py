@@ -22,6 +22,11 @@ def _describe_rows(mask: np.ndarray, limit: int = 5) -> str:
     return f"row(s) {shown}{more}"
 
 
+def default_feature_names(n_features: int) -> list[str]:
+    """The names of unnamed columns: ``x0``, ``x1``, ..."""
+    return [f"x{j}" for j in range(n_features)]
+
+
 def check_data(
     X,
     *,
@@ -130,7 +135,7 @@ def check_data(
         if feature_names is not None:
             names = [str(f) for f in feature_names]
         else:
-            names = [f"x{j}" for j in range(d)]
+            names = default_feature_names(d)
     if len(names) != d:
         raise ValueError(f"Got {len(names)} feature names for {d} column(s).")
     if len(set(names)) != d:

@@ -404,19 +404,14 @@ def _views(X: np.ndarray, Z: np.ndarray) -> dict[str, np.ndarray]:
 def _structured_precisions(weights, covs, covariance_type):
     """scikit-learn's ``precisions_init`` of ``covariance_type`` from (K, D, D) covariances.
 
-    "diag" keeps the variances, "spherical" their mean, "tied" the weighted mean of the
-    covariances (the pooled within-group covariance).
+    The covariances are first reduced to the structure by :func:`_to_structure`.
     """
-    if covariance_type == "full":
-        precisions = np.linalg.inv(covs)
-        return 0.5 * (precisions + np.swapaxes(precisions, 1, 2))
-    if covariance_type == "tied":
-        precision = np.linalg.inv(np.einsum("k,kij->ij", weights, covs))
-        return 0.5 * (precision + precision.T)
-    variances = np.diagonal(covs, axis1=1, axis2=2)
-    if covariance_type == "spherical":
-        variances = variances.mean(axis=1)
-    return 1.0 / variances
+    reduced = _reduce_covariances(_to_structure(weights, covs, covariance_type),
+                                  covariance_type)
+    if covariance_type in ("full", "tied"):
+        precisions = np.linalg.inv(reduced)
+        return 0.5 * (precisions + np.swapaxes(precisions, -1, -2))
+    return 1.0 / reduced  # variances: (K, D) for "diag", (K,) for "spherical"
 
 
 def _make_em(Z, views, k, strategy, view, seed, reg_covar, max_iter, tol,
@@ -584,8 +579,7 @@ def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: f
     n, d = X.shape
     std = Standardizer.fit(X)
     views = _views(X, std.transform(X))  # the starting partitions use the usual views
-    # Spherical components are spheres in the user's units: one common scale.
-    std = Standardizer.fit(X, common_scale=covariance_type == "spherical")
+    std = Standardizer.for_structure(X, covariance_type)
     Z = std.transform(X)
     subsample = n > _HIERARCHICAL_SUBSET
     schedule = _em_schedule(n_init, subsample)
@@ -787,7 +781,7 @@ def _to_structure(weights: np.ndarray, covs: np.ndarray, covariance_type: str) -
     """(K, D, D) covariances reduced to ``covariance_type``, still as (K, D, D) matrices.
 
     "diag" keeps the variances, "spherical" their mean, "tied" the weighted mean of the
-    covariances (the pooled within-group covariance), as :func:`_structured_precisions`.
+    covariances (the pooled within-group covariance).
     """
     k, d = covs.shape[0], covs.shape[-1]
     if covariance_type == "full":
@@ -935,7 +929,7 @@ def fit_ml_gradient(X, n_components, *, init=None, random_state=None, max_iter: 
     covariance_type = _check_covariance_type(covariance_type)
     rng = _rng(random_state)
     n, d = X.shape
-    std = Standardizer.fit(X, common_scale=covariance_type == "spherical")
+    std = Standardizer.for_structure(X, covariance_type)
     Z = std.transform(X)
     offset = n * std.log_jacobian  # log-likelihood on the user's scale = on Z + offset
     w0, m0, c0 = _resolve_init(init, Z, std, k, rng, covariance_type)

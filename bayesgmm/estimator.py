@@ -9,7 +9,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from . import _math
-from ._validation import check_data, check_positive_int
+from ._validation import check_data, check_positive_int, default_feature_names
 from .diagnostics import Diagnostics, diagnose, summary
 from .inference import fit as _fit
 from .priors import Priors
@@ -185,7 +185,7 @@ class BayesianGMM(BaseEstimator):
     def _check_X(self, X) -> np.ndarray:
         check_is_fitted(self, "idata_")
         fitted = [str(f) for f in self.feature_names_in_]
-        if hasattr(X, "columns") and fitted != [f"x{j}" for j in range(len(fitted))]:
+        if hasattr(X, "columns") and fitted != default_feature_names(len(fitted)):
             given = [str(c) for c in X.columns]
             if given != fitted:
                 raise ValueError(

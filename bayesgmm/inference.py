@@ -110,6 +110,13 @@ def _seed(rng: np.random.Generator) -> int:
 _EM_START_ROWS = 10_000
 
 
+def _rows_start(Z: np.ndarray, k: int, rng: np.random.Generator):
+    """Equal weights, means on random rows, covariance 0.25 I: when EM cannot run."""
+    n, d = Z.shape
+    means = Z[rng.choice(n, size=k, replace=n < k)]
+    return np.full(k, 1.0 / k), means, np.repeat(np.eye(d)[None] * 0.25, k, axis=0), np.inf
+
+
 def _sklearn_em(Z: np.ndarray, k: int, n_init: int, random_state: int | None,
                 covariance_type: str):
     """Best of ``n_init`` scikit-learn EM runs (k-means starts), or random rows if it fails."""
@@ -126,21 +133,18 @@ def _sklearn_em(Z: np.ndarray, k: int, n_init: int, random_state: int | None,
             covs = expand_covariances(gm.covariances_, covariance_type, k, d)
             return gm.weights_, gm.means_, covs, gm.bic(Z)
         except ValueError:  # e.g. fewer distinct rows than components
-            rng = np.random.default_rng(random_state)
-            means = Z[rng.choice(Z.shape[0], size=k, replace=Z.shape[0] < k)]
-            covs = np.repeat(np.eye(d)[None] * 0.25, k, axis=0)
-            return np.full(k, 1.0 / k), means, covs, np.inf
+            return _rows_start(Z, k, np.random.default_rng(random_state))
 
 
 def _em(Z: np.ndarray, k: int, n_init: int, random_state: int | None,
-        covariance_type: str = "full"):
+        covariance_type: str, n_distinct: int):
     """EM for the start: (weights, means, (K, D, D) covariances, BIC on all rows).
 
     :func:`bayesgmm.baselines.fit_em`'s multi-strategy starts (Ward, k-means, k-means++,
     random; degenerate optima set aside), not scikit-learn's k-means alone: at N=1e5, D=5,
     K=5 the best of five k-means starts merged two clusters and split another, and no
     sampler or VI moves away from such a start. On a subsample of ``_EM_START_ROWS`` rows
-    for large N, refined by EM on all rows.
+    for large N, refined by EM on all rows. ``n_distinct``: the number of distinct rows.
     """
     from sklearn.exceptions import ConvergenceWarning as SkConvergenceWarning
     from sklearn.mixture import GaussianMixture
@@ -149,7 +153,7 @@ def _em(Z: np.ndarray, k: int, n_init: int, random_state: int | None,
 
     n, d = Z.shape
     rng = np.random.default_rng(random_state)
-    if np.unique(Z, axis=0).shape[0] <= k:
+    if n_distinct <= k:
         # No more distinct rows than components (duplicated data): fit_em's strategies
         # have nothing to choose between; scikit-learn's EM, or data rows.
         return _sklearn_em(Z, k, n_init, random_state, covariance_type)
@@ -162,9 +166,7 @@ def _em(Z: np.ndarray, k: int, n_init: int, random_state: int | None,
             est = fit_em(sub, k, n_init=n_init, random_state=_seed(rng), reg_covar=1e-3,
                          covariance_type=covariance_type)
         except ValueError:  # degenerate data (e.g. fewer distinct rows than components)
-            means = Z[rng.choice(n, size=k, replace=n < k)]
-            covs = np.repeat(np.eye(d)[None] * 0.25, k, axis=0)
-            return np.full(k, 1.0 / k), means, covs, np.inf
+            return _rows_start(Z, k, rng)
         weights, means, covs = est.weights, est.means, est.covariances
         if sub is Z:
             return weights, means, covs, est.bic
@@ -203,8 +205,10 @@ def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
     """
     k = n_components
     d = Z.shape[1]
+    n_distinct = np.unique(Z, axis=0).shape[0]
     if sparse and k > 1:
-        fits = [_em(Z, j, n_init, random_state, covariance_type) for j in range(1, k + 1)]
+        fits = [_em(Z, j, n_init, random_state, covariance_type, n_distinct)
+                for j in range(1, k + 1)]
         best = int(np.argmin([f[3] for f in fits]))
         weights, means, covs, _ = fits[best]
         pad = k - weights.size
@@ -216,7 +220,7 @@ def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
                         else np.repeat(np.eye(d)[None], pad, 0))
             covs = np.concatenate([covs, pad_covs])
     else:
-        weights, means, covs, _ = _em(Z, k, n_init, random_state, covariance_type)
+        weights, means, covs, _ = _em(Z, k, n_init, random_state, covariance_type, n_distinct)
     weights = np.maximum(weights, 1e-3)
     weights = weights / weights.sum()
     covs = 0.5 * (covs + np.swapaxes(covs, -1, -2)) + 1e-6 * np.eye(d)
@@ -661,7 +665,7 @@ def fit(
     n, d = X.shape
     if sampler == "auto":
         sampler = _default_sampler(n)
-    std = Standardizer.fit(X, common_scale=covariance_type == "spherical")
+    std = Standardizer.for_structure(X, covariance_type)
     Z = std.transform(X)
     start = em_start(Z, k, n_init=n_init, random_state=_seed(rng),
                      sparse=priors.weight_concentration < 1, covariance_type=covariance_type)

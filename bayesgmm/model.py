@@ -20,6 +20,7 @@ import pymc as pm
 import pytensor.tensor as pt
 from pytensor.tensor.linalg import solve_triangular
 
+from ._validation import default_feature_names
 from .priors import Priors
 
 __all__ = ["Standardizer", "build_model", "mixture_logp", "packed_cholesky", "log_posterior",
@@ -50,6 +51,8 @@ def covariance_names(covariance_type: str, n_components: int) -> list[str]:
     if covariance_type == "full":
         return [f"chol_cov_{j}" for j in range(n_components)]
     return ["chol_cov"] if covariance_type == "tied" else ["sigma"]
+
+
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
@@ -90,6 +93,16 @@ class Standardizer:
         else:
             scale = np.where(tiny, 1.0, scale)
         return cls(center=center, scale=scale)
+
+    @classmethod
+    def for_structure(cls, X: np.ndarray, covariance_type: str) -> Standardizer:
+        """The standardisation a covariance structure is fitted on.
+
+        Spherical components are spheres in the user's units only if every feature is
+        scaled alike: "spherical" uses one common scale, the other structures (invariant to
+        per-feature scaling) each column's standard deviation.
+        """
+        return cls.fit(X, common_scale=covariance_type == "spherical")
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Map data to the standardised scale."""
@@ -232,7 +245,7 @@ def build_model(
     covariance_type = check_covariance_type(covariance_type)
     n, d = Z.shape
     k = int(n_components)
-    names = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(d)]
+    names = list(feature_names) if feature_names is not None else default_feature_names(d)
     coords = {COMPONENT: np.arange(k), FEATURE: names}
     with pm.Model(coords=coords) as model:
         weights = pm.Dirichlet(
