@@ -146,6 +146,15 @@ def _model_from_args(args, n_components: int):
                        sampler=args.sampler, random_state=args.seed, progressbar=args.progress)
 
 
+def _save_figure(fig, path: Path) -> Path:
+    """Write a figure as PNG (100 dpi) and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def _save_plots(model, df, out: Path) -> list[Path]:
     import matplotlib
 
@@ -171,14 +180,9 @@ def _save_plots(model, df, out: Path) -> list[Path]:
         ax.set_xlabel(df.columns[0])
         ax.legend()
     fig.tight_layout()
-    fig.savefig(out / "clusters.png", dpi=100)
-    plt.close(fig)
-    written.append(out / "clusters.png")
+    written.append(_save_figure(fig, out / "clusters.png"))
     if "variational" in model.idata_.children:
-        ax = plot_elbo(model)
-        ax.figure.savefig(out / "elbo.png", dpi=100)
-        plt.close(ax.figure)
-        written.append(out / "elbo.png")
+        written.append(_save_figure(plot_elbo(model).figure, out / "elbo.png"))
     return written
 
 
@@ -233,12 +237,8 @@ def _compare(args) -> int:
         import matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
         ax = plot_disagreements(result, df)
-        ax.figure.savefig(out / "disagreements.png", dpi=100)
-        plt.close(ax.figure)
-        written.append(out / "disagreements.png")
+        written.append(_save_figure(ax.figure, out / "disagreements.png"))
     print("Wrote " + ", ".join(str(p) for p in written))
     return 0
 
@@ -247,7 +247,6 @@ def _select(args) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     from .plotting import plot_selection
     from .selection import select_components
@@ -269,10 +268,8 @@ def _select(args) -> int:
     print(f"  done in {time.perf_counter() - t0:.1f} s")
     print(sel)
     sel.table.to_csv(out / "selection.csv")
-    ax = plot_selection(sel)
-    ax.figure.savefig(out / "selection.png", dpi=100)
-    plt.close(ax.figure)
-    written = [out / "selection.csv", out / "selection.png"]
+    written = [out / "selection.csv",
+               _save_figure(plot_selection(sel).figure, out / "selection.png")]
     if args.sparse:
         from .plotting import plot_nonempty
         from .selection import sparse_mixture
@@ -286,10 +283,8 @@ def _select(args) -> int:
         print(f"  done in {time.perf_counter() - t0:.1f} s")
         print(sparse)
         sparse.table.to_csv(out / "nonempty.csv")
-        ax = plot_nonempty(sparse)
-        ax.figure.savefig(out / "nonempty.png", dpi=100)
-        plt.close(ax.figure)
-        written += [out / "nonempty.csv", out / "nonempty.png"]
+        written += [out / "nonempty.csv",
+                    _save_figure(plot_nonempty(sparse).figure, out / "nonempty.png")]
     print("Wrote " + ", ".join(str(p) for p in written))
     return 0
 

@@ -101,8 +101,9 @@ class Diagnostics:
         (the covariance divided by the data's feature standard deviations).
     elbo_converged : bool or None
     elbo_noise : float or None
-        Standard deviation of the last 500 ELBO values in units of a good Gaussian
-        approximation's, sqrt(n_parameters / 2); above 10 is reported.
+        Draw-to-draw noise of the last 500 ELBO values (from successive differences, so
+        that a drift does not count) in units of a good Gaussian approximation's,
+        sqrt(n_parameters / 2); above 10 is reported for a converged ELBO.
     optimizer_converged : bool or None
     sparse : bool
         The weights have a sparse Dirichlet prior (concentration below 1).
@@ -222,9 +223,10 @@ def _treedepth_fraction(stats: xr.Dataset) -> float | None:
 
 
 def _elbo_noise(result: xr.DataTree, k: int, d: int, attrs) -> float | None:
-    """Standard deviation of the last 500 ELBO values over sqrt(n_parameters / 2).
+    """Noise of the last 500 ELBO values over sqrt(n_parameters / 2).
 
-    A one-draw ELBO estimate under a good Gaussian approximation varies like half a
+    The noise is the sd of successive differences over sqrt(2), so that a drift does not
+    count. A one-draw ELBO estimate under a good Gaussian approximation varies like half a
     chi-square with one degree per parameter: standard deviation sqrt(P / 2). Measured
     here: 0.7-1.5 times that for mean-field fits, up to 4 for full-rank ones; a
     mean-field fit of full covariances at D = 20 gave about 40,000.
@@ -279,11 +281,14 @@ def diagnose(result: xr.DataTree) -> Diagnostics:
     cov = post["covariances"].mean(("chain", "draw")).to_numpy() / np.outer(scale, scale)
     min_eig = np.linalg.eigvalsh(cov)[:, 0]
     sparse = float(attrs.get("bayesgmm_weight_concentration", 1.0)) < 1.0
-    occupied = (mean_w * n_obs >= 1.0) if n_obs is not None else np.ones(k, bool)
-    if sparse and n_obs is not None:
+    if n_obs is None:
+        occupied = np.ones(k, bool)
+    elif sparse:
         # An empty component's weight is heavy-tailed (rare excursions dominate its mean):
         # call it occupied when its median weight is worth one observation.
         occupied = post["weights"].median(("chain", "draw")).to_numpy() * n_obs >= 1.0
+    else:
+        occupied = mean_w * n_obs >= 1.0
     # With a sparse prior, empty components roam their prior: leave them out of R-hat, ESS
     # and the chain matching (none of which means anything for them).
     checked = np.flatnonzero(occupied) if sparse and method != "map" else np.arange(k)

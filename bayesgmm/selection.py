@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ._validation import check_data, check_positive_int
+from ._validation import check_data, check_positive_int, default_feature_names
 
 __all__ = ["select_components", "Selection", "sparse_mixture", "SparseMixture"]
 
@@ -183,7 +183,7 @@ def select_components(X, max_components: int, *, min_components: int = 1,
     if not types or len(set(types)) != len(types):
         raise ValueError(f"covariance_types must name each structure once, got {types}.")
     X, names = check_data(X, n_components=hi)
-    if names != [f"x{j}" for j in range(X.shape[1])]:
+    if names != default_feature_names(X.shape[1]):
         X = pd.DataFrame(X, columns=names)  # keep the names for the fits' coords
     grid = [(t, k) for t in types for k in range(lo, hi + 1)]
     results = Parallel(n_jobs=n_jobs, backend=backend)(
@@ -285,9 +285,7 @@ def _nonempty_per_draw(result, max_draws: int, rng: np.random.Generator):
     flat = weights.shape[0] * weights.shape[1]
     weights, means, chols = (a.reshape((flat,) + a.shape[2:]) for a in (weights, means, chols))
     counts = np.empty(flat, dtype=int)
-    step = max(1, int(4e6 // (X.shape[0] * k)))
-    for i in range(0, flat, step):
-        sl = slice(i, i + step)
+    for sl in _math._draw_chunks(flat, X.shape[0], k, X.shape[1]):
         resp = _math.responsibilities(X, weights[sl], means[sl], chols[sl])
         counts[sl] = _count_nonempty(resp, rng)
     return xr.DataArray(counts.reshape(c, draws.size), dims=("chain", "draw"),
@@ -368,8 +366,9 @@ def sparse_mixture(X, max_components: int = 10, *, concentration: float = 0.01,
         weight_concentration=float(concentration))
     model = BayesianGMM(k, method=method, priors=priors, random_state=_seed(rng),
                         **fit_kwargs).fit(X)
-    counts = _nonempty_per_draw(model.idata_, check_positive_int(max_draws, "max_draws"), rng)
-    n_nonempty, counts = counts, counts.to_numpy()
+    n_nonempty = _nonempty_per_draw(model.idata_, check_positive_int(max_draws, "max_draws"),
+                                    rng)
+    counts = n_nonempty.to_numpy()
     probs = np.bincount(counts.ravel(), minlength=k + 1)[1:] / counts.size
     table = pd.DataFrame({"probability": probs},
                          index=pd.Index(np.arange(1, k + 1), name="n_nonempty"))
