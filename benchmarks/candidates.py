@@ -1,4 +1,7 @@
-"""A candidate log-density for bayesgmm, measured beside the package's own (not used by it).
+"""Other log-likelihoods for bayesgmm's model, measured beside the package's fused Op.
+
+``graph_model``: the likelihood as a PyTensor graph, as bayesgmm had it before the fused Op
+(:func:`bayesgmm.model.mixture_logp_reference`).
 
 ``gemm_mixture_logp`` computes the same per-observation log-likelihood as
 :func:`bayesgmm.model.mixture_logp`, but whitens the data for all K components with one
@@ -15,13 +18,13 @@ import pymc as pm
 import pytensor.tensor as pt
 from pytensor.tensor.linalg import solve_triangular
 
-from bayesgmm.model import _unpack
+from bayesgmm.model import _unpack, mixture_logp_reference
 from bayesgmm.priors import Priors
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
-def gemm_mixture_logp(value, weights, means, chols, n_components: int):
+def gemm_mixture_logp(value, weights, means, chols, n_components: int, n_features=None):
     """Per-observation mixture log-likelihood (N,), whitening all components in one GEMM."""
     while weights.ndim > 1:
         weights = weights[0]
@@ -44,6 +47,16 @@ def gemm_mixture_logp(value, weights, means, chols, n_components: int):
 
 def gemm_model(Z: np.ndarray, n_components: int, priors: Priors | None = None) -> pm.Model:
     """bayesgmm's model (same priors and variables) with :func:`gemm_mixture_logp`."""
+    return _model_with(Z, n_components, priors, gemm_mixture_logp)
+
+
+def graph_model(Z: np.ndarray, n_components: int, priors: Priors | None = None) -> pm.Model:
+    """bayesgmm's model with the likelihood as a PyTensor graph
+    (:func:`bayesgmm.model.mixture_logp_reference`), as it was before the fused Op."""
+    return _model_with(Z, n_components, priors, mixture_logp_reference)
+
+
+def _model_with(Z, n_components, priors, likelihood) -> pm.Model:
     priors = Priors() if priors is None else priors
     d = Z.shape[1]
     k = int(n_components)
@@ -60,7 +73,7 @@ def gemm_model(Z: np.ndarray, n_components: int, priors: Priors | None = None) -
         chols = _unpack(packed, d)
 
         def logp(value, w, m, c):
-            return gemm_mixture_logp(value, w, m, c, k)
+            return likelihood(value, w, m, c, n_components=k)
 
         pm.CustomDist("x", weights, mu, chols, logp=logp, observed=Z,
                       signature="(k),(k,d),(k,d,d)->(d)")

@@ -12,10 +12,13 @@ Backends, and who uses them:
   it: many evaluations inside one compiled ``jax.lax.fori_loop`` (no Python per evaluation).
 * ``pytensor-jax``: PyTensor's symbolic gradient compiled in JAX mode: bayesgmm's PyMC sampler.
 * ``pytensor-default``: PyTensor's default mode (numba here): ``pm.sample`` and nutpie on the
-  textbook model. Both PyTensor backends are timed one Python call per evaluation, which adds
-  the call overhead (tens of microseconds; it matters only at small N).
+  textbook model, and bayesgmm's nutpie sampler above 3,000 rows. Both PyTensor backends
+  are timed one Python call per evaluation, which adds the call overhead (tens of
+  microseconds; it matters only at small N).
 
-References beside the models (:mod:`benchmarks.candidates`): bayesgmm's model with a
+bayesgmm's likelihood is one fused Op (:mod:`bayesgmm._fused`: a numba kernel, and JAX code
+with a closed-form gradient). References beside the models (:mod:`benchmarks.candidates`):
+bayesgmm's model with its likelihood as a PyTensor graph (before the fused Op), with a
 candidate log-likelihood that whitens all components with one matrix product, and that
 likelihood written directly in JAX (no PyMC/PyTensor in between; likelihood only), with JAX's
 autodiff gradient or with the closed-form gradient from weighted sufficient statistics.
@@ -23,13 +26,13 @@ autodiff gradient or with the closed-form gradient from weighted sufficient stat
 
 from __future__ import annotations
 
-from .candidates import gemm_model, handwritten_jax_logp_grad
+from .candidates import gemm_model, graph_model, handwritten_jax_logp_grad
 from .common import K_DEFAULT, Section, best_time, failure, make_data, ratio
 from .models import jax_logp_grad, ours_model, pytensor_logp_grad, textbook_model
 from .sizes import Size
 
 MODELS = {"bayesgmm": ours_model, "pm.Mixture": textbook_model,
-          "candidate: one GEMM": gemm_model}
+          "bayesgmm, graph likelihood": graph_model, "candidate: one GEMM": gemm_model}
 BACKENDS = ("jax", "pytensor-jax", "pytensor-default")
 HANDWRITTEN = "hand-written JAX likelihood"
 ANALYTIC = "hand-written JAX, analytic gradient"
@@ -71,8 +74,10 @@ def run(size: Size, opts) -> Section:
         f"numpyro, nutpie samplers), timed inside a compiled loop as those samplers run it; "
         f"pytensor-jax = PyTensor gradient in JAX mode (bayesgmm's "
         f"PyMC sampler); pytensor-default = PyTensor's default mode, numba (pm.sample and "
-        f"nutpie on the textbook model), both timed one Python call per evaluation. "
-        f"'candidate: one GEMM' is bayesgmm's model with the "
+        f"nutpie on the textbook model; bayesgmm's nutpie above 3,000 rows), both timed one "
+        f"Python call per evaluation. bayesgmm's likelihood is one fused Op "
+        f"(bayesgmm/_fused.py); 'graph likelihood' is the same model with the likelihood as a "
+        f"PyTensor graph, as before that Op. 'candidate: one GEMM' is bayesgmm's model with the "
         f"log-likelihood of benchmarks/candidates.py; the hand-written JAX likelihoods have no "
         f"priors and no PyTensor in between, their gradient by autodiff or in closed form "
         f"from weighted sufficient statistics."
@@ -107,28 +112,36 @@ def run(size: Size, opts) -> Section:
 
 
 def _scaling(section, axis, values, backend, size, opts, ref_results) -> None:
+    """bayesgmm and pm.Mixture on ``backend``; bayesgmm also on numba (PyTensor's default
+    mode, its nutpie backend for large data) when ``backend`` is another one; with
+    ``logp_candidate_scaling``, bayesgmm's graph-level likelihood on ``backend`` too."""
     d_ref, n_ref = size.logp_ref
     fixed = f"D={d_ref}" if axis == "N" else f"N={n_ref}"
-    table = section.table(f"Scaling in {axis} ({fixed}, backend {backend})",
-                          [axis, "bayesgmm ns/point", "pm.Mixture ns/point",
-                           "candidate ns/point", "pm.Mixture / bayesgmm", "status"])
+    numba_column = backend != "pytensor-default"
+    table = section.table(
+        f"Scaling in {axis} ({fixed}, backend {backend})",
+        [axis, "bayesgmm ns/point", "pm.Mixture ns/point", "pm.Mixture / bayesgmm",
+         "bayesgmm numba ns/point", "graph likelihood ns/point", "status"])
     points = sorted(set(values) | {n_ref if axis == "N" else d_ref})
     for value in points:
         d, n = (d_ref, value) if axis == "N" else (value, n_ref)
-        models = [("bayesgmm", "ours"), ("pm.Mixture", "textbook")]
+        models = [("bayesgmm", "ours", backend), ("pm.Mixture", "textbook", backend)]
+        if numba_column:
+            models.append(("bayesgmm", "numba", "pytensor-default"))
         if size.logp_candidate_scaling:
-            models.append(("candidate: one GEMM", "candidate"))
-        row = {"candidate": {}}
-        for name, key in models:
-            if (d, n) == (d_ref, n_ref):
-                row[key] = ref_results[(name, backend)]
+            models.append(("bayesgmm, graph likelihood", "graph", backend))
+        row = {"numba": {}, "graph": {}}
+        for name, key, model_backend in models:
+            if (d, n) == (d_ref, n_ref) and (name, model_backend) in ref_results:
+                row[key] = ref_results[(name, model_backend)]
             else:
-                row[key] = measure(name, backend, d, n, opts.seed, size.logp_seconds)
+                row[key] = measure(name, model_backend, d, n, opts.seed, size.logp_seconds)
         errors = [r["error"] for r in row.values() if "error" in r]
         table.add(**{axis: value, "bayesgmm ns/point": row["ours"].get("ns_per_point"),
                      "pm.Mixture ns/point": row["textbook"].get("ns_per_point"),
-                     "candidate ns/point": row["candidate"].get("ns_per_point"),
                      "pm.Mixture / bayesgmm": ratio(row["textbook"].get("ns_per_point"),
                                                     row["ours"].get("ns_per_point")),
+                     "bayesgmm numba ns/point": row["numba"].get("ns_per_point"),
+                     "graph likelihood ns/point": row["graph"].get("ns_per_point"),
                      "status": errors[0] if errors else "ok"})
         opts.log(f"  logp scaling {axis}={value}: {row['ours'].get('ns_per_point')}")

@@ -20,7 +20,7 @@ def test_auto_picks_the_feature_that_separates_every_pair():
 
 @pytest.mark.parametrize("method", ["nuts", "map"])
 def test_ordered_fit_recovers_truth_with_every_draw_ordered(blobs, method):
-    model = BayesianGMM(3, method=method, draws=400, tune=400, order_by="auto",
+    model = BayesianGMM(3, method=method, draws=600, tune=400, order_by="auto",
                         random_state=2).fit(blobs.X)
     post = model.idata_["posterior"]
     assert post.attrs["bayesgmm_order_by"] == "x1"
