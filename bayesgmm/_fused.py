@@ -294,29 +294,22 @@ def _gradient(X, means, prec, resp, g):
     return g_log_weights, g_means, g_prec
 
 
-@numba.njit(cache=True)
-def _pointwise(X, log_weights, means, prec):
-    s = log_weights.shape[0]
-    n = X.shape[0]
-    out = np.empty((s, n))
-    resp = np.empty((means.shape[1], n))
-    X = np.ascontiguousarray(X)
-    for i in range(s):
-        loglik_kernel(X, log_weights[i], means[i], prec[i], out[i], resp)
-    return out
-
-
 def pointwise_loglik(X, weights, means, chols) -> np.ndarray:
     """``log p(x_n | theta_s)`` for a stack of draws, shape (S, N).
 
     ``weights`` (S, K), ``means`` (S, K, D), ``chols`` (S, K, D, D) lower Cholesky factors.
-
-    The numba kernel of :class:`MixtureLogLik`, one draw at a time (no (S, N, K) arrays).
+    The kernel of :class:`MixtureLogLik`, one draw per call (no (S, N, K) arrays).
     """
+    X = np.ascontiguousarray(X, dtype=np.float64)
     with np.errstate(divide="ignore"):
-        log_weights = np.log(weights)
-    prec = np.linalg.inv(chols)  # lower triangular; only the lower triangle is read
-    return _pointwise(np.asarray(X, dtype=np.float64), log_weights, means, prec)
+        log_weights = np.ascontiguousarray(np.log(weights), dtype=np.float64)
+    means = np.ascontiguousarray(means, dtype=np.float64)
+    # Lower triangular; only the lower triangle is read.
+    prec = np.ascontiguousarray(np.linalg.inv(chols), dtype=np.float64)
+    out = np.empty((log_weights.shape[0], X.shape[0]))
+    for i in range(out.shape[0]):
+        out[i] = _loglik(X, log_weights[i], means[i], prec[i])[0]
+    return out
 
 
 def _as_float64(x):

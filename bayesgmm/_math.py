@@ -61,18 +61,27 @@ def _flat(weights, means, chols):
     return (weights.reshape(-1, k), means.reshape(-1, k, d), chols.reshape(-1, k, d, d))
 
 
+# From this many (draw, point, component) terms on, pointwise_loglik uses the numba kernel:
+# NumPy needs 20-40 ns per term at D=5, the kernel about 10, and its first compilation on a
+# machine (cached on disk afterwards) about 3 s.
+_KERNEL_MIN_TERMS = 50_000_000
+
+
 def pointwise_loglik(X, weights, means, chols) -> np.ndarray:
     """Log p(x_n | theta_s) for every draw: shape (*batch, N).
 
-    Computed by the model's fused numba kernel (:func:`bayesgmm._fused.pointwise_loglik`),
-    about 10x faster than :func:`log_joint` and a logsumexp; :func:`pointwise_loglik_numpy`
-    is the NumPy version.
+    Large evaluations (posterior draws on large data) run the model's fused numba kernel
+    (:func:`bayesgmm._fused.pointwise_loglik`); small ones :func:`pointwise_loglik_numpy`,
+    so that an EM fit's score never waits for a compilation. The choice depends on the
+    sizes only, so the same inputs give the same numbers in every process.
     """
-    from ._fused import pointwise_loglik as fused
+    from . import _fused
 
     batch = weights.shape[:-1]
     w, m, c = _flat(weights, means, chols)
-    return fused(X, w, m, c).reshape(*batch, X.shape[0])
+    if w.shape[0] * X.shape[0] * m.shape[1] < _KERNEL_MIN_TERMS:
+        return pointwise_loglik_numpy(X, weights, means, chols)
+    return _fused.pointwise_loglik(X, w, m, c).reshape(*batch, X.shape[0])
 
 
 def pointwise_loglik_numpy(X, weights, means, chols) -> np.ndarray:

@@ -95,13 +95,18 @@ def test_kernel_extremes(rng):
         assert np.isnan(out).all(), bad
 
 
-def test_pointwise_matches_numpy(rng):
+def test_pointwise_matches_numpy(rng, monkeypatch):
     k, d, s = 3, 3, 6
     X = rng.normal(size=(90, d))
     draws = [random_params(rng, k, d) for _ in range(s)]
     w, mu, chol = (np.stack([p[i] for p in draws]) for i in range(3))
-    np.testing.assert_allclose(_math.pointwise_loglik(X, w, mu, chol),
-                               _math.pointwise_loglik_numpy(X, w, mu, chol), rtol=0, atol=1e-10)
+    ref = _math.pointwise_loglik_numpy(X, w, mu, chol)
+    np.testing.assert_allclose(_fused.pointwise_loglik(X, w, mu, chol), ref, rtol=0, atol=1e-10)
+    # _math.pointwise_loglik takes the kernel from _KERNEL_MIN_TERMS terms on, NumPy below.
+    np.testing.assert_array_equal(_math.pointwise_loglik(X, w, mu, chol), ref)
+    monkeypatch.setattr(_math, "_KERNEL_MIN_TERMS", s * X.shape[0] * k)
+    np.testing.assert_array_equal(_math.pointwise_loglik(X, w[None], mu[None], chol[None]),
+                                  _fused.pointwise_loglik(X, w, mu, chol)[None])
 
 
 @pytest.mark.parametrize("mode", ["FAST_RUN", "NUMBA", "JAX"])
