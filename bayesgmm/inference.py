@@ -293,10 +293,11 @@ def _default_sampler(n_obs: int | None = None) -> str:
 
     Measured here (2 cores; K=3; 2 chains x (1000 tune + 1000 draws), compile included, to
     a converged posterior): D=2, N=400: blackjax 8.8-10.1 s, nutpie 12.5-15.2 s, numpyro
-    22.1 s, PyMC 34.7 s; D=2, N=1,000: blackjax 9.1 s, nutpie 13.9 s (compilation
-    dominates, and blackjax compiles faster). D=2, N=10,000: blackjax 62.8 s, nutpie
-    32.2 s; D=5, N=10,000: blackjax 102 s, nutpie 59.5 s (nutpie's adaptation needs fewer
-    gradient evaluations per draw, 7.0-12.4 against 10.2-14.6). Hence blackjax up to
+    22.1 s, PyMC 34.7 s; D=2, N=1,000: blackjax 9.3 s, nutpie 14.4 s (compilation
+    dominates, and JAX compiles faster). D=2, N=10,000: nutpie 31.7 s, blackjax 45.6 s;
+    D=5, N=10,000: nutpie 24.6 s, blackjax 79.2 s (nutpie runs the numba likelihood kernel
+    there, 2.5x faster per gradient than JAX, and its adaptation needs fewer gradient
+    evaluations per draw, 7.0 against 9.2-14). Hence blackjax up to
     ``_BLACKJAX_MAX_ROWS`` rows and nutpie above, each falling back to the other, then to
     PyMC's own.
     """
@@ -617,10 +618,10 @@ def fit(
         JAX cost more than they save at these sizes); numpyro vectorises them; blackjax
         runs one compiled chain per thread, ``min(chains, cpu_count)`` at a time by default.
     sampler : {"auto", "pymc", "nutpie", "numpyro", "blackjax"}, default "auto"
-        NUTS implementation; all sample the same model through JAX. "auto" takes the
-        fastest installed, as measured here: blackjax up to 3,000 rows, nutpie above (about
-        twice as fast at 10,000 rows), then PyMC's own (see ``_default_sampler`` for the
-        timings). nutpie, numpyro and blackjax are optional
+        NUTS implementation; all sample the same model. "auto" takes the fastest
+        installed, as measured here: blackjax up to 3,000 rows, nutpie above (1.4x as fast
+        at D=2 and 3.2x at D=5 with 10,000 rows), then PyMC's own (see
+        ``_default_sampler`` for the timings). nutpie, numpyro and blackjax are optional
         extras (``pip install 'bayesgmm[blackjax]'``, or ``'bayesgmm[all]'``).
     target_accept : float, default 0.9
         NUTS target acceptance rate.
