@@ -28,6 +28,8 @@ The graph-level version, :func:`bayesgmm.model.mixture_logp_reference`, is the t
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 import pytensor.tensor as pt
@@ -54,6 +56,21 @@ _EXPONENT_ZERO = np.int64(1023 << 52)
 _FASTMATH = {"contract", "arcp", "nsz", "reassoc"}
 
 
+# Taylor coefficients 1/13!, ..., 1/1!, 1/0! of exp, highest first; 1/21, 1/19, ..., 1/1 of
+# atanh(s)/s as a series in s^2.
+_EXP_COEFFICIENTS = tuple(1.0 / math.factorial(j) for j in range(13, -1, -1))
+_ATANH_COEFFICIENTS = tuple(1.0 / (2 * j + 1) for j in range(10, -1, -1))
+
+
+@numba.njit(fastmath=_FASTMATH, inline="always", cache=True)
+def _horner(coefficients, x):
+    """The polynomial with ``coefficients`` (highest degree first) at ``x``."""
+    p = 0.0
+    for c in coefficients:
+        p = p * x + c
+    return p
+
+
 @numba.njit(fastmath=_FASTMATH, inline="always", cache=True)
 def _exp_nonpositive(x, out, bits, nb):
     """``out[:nb] = exp(x[:nb])`` for ``x <= 0`` (0 below -708, where exp < 3.3e-308).
@@ -66,20 +83,7 @@ def _exp_nonpositive(x, out, bits, nb):
         v = max(x[i], -708.0)
         kf = np.floor(v * _INV_LN2 + 0.5)
         r = (v - kf * _LN2_HI) - kf * _LN2_LO
-        p = 1.0 / 6227020800.0
-        p = p * r + 1.0 / 479001600.0
-        p = p * r + 1.0 / 39916800.0
-        p = p * r + 1.0 / 3628800.0
-        p = p * r + 1.0 / 362880.0
-        p = p * r + 1.0 / 40320.0
-        p = p * r + 1.0 / 5040.0
-        p = p * r + 1.0 / 720.0
-        p = p * r + 1.0 / 120.0
-        p = p * r + 1.0 / 24.0
-        p = p * r + 1.0 / 6.0
-        p = p * r + 0.5
-        p = p * r + 1.0
-        p = p * r + 1.0
+        p = _horner(_EXP_COEFFICIENTS, r)
         bits[i] = (np.int64(kf) + 1023) << 52
         out[i] = p * scale[i] if x[i] >= -708.0 else 0.0
         if x[i] != x[i]:  # NaN in, NaN out
@@ -105,18 +109,25 @@ def _log_normal(x, out, bits, nb):
         ef = np.float64(e + 1) if big else np.float64(e)
         s = (m - 1.0) / (m + 1.0)
         s2 = s * s
-        p = 1.0 / 21.0
-        p = p * s2 + 1.0 / 19.0
-        p = p * s2 + 1.0 / 17.0
-        p = p * s2 + 1.0 / 15.0
-        p = p * s2 + 1.0 / 13.0
-        p = p * s2 + 1.0 / 11.0
-        p = p * s2 + 1.0 / 9.0
-        p = p * s2 + 1.0 / 7.0
-        p = p * s2 + 1.0 / 5.0
-        p = p * s2 + 1.0 / 3.0
-        p = p * s2 + 1.0
+        p = _horner(_ATANH_COEFFICIENTS, s2)
         out[i] = 2.0 * s * p + ef * _LN2
+
+
+@numba.njit(fastmath=_FASTMATH, inline="always", cache=True)
+def _load_block(X, start, nb, xb):
+    """Rows ``start:start + nb`` of ``X`` into the columns of ``xb`` (D, BLOCK)."""
+    for b in range(nb):
+        for j in range(X.shape[1]):
+            xb[j, b] = X[start + b, j]
+
+
+@numba.njit(fastmath=_FASTMATH, inline="always", cache=True)
+def _residuals(xb, mean, nb, eb):
+    """``eb[:, :nb] = xb[:, :nb] - mean[:, None]``."""
+    for j in range(mean.shape[0]):
+        mj = mean[j]
+        for b in range(nb):
+            eb[j, b] = xb[j, b] - mj
 
 
 @numba.njit(fastmath=_FASTMATH, cache=True)
@@ -159,14 +170,9 @@ def loglik_kernel(X, log_weights, means, prec, out, resp):
     bits = np.empty(BLOCK, np.int64)
     for start in range(0, n, BLOCK):
         nb = min(BLOCK, n - start)
-        for b in range(nb):
-            for j in range(d):
-                xb[j, b] = X[start + b, j]
+        _load_block(X, start, nb, xb)
         for c in range(k):
-            for j in range(d):
-                mj = means[c, j]
-                for b in range(nb):
-                    eb[j, b] = xb[j, b] - mj
+            _residuals(xb, means[c], nb, eb)
             for b in range(nb):
                 q[b] = 0.0
             for i in range(d):
@@ -224,19 +230,14 @@ def gradient_kernel(X, means, prec, resp, g, g_log_weights, g_means, g_prec):
     w = np.empty(BLOCK)
     for start in range(0, n, BLOCK):
         nb = min(BLOCK, n - start)
-        for b in range(nb):
-            for j in range(d):
-                xb[j, b] = X[start + b, j]
+        _load_block(X, start, nb, xb)
         for c in range(k):
             acc0 = 0.0
             for b in range(nb):
                 w[b] = g[start + b] * resp[c, start + b]
                 acc0 += w[b]
             s0[c] += acc0
-            for j in range(d):
-                mj = means[c, j]
-                for b in range(nb):
-                    eb[j, b] = xb[j, b] - mj
+            _residuals(xb, means[c], nb, eb)
             for i in range(d):
                 a1 = 0.0
                 for b in range(nb):

@@ -134,6 +134,25 @@ class Standardizer:
         return float(-np.log(self.scale).sum())
 
 
+def _core_parameters(weights, means, chols, n_components: int | None = None):
+    """The likelihood's parameters without batch dimensions, and K.
+
+    CustomDist hands them over with broadcast batch dimensions of length 1. K comes from
+    ``n_components``, else from the static shape of ``means``.
+    """
+    while weights.ndim > 1:
+        weights = weights[0]
+    while means.ndim > 2:
+        means = means[0]
+    while chols.ndim > 3:
+        chols = chols[0]
+    k = n_components if n_components is not None else means.type.shape[0]
+    if k is None:
+        raise ValueError("the mixture likelihood needs n_components when the means have no "
+                         "static shape")
+    return weights, means, chols, k
+
+
 def mixture_logp(value, weights, means, chols, n_components: int | None = None,
                  n_features: int | None = None):
     """Per-observation log-likelihood of the mixture, assignments summed out.
@@ -157,16 +176,7 @@ def mixture_logp(value, weights, means, chols, n_components: int | None = None,
     -------
     TensorVariable of shape (N,)
     """
-    # CustomDist hands the parameters over with broadcast batch dimensions of length 1.
-    while weights.ndim > 1:
-        weights = weights[0]
-    while means.ndim > 2:
-        means = means[0]
-    while chols.ndim > 3:
-        chols = chols[0]
-    k = n_components if n_components is not None else means.type.shape[0]
-    if k is None:
-        raise ValueError("mixture_logp needs n_components when the means have no static shape")
+    weights, means, chols, k = _core_parameters(weights, means, chols, n_components)
     d = n_features if n_features is not None else means.type.shape[1]
     if d is None:
         raise ValueError("mixture_logp needs n_features when the means have no static shape")
@@ -176,7 +186,7 @@ def mixture_logp(value, weights, means, chols, n_components: int | None = None,
 
 
 def mixture_logp_reference(value, weights, means, chols, n_components: int | None = None,
-                 n_features: int | None = None):
+                           n_features: int | None = None):
     """:func:`mixture_logp` written as a PyTensor graph: the test oracle for the fused Op.
 
     A loop over components: each small Cholesky factor is inverted once, then the residuals
@@ -197,17 +207,7 @@ def mixture_logp_reference(value, weights, means, chols, n_components: int | Non
     -------
     TensorVariable of shape (N,)
     """
-    # CustomDist hands the parameters over with broadcast batch dimensions of length 1.
-    while weights.ndim > 1:
-        weights = weights[0]
-    while means.ndim > 2:
-        means = means[0]
-    while chols.ndim > 3:
-        chols = chols[0]
-    k = n_components if n_components is not None else means.type.shape[0]
-    if k is None:
-        raise ValueError("mixture_logp_reference needs n_components when the means have no "
-                         "static shape")
+    weights, means, chols, k = _core_parameters(weights, means, chols, n_components)
     d = means.shape[-1] if n_features is None else int(n_features)
     eye = pt.eye(d)
     comps = []

@@ -18,7 +18,7 @@ import pymc as pm
 import pytensor.tensor as pt
 from pytensor.tensor.linalg import solve_triangular
 
-from bayesgmm.model import _unpack, mixture_logp_reference
+from bayesgmm.model import _core_parameters, _unpack, mixture_logp_reference
 from bayesgmm.priors import Priors
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
@@ -26,13 +26,7 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 
 def gemm_mixture_logp(value, weights, means, chols, n_components: int, n_features=None):
     """Per-observation mixture log-likelihood (N,), whitening all components in one GEMM."""
-    while weights.ndim > 1:
-        weights = weights[0]
-    while means.ndim > 2:
-        means = means[0]
-    while chols.ndim > 3:
-        chols = chols[0]
-    k = n_components
+    weights, means, chols, k = _core_parameters(weights, means, chols, n_components)
     d = means.shape[-1]
     eye = pt.eye(d)
     linv_t = [solve_triangular(chols[j], eye, lower=True).T for j in range(k)]
