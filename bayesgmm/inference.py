@@ -323,11 +323,16 @@ def _require(sampler: str) -> None:
         )
 
 
-def _nutpie_backend(backend: str, n_obs: int) -> str:
-    """Nutpie's compiler: numba above ``_BLACKJAX_MAX_ROWS`` rows (or when asked for).
+def _large_data_backend(backend: str, n_obs: int) -> str:
+    """The compiler of nutpie and PyMC's sampler: numba on large data, else JAX.
+
+    Large: above ``_BLACKJAX_MAX_ROWS`` rows; ``backend="numba"`` or ``"c"`` ask for numba.
 
     numba runs the fused likelihood kernel (:mod:`bayesgmm._fused`) at about 45 ns per point
     at D=5, K=3 against about 110-130 ns in JAX, but compiles in 10-20 s against 2-5 s.
+    Measured at D=5, N=1e4, 2 chains x (1000 + 1000): nutpie 59.5 s with JAX, 24.6 s with
+    numba; PyMC's sampler 109 s with JAX (chains one after the other), 43.7 s with numba,
+    26.1 s with numba and the chains in two processes.
     """
     if backend in ("numba", "c"):  # nutpie has no C backend
         return "numba"
@@ -337,16 +342,22 @@ def _nutpie_backend(backend: str, n_obs: int) -> str:
 
 
 def _run_nuts(model, start, *, draws, tune, chains, cores, target_accept, rng, compile_kwargs,
-              progressbar, sampler, nutpie_backend="jax"):
+              progressbar, sampler, large_backend="jax"):
     k, d = start.means.shape
     initvals = [_jittered(start, rng) for _ in range(chains)]
     seed = _seed(rng)
     with _quiet_pymc(not progressbar):
         if sampler == "pymc":
-            # Chains run one after the other: worker processes that import PyMC and JAX cost
-            # more than they save at these sizes.
+            if large_backend == "numba" and compile_kwargs.get("mode") == "JAX":
+                compile_kwargs = {"mode": "NUMBA"}  # backend="auto" on large data
+            # With JAX the chains run one after the other: worker processes that import
+            # PyMC and JAX cost more than they save at the sizes JAX is chosen for. Compiled
+            # by numba (or C) they run in parallel processes.
+            if cores is None:
+                cores = 1 if compile_kwargs.get("mode") == "JAX" else min(
+                    chains, os.cpu_count() or 1)
             idata = pm.sample(
-                draws=draws, tune=tune, chains=chains, cores=1 if cores is None else cores,
+                draws=draws, tune=tune, chains=chains, cores=cores,
                 random_seed=seed, initvals=initvals, init="adapt_diag",
                 target_accept=target_accept, progressbar=progressbar,
                 compute_convergence_checks=False, compile_kwargs=compile_kwargs, model=model,
@@ -358,8 +369,8 @@ def _run_nuts(model, start, *, draws, tune, chains, cores, target_accept, rng, c
             # nutpie's default jitter (uniform(-1, 1) on every unconstrained value) throws
             # chains out of the EM basin: start every chain at the EM solution instead.
             compiled = nutpie.compile_pymc_model(
-                model, backend=nutpie_backend,
-                gradient_backend="pytensor" if nutpie_backend == "numba" else "jax",
+                model, backend=large_backend,
+                gradient_backend="pytensor" if large_backend == "numba" else "jax",
                 initial_points=initvals[0], jitter_rvs=set())
             idata = nutpie.sample(
                 compiled, draws=draws, tune=tune, chains=chains, seed=seed,
@@ -614,9 +625,12 @@ def fit(
         NUTS chains.
     cores : int, optional
         Parallel chains. Default: nutpie runs ``min(chains, cpu_count)`` chains in threads;
-        PyMC's sampler runs them one after the other (worker processes that import PyMC and
-        JAX cost more than they save at these sizes); numpyro vectorises them; blackjax
-        runs one compiled chain per thread, ``min(chains, cpu_count)`` at a time by default.
+        PyMC's sampler runs them one after the other when it compiles with JAX (up to 3,000
+        rows; worker processes that import PyMC and JAX cost more than they save there) and
+        in ``min(chains, cpu_count)`` processes when it compiles with numba (above; scripts
+        on macOS and Windows then need an ``if __name__ == "__main__":`` guard); numpyro
+        vectorises them; blackjax runs one compiled chain per thread, ``min(chains,
+        cpu_count)`` at a time.
     sampler : {"auto", "pymc", "nutpie", "numpyro", "blackjax"}, default "auto"
         NUTS implementation; all sample the same model. "auto" takes the fastest
         installed, as measured here: blackjax up to 3,000 rows, nutpie above (1.4x as fast
@@ -650,9 +664,9 @@ def fit(
         user's units: the data are then scaled by one common scale, not per column.
     backend : {"auto", "jax", "numba", "c"}, default "auto"
         PyTensor compilation backend; "auto" uses JAX when installed (it compiles in 2-5
-        seconds, numba in 10-20), except for nutpie above 3,000 rows, which then compiles
-        with numba: its likelihood kernel is about 2.5x faster per gradient, which repays
-        the longer compilation.
+        seconds, numba in 10-20), except for nutpie and PyMC's sampler above 3,000 rows,
+        which then compile with numba: its likelihood kernel is about 2.5x faster per
+        gradient, which repays the longer compilation.
     store_log_likelihood : bool, optional
         Store the pointwise log-likelihood (chains x draws x N doubles). Default: when it
         takes at most 200 MB.
@@ -723,7 +737,8 @@ def fit(
         out = _run_nuts(
             model, start, draws=draws, tune=tune, chains=chains, cores=cores,
             target_accept=target_accept, rng=rng, compile_kwargs=compile_kwargs,
-            progressbar=progressbar, sampler=sampler, nutpie_backend=_nutpie_backend(backend, n))
+            progressbar=progressbar, sampler=sampler,
+            large_backend=_large_data_backend(backend, n))
     elif method in ("advi", "fullrank_advi"):
         out = _run_vi(
             model, start, method=method, draws=draws, max_iter=max_iter, rng=rng,

@@ -78,9 +78,9 @@ def _best_ours(results, d, n):
 
 def default_logp_backend(n_obs: int) -> str:
     """The logp section's backend that bayesgmm's default sampler runs at ``n_obs`` rows."""
-    from bayesgmm.inference import _default_sampler, _nutpie_backend
+    from bayesgmm.inference import _default_sampler, _large_data_backend
 
-    if _default_sampler(n_obs) == "nutpie" and _nutpie_backend("auto", n_obs) == "numba":
+    if _default_sampler(n_obs) == "nutpie" and _large_data_backend("auto", n_obs) == "numba":
         return "pytensor-default"
     return "jax"
 
