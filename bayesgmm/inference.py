@@ -332,7 +332,7 @@ def _large_data_backend(backend: str, n_obs: int) -> str:
     at D=5, K=3 against about 110-130 ns in JAX, but compiles in 10-20 s against 2-5 s.
     Measured at D=5, N=1e4, 2 chains x (1000 + 1000): nutpie 59.5 s with JAX, 24.6 s with
     numba; PyMC's sampler 109 s with JAX (chains one after the other), 43.7 s with numba,
-    26.1 s with numba and the chains in two processes.
+    26.1-26.2 s with numba and the chains in two processes (15.1 s at D=2, N=1e4).
     """
     if backend in ("numba", "c"):  # nutpie has no C backend
         return "numba"
