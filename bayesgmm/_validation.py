@@ -154,6 +154,18 @@ def check_data(
     return X, names
 
 
+def count_distinct_rows(X: np.ndarray, at_most: int) -> int:
+    """The number of distinct rows of ``X`` if it is at most ``at_most``, else ``at_most + 1``.
+
+    Counts the first rows first: sorting all rows (``np.unique``) took 0.85 s at N=1e6,
+    D=10, and only data with very few distinct rows need it.
+    """
+    head = X[: 10 * (at_most + 1)]
+    if head.shape[0] < X.shape[0] and np.unique(head, axis=0).shape[0] > at_most:
+        return at_most + 1
+    return min(np.unique(X, axis=0).shape[0], at_most + 1)
+
+
 def _warn_degenerate(X: np.ndarray, names: list[str], n_components: int, name: str) -> None:
     constant = [names[j] for j in range(X.shape[1]) if np.ptp(X[:, j]) == 0]
     if constant:
@@ -163,7 +175,7 @@ def _warn_degenerate(X: np.ndarray, names: list[str], n_components: int, name: s
             DataWarning,
             stacklevel=3,
         )
-    n_distinct = np.unique(X, axis=0).shape[0]
+    n_distinct = count_distinct_rows(X, n_components)
     if n_distinct < n_components:
         warnings.warn(
             f"{name} has only {n_distinct} distinct row(s) for {n_components} components: some "

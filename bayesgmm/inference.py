@@ -39,7 +39,7 @@ import xarray as xr
 
 from . import _math
 from ._math import expand_covariances
-from ._validation import check_data, check_n_components, check_positive_int
+from ._validation import check_data, check_n_components, check_positive_int, count_distinct_rows
 from .diagnostics import ConvergenceWarning, FitWarning, check
 from .model import (
     Standardizer,
@@ -149,7 +149,8 @@ def _em(Z: np.ndarray, k: int, n_init: int, random_state: int | None,
     K=5 the best of five k-means starts merged two clusters and split another, and no
     sampler or VI moves away from such a start. On a subsample of ``_EM_START_ROWS`` rows
     for large N, refined by EM on up to ``_EM_REFINE_ROWS`` rows (the BIC is on those
-    rows). ``n_distinct``: the number of distinct rows.
+    rows). ``n_distinct``: the number of distinct rows, exact up to ``k``
+    (:func:`~bayesgmm._validation.count_distinct_rows`).
     """
     from sklearn.exceptions import ConvergenceWarning as SkConvergenceWarning
     from sklearn.mixture import GaussianMixture
@@ -211,7 +212,7 @@ def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
     """
     k = n_components
     d = Z.shape[1]
-    n_distinct = np.unique(Z, axis=0).shape[0]
+    n_distinct = count_distinct_rows(Z, k)  # exact up to k: _em only compares it with K' <= k
     if sparse and k > 1:
         fits = [_em(Z, j, n_init, random_state, covariance_type, n_distinct)
                 for j in range(1, k + 1)]

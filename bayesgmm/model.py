@@ -190,22 +190,8 @@ def mixture_logp_reference(value, weights, means, chols, n_components: int | Non
     """:func:`mixture_logp` written as a PyTensor graph: the test oracle for the fused Op.
 
     A loop over components: each small Cholesky factor is inverted once, then the residuals
-    are multiplied by it.
-
-    Parameters
-    ----------
-    value : TensorVariable of shape (N, D)
-    weights : TensorVariable of shape (K,)
-    means : TensorVariable of shape (K, D)
-    chols : TensorVariable of shape (K, D, D), lower Cholesky factors of the covariances
-    n_components : int, optional
-        K, when the static shape of ``means`` does not tell it.
-    n_features : int, optional
-        D, when known: the diagonals of the factors are then read at constant indices.
-
-    Returns
-    -------
-    TensorVariable of shape (N,)
+    are multiplied by it. Parameters and result as for :func:`mixture_logp`; a known
+    ``n_features`` also makes the diagonals of the factors read at constant indices.
     """
     weights, means, chols, k = _core_parameters(weights, means, chols, n_components)
     d = means.shape[-1] if n_features is None else int(n_features)

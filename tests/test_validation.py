@@ -117,3 +117,18 @@ def test_float32_and_integer_input_fit(rng, dtype):
     model = BayesianGMM(2, method="map", random_state=0).fit(X)
     assert model.means_.dtype == np.float64
     np.testing.assert_allclose(np.sort(model.means_[:, 0]), [-30, 30], atol=4)
+
+
+def test_count_distinct_rows_is_exact_up_to_the_cap():
+    from bayesgmm._validation import count_distinct_rows
+
+    rng = np.random.default_rng(0)
+    few = np.repeat(rng.normal(size=(3, 2)), 50, axis=0)[rng.permutation(150)]
+    assert count_distinct_rows(few, 5) == 3  # every row read: the head has them all
+    assert count_distinct_rows(few, 2) == 3  # one more than the cap
+    many = rng.normal(size=(1000, 2))
+    assert count_distinct_rows(many, 4) == 5  # decided on the first 50 rows
+    # Duplicates at the head only: the first rows alone do not decide.
+    late = np.vstack([np.zeros((100, 2)), rng.normal(size=(5, 2))])
+    assert count_distinct_rows(late, 3) == 4
+    assert count_distinct_rows(late, 10) == np.unique(late, axis=0).shape[0] == 6
