@@ -330,9 +330,12 @@ def _large_data_backend(backend: str, n_obs: int) -> str:
     Large: above ``_BLACKJAX_MAX_ROWS`` rows; ``backend="numba"`` or ``"c"`` ask for numba.
 
     numba runs the fused likelihood kernel (:mod:`bayesgmm._fused`) at about 45 ns per point
-    at D=5, K=3 against about 110-130 ns in JAX, but compiles in 10-20 s against 2-5 s.
+    at D=5, K=3 against about 110-130 ns in JAX. It compiled in about 8.5 s the first time
+    and 2 s once cached (nutpie, :mod:`bayesgmm._nutpie`; the model then holds its data in
+    a ``pm.Data`` container so the cache serves any data set), against 2-5 s for JAX.
     Measured at D=5, N=1e4, 2 chains x (1000 + 1000): nutpie 59.5 s with JAX, 24.6 s with
-    numba; PyMC's sampler 109 s with JAX (chains one after the other), 43.7 s with numba,
+    numba through ``nutpie.compile_pymc_model`` and 16.3 s with the cached callbacks;
+    PyMC's sampler 109 s with JAX (chains one after the other), 43.7 s with numba,
     26.1-26.2 s with numba and the chains in two processes (15.1 s at D=2, N=1e4).
     """
     if backend in ("numba", "c"):  # nutpie has no C backend
@@ -369,10 +372,14 @@ def _run_nuts(model, start, *, draws, tune, chains, cores, target_accept, rng, c
 
             # nutpie's default jitter (uniform(-1, 1) on every unconstrained value) throws
             # chains out of the EM basin: start every chain at the EM solution instead.
-            compiled = nutpie.compile_pymc_model(
-                model, backend=large_backend,
-                gradient_backend="pytensor" if large_backend == "numba" else "jax",
-                initial_points=initvals[0], jitter_rvs=set())
+            if large_backend == "numba":
+                from ._nutpie import compile_numba
+
+                compiled = compile_numba(model, initvals[0])
+            else:
+                compiled = nutpie.compile_pymc_model(
+                    model, backend="jax", gradient_backend="jax",
+                    initial_points=initvals[0], jitter_rvs=set())
             idata = nutpie.sample(
                 compiled, draws=draws, tune=tune, chains=chains, seed=seed,
                 cores=min(chains, os.cpu_count() or 1) if cores is None else cores,
@@ -665,9 +672,11 @@ def fit(
         user's units: the data are then scaled by one common scale, not per column.
     backend : {"auto", "jax", "numba", "c"}, default "auto"
         PyTensor compilation backend; "auto" uses JAX when installed (it compiles in 2-5
-        seconds, numba in 10-20), except for nutpie and PyMC's sampler above 3,000 rows,
-        which then compile with numba: its likelihood kernel is about 2.5x faster per
-        gradient, which repays the longer compilation.
+        seconds), except for nutpie and PyMC's sampler above 3,000 rows, which then
+        compile with numba: its likelihood kernel is about 2.5x faster per gradient. numba
+        caches the compiled model on disk for every data set of the same structure (K, D,
+        covariance structure, priors, ordering): at D=5 the first compilation on a machine
+        took about 8.5 s, later ones about 2 s.
     store_log_likelihood : bool, optional
         Store the pointwise log-likelihood (chains x draws x N doubles). Default: when it
         takes at most 200 MB.
@@ -730,16 +739,19 @@ def fit(
     order_by = _resolve_order_by(order_by, names, start, k)
     start = start.ordered(order_by)
     use_batches = batch_size is not None and batch_size < n
+    large_backend = _large_data_backend(backend, n)
     model = build_model(Z, k, priors, feature_names=names,
                         batch_size=batch_size if use_batches else None, order_by=order_by,
-                        covariance_type=covariance_type)
+                        covariance_type=covariance_type,
+                        # numba's cache then serves every data set of this model structure
+                        shared_data=method == "nuts" and large_backend == "numba"
+                        and sampler in ("nutpie", "pymc"))
 
     if method == "nuts":
         out = _run_nuts(
             model, start, draws=draws, tune=tune, chains=chains, cores=cores,
             target_accept=target_accept, rng=rng, compile_kwargs=compile_kwargs,
-            progressbar=progressbar, sampler=sampler,
-            large_backend=_large_data_backend(backend, n))
+            progressbar=progressbar, sampler=sampler, large_backend=large_backend)
     elif method in ("advi", "fullrank_advi"):
         out = _run_vi(
             model, start, method=method, draws=draws, max_iter=max_iter, rng=rng,

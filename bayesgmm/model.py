@@ -234,6 +234,7 @@ def build_model(
     batch_size: int | None = None,
     order_by: int | None = None,
     covariance_type: str = "full",
+    shared_data: bool = False,
 ) -> pm.Model:
     """Build the PyMC model on standardised data ``Z``.
 
@@ -264,6 +265,11 @@ def build_model(
     order_by : int, optional
         Feature along which the component means are ordered (identifiability constraint).
     covariance_type : {"full", "diag", "spherical", "tied"}, default "full"
+    shared_data : bool, default False
+        Hold the data in a ``pm.Data`` container (a shared variable, ``x_data``) instead of
+        a constant of the graph. Compiled functions then depend on neither the data's values
+        nor its number of rows, so numba's on-disk cache serves every data set fitted with
+        the same model structure. Ignored with ``batch_size``.
 
     Returns
     -------
@@ -309,8 +315,9 @@ def build_model(
 
         if batch_size is None:
             model.add_coord(OBS, np.arange(n))
+            observed = pm.Data("x_data", Z, dims=(OBS, FEATURE)) if shared_data else Z
             pm.CustomDist(
-                "x", weights, mu, chols, logp=logp, observed=Z,
+                "x", weights, mu, chols, logp=logp, observed=observed,
                 signature=signature, dims=(OBS, FEATURE),
             )
         else:
