@@ -81,7 +81,7 @@ class BayesianGMM(BaseEstimator):
     def __init__(self, n_components: int = 2, *, covariance_type: str = "full",
                  method: str = "nuts", draws: int = 1000,
                  tune: int = 1000, chains: int = 2, priors: Priors | dict | None = None,
-                 random_state=None, sampler: str = "auto", target_accept: float = 0.9,
+                 random_state=None, sampler: str = "auto", target_accept: float = 0.8,
                  cores: int | None = None, max_iter: int = 10_000, n_init: int = 5,
                  batch_size: int | None = None, order_by: int | str | None = None,
                  backend: str = "auto",

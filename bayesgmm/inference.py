@@ -601,7 +601,7 @@ def fit(
     chains: int = 2,
     cores: int | None = None,
     sampler: str = "auto",
-    target_accept: float = 0.9,
+    target_accept: float = 0.8,
     max_iter: int = 10_000,
     n_init: int = 5,
     batch_size: int | None = None,
@@ -645,8 +645,14 @@ def fit(
         at D=2 and 3.2x at D=5 with 10,000 rows), then PyMC's own (see
         ``_default_sampler`` for the timings). nutpie, numpyro and blackjax are optional
         extras (``pip install 'bayesgmm[blackjax]'``, or ``'bayesgmm[all]'``).
-    target_accept : float, default 0.9
-        NUTS target acceptance rate.
+    target_accept : float, default 0.8
+        NUTS target acceptance rate (the default of PyMC, Stan, nutpie and numpyro). Raise
+        it (0.9-0.95) if divergences are reported. Measured here with the default sampler
+        on five data sets (blobs, overlapping blobs, iris, 8 components in 2-D, D=5 with
+        10,000 rows; two seeds each): no divergences at 0.8 or 0.9; at 0.8 larger bulk
+        ESS on the first three and the same failures to converge on the 8 components (one
+        seed each); at D=5 7.0 gradients per draw against 12.1-13.0, bulk ESS 1,887-2,329
+        against 2,337-2,397, fit 11.7-14.2 s against 16.0-17.4 s.
     max_iter : int, default 10000
         Maximum VI iterations (stops earlier once the ELBO stops rising), or MAP optimiser
         iterations.

@@ -20,7 +20,9 @@ def test_auto_picks_the_feature_that_separates_every_pair():
 
 @pytest.mark.parametrize("method", ["nuts", "map"])
 def test_ordered_fit_recovers_truth_with_every_draw_ordered(blobs, method):
-    model = BayesianGMM(3, method=method, draws=600, tune=400, order_by="auto",
+    # 1000 draws: at 600, max R-hat over the 24 parameters scattered around 1.01 with the
+    # seed (1.002-1.014 over six seeds, at target_accept 0.8 and 0.9 alike).
+    model = BayesianGMM(3, method=method, draws=1000, tune=600, order_by="auto",
                         random_state=2).fit(blobs.X)
     post = model.idata_["posterior"]
     assert post.attrs["bayesgmm_order_by"] == "x1"
