@@ -28,7 +28,10 @@ The graph-level version, :func:`bayesgmm.model.mixture_logp_reference`, is the t
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -392,16 +395,26 @@ def mixture_loglik(X, log_weights, means, prec):
 
 
 # ----------------------------------------------------------------------------- backends
+@functools.cache
+def kernel_version() -> int:
+    """A hash of this module's source: part of PyTensor's numba cache key for the Ops.
+
+    Compiled graphs are cached on disk with the kernels inside them, so a changed kernel
+    must change the key, or a graph compiled by an older bayesgmm would be loaded.
+    """
+    return int(hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:15], 16)
+
+
 def _register_numba():
     from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
     @register_funcify_default_op_cache_key(MixtureLogLik)
     def _numba_loglik(op, node=None, **kwargs):
-        return _loglik
+        return _loglik, kernel_version()
 
     @register_funcify_default_op_cache_key(MixtureLogLikGrad)
     def _numba_gradient(op, node=None, **kwargs):
-        return _gradient
+        return _gradient, kernel_version()
 
 
 def _jax_forward(X, log_weights, means, prec):

@@ -153,3 +153,26 @@ def test_gradient_matches_finite_differences(rng):
             up[which], down[which] = value + step, value - step
             numeric = (f(*up) - f(*down)) / (2 * h)
             assert grad[idx] == pytest.approx(numeric, rel=1e-6, abs=1e-6)
+
+
+def test_numba_cache_key_follows_the_kernel_source(monkeypatch):
+    # PyTensor caches compiled graphs on disk with the kernels inside: a changed kernel must
+    # change the Ops' cache key, or a graph compiled by an older version would be served.
+    import hashlib
+    from pathlib import Path
+
+    from pytensor.link.numba.dispatch.basic import numba_funcify_and_cache_key
+
+    from bayesgmm import _fused
+
+    _fused._register_backends()
+    source = Path(_fused.__file__).read_bytes()
+    assert _fused.kernel_version() == int(hashlib.sha256(source).hexdigest()[:15], 16)
+    keys = {numba_funcify_and_cache_key(op)[1]
+            for op in (_fused.MixtureLogLik(), _fused.MixtureLogLikGrad())}
+    assert len(keys) == 2 and None not in keys
+    # The key is derived from the version: another source gives other keys.
+    monkeypatch.setattr(_fused, "kernel_version", lambda: 1)
+    other = {numba_funcify_and_cache_key(op)[1]
+             for op in (_fused.MixtureLogLik(), _fused.MixtureLogLikGrad())}
+    assert len(other) == 2 and not other & keys
