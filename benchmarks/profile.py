@@ -19,7 +19,7 @@ STEPS = (
     ("bayesgmm.inference", "_run_nuts", "NUTS: compile + warm-up + sampling"),
     ("pymc.sampling.jax", "get_jaxified_logp", "  PyTensor -> JAX log density"),
     ("nutpie", "compile_pymc_model", "  nutpie compile"),
-    ("bayesgmm._nutpie", "compile_numba", "  nutpie compile (numba, GIL released)"),
+    ("bayesgmm._nutpie", "compile_numba", "  nutpie compile (numba, cached callbacks)"),
     ("nutpie", "sample", "  nutpie warm-up + sampling"),
     ("bayesgmm.inference", "_run_vi", "VI: compile + optimisation + draws"),
     ("bayesgmm.inference", "_run_map", "MAP: compile + optimisation"),
