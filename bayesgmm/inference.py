@@ -293,12 +293,12 @@ def _default_sampler(n_obs: int | None = None) -> str:
     """The fastest installed sampler for ``n_obs`` rows.
 
     Measured here (2 cores; K=3; 2 chains x (1000 tune + 1000 draws), compile included, to
-    a converged posterior): D=2, N=400: blackjax 8.8-10.1 s, nutpie 12.5-15.2 s, numpyro
-    22.1 s, PyMC 34.7 s; D=2, N=1,000: blackjax 9.3 s, nutpie 14.4 s (compilation
-    dominates, and JAX compiles faster). D=2, N=10,000: nutpie 31.7 s, blackjax 45.6 s;
-    D=5, N=10,000: nutpie 24.6 s, blackjax 79.2 s (nutpie runs the numba likelihood kernel
-    there, 2.5x faster per gradient than JAX, and its adaptation needs fewer gradient
-    evaluations per draw, 7.0 against 9.2-14). Hence blackjax up to
+    a converged posterior, numba caches warm): D=2, N=1,000: blackjax 9.3 s, nutpie
+    12.9 s, numpyro 22.0 s, PyMC 29.2 s (compilation dominates, and JAX compiles faster
+    than nutpie's JAX path). D=2, N=10,000: nutpie 10.7 s, PyMC 14.4 s, blackjax 37.3 s;
+    D=5, N=10,000: nutpie 13.2 s, PyMC 19.4 s, blackjax 57.2 s (nutpie runs the numba
+    likelihood kernel there, 2.5x faster per gradient than JAX, and its adaptation needs
+    fewer gradient evaluations per draw, 7.0 against 8.3). Hence blackjax up to
     ``_BLACKJAX_MAX_ROWS`` rows and nutpie above, each falling back to the other, then to
     PyMC's own.
     """
@@ -334,9 +334,10 @@ def _large_data_backend(backend: str, n_obs: int) -> str:
     and 2 s once cached (nutpie, :mod:`bayesgmm._nutpie`; the model then holds its data in
     a ``pm.Data`` container so the cache serves any data set), against 2-5 s for JAX.
     Measured at D=5, N=1e4, 2 chains x (1000 + 1000): nutpie 59.5 s with JAX, 24.6 s with
-    numba through ``nutpie.compile_pymc_model`` and 16.3 s with the cached callbacks;
-    PyMC's sampler 109 s with JAX (chains one after the other), 43.7 s with numba,
-    26.1-26.2 s with numba and the chains in two processes (15.1 s at D=2, N=1e4).
+    numba through ``nutpie.compile_pymc_model`` and 16.3 s with the cached callbacks
+    (13.2 s with target_accept 0.8); PyMC's sampler 109 s with JAX (chains one after the
+    other), 43.7 s with numba, 26.1-26.2 s with numba and the chains in two processes,
+    19.4 s with the ``pm.Data`` model and target_accept 0.8 (14.4 s at D=2, N=1e4).
     """
     if backend in ("numba", "c"):  # nutpie has no C backend
         return "numba"
@@ -641,8 +642,8 @@ def fit(
         cpu_count)`` at a time.
     sampler : {"auto", "pymc", "nutpie", "numpyro", "blackjax"}, default "auto"
         NUTS implementation; all sample the same model. "auto" takes the fastest
-        installed, as measured here: blackjax up to 3,000 rows, nutpie above (1.4x as fast
-        at D=2 and 3.2x at D=5 with 10,000 rows), then PyMC's own (see
+        installed, as measured here: blackjax up to 3,000 rows, nutpie above (3.5x as fast
+        at D=2 and 4.3x at D=5 with 10,000 rows), then PyMC's own (see
         ``_default_sampler`` for the timings). nutpie, numpyro and blackjax are optional
         extras (``pip install 'bayesgmm[blackjax]'``, or ``'bayesgmm[all]'``).
     target_accept : float, default 0.8
