@@ -18,8 +18,9 @@ compilation took 2.6 s at D=5, N=1e4, against 9.9 s, with the same draws at the 
 
 It leans on nutpie helpers that are not public (``_make_functions``,
 ``_prepare_dims_and_coords``, ``CompiledPyMCModel``) and on PyTensor's numba cache; where
-one is missing or changed, :func:`compile_numba` falls back to ``nutpie.compile_pymc_model``,
-which gives the same draws more slowly.
+one is missing or changed, or nutpie's own callbacks have other C signatures than these,
+:func:`compile_numba` falls back to ``nutpie.compile_pymc_model``, which gives the same draws
+more slowly.
 """
 
 from __future__ import annotations
@@ -134,9 +135,12 @@ def compile_numba(model, initial_point: dict):
     try:
         from nutpie.compile_pymc import (
             CompiledPyMCModel,
+            _make_c_expand_func,
+            _make_c_logp_func,
             _make_functions,
             _prepare_dims_and_coords,
             _wrap_with_lock,
+            make_user_data,
         )
         from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
     except ImportError as err:
@@ -156,9 +160,16 @@ def compile_numba(model, initial_point: dict):
     data_var = model["x_data"]
     if [v.name for v in logp_pt.get_shared()] != [data_var.name] or expand_pt.get_shared():
         return _fallback(model, initial_point, "unexpected shared variables")
+    logp_fn, expand_fn = logp_pt.vm.jit_fn, expand_pt.vm.jit_fn
+    # nutpie's own callbacks' C signatures (built, not compiled): ours must match them, or
+    # nutpie would call our code with other arguments.
+    nutpie_data = make_user_data({}, {})
+    signatures = (_make_c_logp_func(n_dim, logp_fn, nutpie_data, [], {})[1],
+                  _make_c_expand_func(n_dim, n_expanded, expand_fn, nutpie_data, [], {})[1])
+    if signatures != (_LOGP_SIG, _EXPAND_SIG):
+        return _fallback(model, initial_point, "nutpie's callback signatures changed")
     data = np.ascontiguousarray(data_var.get_value(), dtype=np.float64)
     data.flags.writeable = False
-    logp_fn, expand_fn = logp_pt.vm.jit_fn, expand_pt.vm.jit_fn
     logp_cb = _callback(_LOGP_SRC, "bayesgmm_logp_callback", logp_fn,
                         CACHED_SRC_FUNCTIONS.get(logp_fn.py_func), _LOGP_SIG,
                         n_dim=n_dim, n_features=data.shape[1])

@@ -118,3 +118,26 @@ def test_model_with_constant_data_falls_back_to_nutpie(monkeypatch):
         assert compile_numba(model, start) == "compiled"
     assert calls == [{"backend": "numba", "gradient_backend": "pytensor",
                       "initial_points": start, "jitter_rvs": set()}]
+
+
+def test_other_nutpie_callback_signature_falls_back(monkeypatch):
+    # If nutpie changed the C signature of its callbacks, ours would be called with other
+    # arguments: compile_numba must notice and let nutpie compile instead.
+    need("nutpie")
+    import nutpie
+    import nutpie.compile_pymc as cp
+    from numba.core import types
+
+    from bayesgmm._nutpie import compile_numba
+
+    real = cp._make_c_logp_func
+
+    def changed(*args, **kwargs):
+        fn, sig = real(*args, **kwargs)
+        return fn, types.int64(*sig.args, types.voidptr)
+
+    monkeypatch.setattr(cp, "_make_c_logp_func", changed)
+    monkeypatch.setattr(nutpie, "compile_pymc_model", lambda model, **kwargs: "compiled")
+    model, start = _model(make_mixture(400, 3, 2, separation=6.0, random_state=7).X)
+    with pytest.warns(RuntimeWarning, match="callback signatures changed"):
+        assert compile_numba(model, start) == "compiled"
