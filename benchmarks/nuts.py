@@ -52,13 +52,6 @@ from .convergence import (
 from .sizes import Size
 from .worker import run_task
 
-
-def large_data_backend(backend: str, n: int) -> str:
-    """bayesgmm's choice of compiler for nutpie and PyMC's sampler (imported lazily)."""
-    from bayesgmm.inference import _large_data_backend
-
-    return _large_data_backend(backend, n)
-
 OUR_SAMPLERS = ("blackjax", "nutpie", "numpyro", "pymc")
 BASELINES = ("pm.sample", "nutpie")
 
@@ -308,13 +301,15 @@ def _warm_caches(section, d, n, configs, size, opts) -> None:
     """
     if not opts.warm_caches or opts.textbook_backend != "default":
         return
+    from bayesgmm.inference import _large_data_backend
+
     for model, sampler in configs:
         common = {"d": d, "n": n, "draws": 20, "tune": 20, "chains": size.chains,
                   "label": f"cache warm-up {case_label(d, n)} {model}/{sampler}"}
         if model == "pm.Mixture":
             spec = {**common, "task": "nuts_textbook", "seed": opts.seed, "baseline": sampler,
                     "init": opts.textbook_init, "backend": "default"}
-        elif sampler in ("nutpie", "pymc") and large_data_backend("auto", n) == "numba":
+        elif sampler in ("nutpie", "pymc") and _large_data_backend("auto", n) == "numba":
             spec = {**common, "task": "nuts_ours", "seed": opts.seed + 1, "sampler": sampler}
         else:
             continue

@@ -68,13 +68,12 @@ def _check_against_pymc(model, compiled, rng):
         np.testing.assert_allclose(expanded, expected, rtol=1e-12)
 
 
-def test_callbacks_match_pymc_and_new_data_reuse_the_cache():
+def test_callbacks_match_pymc_and_new_data_reuse_the_cache(blobs):
     need("nutpie")
     from bayesgmm._nutpie import compile_numba
 
     rng = np.random.default_rng(3)
-    first = make_mixture(400, 3, 2, separation=6.0, random_state=7).X
-    model, start = _model(first)
+    model, start = _model(blobs.X)
     compiled = compile_numba(model, start)
     _check_against_pymc(model, compiled, rng)
 
@@ -90,11 +89,11 @@ def test_callbacks_match_pymc_and_new_data_reuse_the_cache():
     assert _logp_callback(compiled, x)[1] != _logp_callback(compiled2, x)[1]
 
 
-def test_non_finite_log_density_is_reported_to_nutpie():
+def test_non_finite_log_density_is_reported_to_nutpie(blobs):
     need("nutpie")
     from bayesgmm._nutpie import compile_numba
 
-    model, start = _model(make_mixture(400, 3, 2, separation=6.0, random_state=7).X)
+    model, start = _model(blobs.X)
     compiled = compile_numba(model, start)
     x = np.zeros(compiled.n_dim)
     x[0] = np.nan
@@ -120,7 +119,7 @@ def test_model_with_constant_data_falls_back_to_nutpie(monkeypatch):
                       "initial_points": start, "jitter_rvs": set()}]
 
 
-def test_other_nutpie_callback_signature_falls_back(monkeypatch):
+def test_other_nutpie_callback_signature_falls_back(monkeypatch, blobs):
     # If nutpie changed the C signature of its callbacks, ours would be called with other
     # arguments: compile_numba must notice and let nutpie compile instead.
     need("nutpie")
@@ -138,6 +137,6 @@ def test_other_nutpie_callback_signature_falls_back(monkeypatch):
 
     monkeypatch.setattr(cp, "_make_c_logp_func", changed)
     monkeypatch.setattr(nutpie, "compile_pymc_model", lambda model, **kwargs: "compiled")
-    model, start = _model(make_mixture(400, 3, 2, separation=6.0, random_state=7).X)
+    model, start = _model(blobs.X)
     with pytest.warns(RuntimeWarning, match="callback signatures changed"):
         assert compile_numba(model, start) == "compiled"
