@@ -39,12 +39,12 @@ import xarray as xr
 
 from . import _math
 from ._math import expand_covariances
-from ._validation import check_data, check_n_components, check_positive_int, count_distinct_rows
+from ._params import BACKENDS, METHODS, SAMPLERS, check_params
+from ._validation import check_data, count_distinct_rows
 from .diagnostics import ConvergenceWarning, FitWarning, check
 from .model import (
     Standardizer,
     build_model,
-    check_covariance_type,
     covariance_names,
     point_from_params,
     unpack_point,
@@ -53,10 +53,6 @@ from .priors import Priors
 from .relabel import apply_permutations, gaussian_kl_cost, pivot_permutations
 
 __all__ = ["fit", "METHODS", "SAMPLERS", "ConvergenceWarning", "FitWarning"]
-
-METHODS = ("nuts", "advi", "fullrank_advi", "map")
-SAMPLERS = ("auto", "pymc", "nutpie", "numpyro", "blackjax")
-BACKENDS = ("auto", "jax", "numba", "c")
 
 
 @dataclass(frozen=True)
@@ -709,29 +705,20 @@ def fit(
     >>> np.sort(result["posterior"]["means"].values.ravel()).round(0)
     array([-3.,  3.])
     """
-    k = check_n_components(n_components)
-    if method not in METHODS:
-        raise ValueError(f"Unknown method {method!r}; choose one of {METHODS}.")
-    if sampler not in SAMPLERS:
-        raise ValueError(f"Unknown sampler {sampler!r}; choose one of {SAMPLERS}.")
+    checked = check_params(dict(
+        n_components=n_components, method=method, sampler=sampler, draws=draws,
+        chains=chains, tune=tune, max_iter=max_iter, n_init=n_init, cores=cores,
+        batch_size=batch_size, target_accept=target_accept, priors=priors,
+        covariance_type=covariance_type, backend=backend, random_state=random_state,
+        order_by=order_by, store_log_likelihood=store_log_likelihood,
+        progressbar=progressbar))
+    k, draws, chains, tune = (checked["n_components"], checked["draws"], checked["chains"],
+                              checked["tune"])
+    max_iter, n_init, cores = checked["max_iter"], checked["n_init"], checked["cores"]
+    batch_size, target_accept = checked["batch_size"], checked["target_accept"]
+    priors = checked["priors"]
     if method == "nuts" and sampler != "auto":
         _require(sampler)
-    draws = check_positive_int(draws, "draws")
-    chains = check_positive_int(chains, "chains")
-    tune = check_positive_int(tune, "tune", 0)
-    max_iter = check_positive_int(max_iter, "max_iter")
-    n_init = check_positive_int(n_init, "n_init")
-    if cores is not None:
-        cores = check_positive_int(cores, "cores")
-    if batch_size is not None:
-        batch_size = check_positive_int(batch_size, "batch_size")
-        if method not in ("advi", "fullrank_advi"):
-            raise ValueError(f"batch_size (minibatch ADVI) needs method='advi' or "
-                             f"'fullrank_advi', got method={method!r}.")
-    if not 0 < float(target_accept) < 1:
-        raise ValueError(f"target_accept must lie in (0, 1), got {target_accept!r}.")
-    priors = Priors.coerce(priors)
-    covariance_type = check_covariance_type(covariance_type)
     compile_kwargs = _compile_kwargs(backend)
     rng = _rng(random_state)
 

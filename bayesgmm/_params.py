@@ -1,0 +1,167 @@
+"""The fit settings and their constraints, declared once.
+
+:func:`bayesgmm.fit` checks its options here, and :meth:`bayesgmm.BayesianGMM.load` checks
+the settings read from a file with the same table, so a setting a fit would refuse is
+refused at load too. Each entry of :data:`PARAMETER_CONSTRAINTS` names a setting and the
+constraint that validates it (and coerces it: ``priors`` becomes a :class:`~bayesgmm.Priors`);
+:func:`check_params` applies them in the table's order, then the checks that involve two
+settings. What needs the data (``order_by`` naming a feature) or the environment (an
+optional sampler being installed) is checked by the fit itself.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ._validation import check_positive_int
+from .model import check_covariance_type
+from .priors import Priors
+
+__all__ = ["BACKENDS", "METHODS", "PARAMETER_CONSTRAINTS", "SAMPLERS", "check_params"]
+
+METHODS = ("nuts", "advi", "fullrank_advi", "map")
+SAMPLERS = ("auto", "pymc", "nutpie", "numpyro", "blackjax")
+BACKENDS = ("auto", "jax", "numba", "c")
+
+
+class _Integer:
+    """An integer >= ``minimum`` (bools refused), or None where ``optional``."""
+
+    def __init__(self, minimum: int, optional: bool = False):
+        self.minimum, self.optional = minimum, optional
+
+    def __call__(self, value, name: str):
+        if value is None and self.optional:
+            return None
+        return check_positive_int(value, name, self.minimum)
+
+
+class _OneOf:
+    """One of a few strings."""
+
+    def __init__(self, options: tuple[str, ...]):
+        self.options = options
+
+    def __call__(self, value, name: str):
+        if not isinstance(value, str) or value not in self.options:
+            raise ValueError(f"Unknown {name} {value!r}; choose one of {self.options}.")
+        return value
+
+
+def _open_unit_interval(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number in (0, 1), got {type(value).__name__} "
+                        f"{value!r}.")
+    if not 0 < float(value) < 1:
+        raise ValueError(f"{name} must lie in (0, 1), got {value!r}.")
+    return float(value)
+
+
+def _boolean(optional: bool):
+    def check(value, name: str):
+        if value is None and optional:
+            return None
+        if not isinstance(value, (bool, np.bool_)):
+            allowed = "True, False or None" if optional else "True or False"
+            raise TypeError(f"{name} must be {allowed}, got {type(value).__name__} {value!r}.")
+        return bool(value)
+
+    return check
+
+
+def _random_state(value, name: str):
+    if value is None or isinstance(value, np.random.Generator):
+        return value
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {value}.")
+        return int(value)
+    raise TypeError(f"{name} must be None, an int or a numpy Generator, got "
+                    f"{type(value).__name__}.")
+
+
+def _priors(value, name: str) -> Priors:
+    return Priors.coerce(value)
+
+
+def _covariance_type(value, name: str) -> str:
+    return check_covariance_type(value)
+
+
+def _order_by(value, name: str):
+    """None, "auto", a feature name or a column index; the fit checks it against the data."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0:
+        return int(value)
+    raise ValueError(f"{name} must be None, 'auto', a feature name or a column index (an "
+                     f"integer >= 0), got {value!r}.")
+
+
+#: Every setting of :func:`bayesgmm.fit` and :class:`bayesgmm.BayesianGMM`, and its check.
+PARAMETER_CONSTRAINTS = {
+    "n_components": _Integer(1),
+    "method": _OneOf(METHODS),
+    "sampler": _OneOf(SAMPLERS),
+    "draws": _Integer(1),
+    "chains": _Integer(1),
+    "tune": _Integer(0),
+    "max_iter": _Integer(1),
+    "n_init": _Integer(1),
+    "cores": _Integer(1, optional=True),
+    "batch_size": _Integer(1, optional=True),
+    "target_accept": _open_unit_interval,
+    "priors": _priors,
+    "covariance_type": _covariance_type,
+    "backend": _OneOf(BACKENDS),
+    "random_state": _random_state,
+    "order_by": _order_by,
+    "store_log_likelihood": _boolean(optional=True),
+    "progressbar": _boolean(optional=False),
+}
+
+
+def check_params(params: dict) -> dict:
+    """Validate settings and return them checked and coerced.
+
+    Parameters
+    ----------
+    params : dict
+        Some or all of the settings named in :data:`PARAMETER_CONSTRAINTS`.
+
+    Returns
+    -------
+    dict
+        The same keys, in the table's order: integers as ``int``, ``target_accept`` as
+        ``float``, ``priors`` as a :class:`~bayesgmm.Priors`.
+
+    Raises
+    ------
+    TypeError
+        A setting of the wrong type, or a name that is not a setting.
+    ValueError
+        A setting outside its allowed values; the message names the setting.
+
+    Examples
+    --------
+    >>> from bayesgmm._params import check_params
+    >>> check_params({"draws": 500, "method": "map"})
+    {'method': 'map', 'draws': 500}
+    >>> check_params({"method": "gibbs"})
+    Traceback (most recent call last):
+    ...
+    ValueError: Unknown method 'gibbs'; choose one of ('nuts', 'advi', 'fullrank_advi', 'map').
+    """
+    unknown = sorted(set(params) - set(PARAMETER_CONSTRAINTS))
+    if unknown:
+        raise TypeError(f"Unknown setting(s) {unknown}; the settings are "
+                        f"{list(PARAMETER_CONSTRAINTS)}.")
+    out = {name: check(params[name], name)
+           for name, check in PARAMETER_CONSTRAINTS.items() if name in params}
+    if out.get("batch_size") is not None and "method" in out \
+            and out["method"] not in ("advi", "fullrank_advi"):
+        raise ValueError(f"batch_size (minibatch ADVI) needs method='advi' or "
+                         f"'fullrank_advi', got method={out['method']!r}.")
+    return out
