@@ -1,16 +1,62 @@
-"""Saving and loading fits: the DataTree as netCDF (h5netcdf) or zarr, with the settings."""
+"""Saving and loading fits: the DataTree as netCDF (h5netcdf) or zarr, with the settings.
+
+What is guaranteed:
+
+- A save is atomic. The fit is written beside the target (same directory, a hidden
+  temporary name), flushed to disk, read back and checked, and only then renamed into
+  place: ``os.replace`` for a file; for a ``.zarr`` directory the previous save is renamed
+  away, the new one renamed in, and the previous one deleted. On any failure (full disk,
+  locked file, KeyboardInterrupt) the temporary is removed and the previous save is left
+  as it was.
+- Nothing but a previous bayesgmm save is ever replaced or deleted: a save onto another
+  file or directory is refused, naming the path.
+- Every saved variable (data and coordinates), every group's attributes and the settings
+  carry a SHA-256 checksum, stored with the format version in the root attributes. Load
+  verifies them and raises :class:`SavedFitError` (a ``ValueError``) naming the file and
+  the damaged variable; so a load either fails with that error or gives exactly the saved
+  numbers.
+- Every other failure to read a file (truncated, not netCDF, crafted attributes, invalid
+  saved settings, a posterior the estimator cannot use) is a :class:`SavedFitError` naming
+  the file and what is wrong. Files saved before checksums existed (format 0) still load,
+  after the same checks of their settings and posterior, with an
+  :class:`UnverifiedFitWarning`.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import errno
+import hashlib
 import importlib.util
 import json
+import numbers
+import os
+import secrets
+import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 PARAMS_ATTR = "bayesgmm_estimator_params"
+VERSION_ATTR = "bayesgmm_format_version"
+CHECKSUM_ATTR = "bayesgmm_checksums"
+FORMAT_VERSION = 1
+_SETTINGS_KEY = "settings"  # the checksum entry of the settings JSON
+_ZARR_METADATA = {"zarr.json", ".zattrs", ".zgroup", ".zmetadata"}
+
+
+class SavedFitError(ValueError):
+    """A file that cannot be loaded as a bayesgmm fit.
+
+    It is unreadable, damaged, from a newer bayesgmm, or holds settings or a posterior
+    that are not valid; the message names the file and what is wrong.
+    """
+
+
+class UnverifiedFitWarning(UserWarning):
+    """A fit saved by an older bayesgmm, without checksums: its contents cannot be verified."""
 
 
 def _engine(path: Path) -> str:
@@ -48,30 +94,422 @@ def _jsonable_params(params: dict) -> dict:
     return out
 
 
+# ---------------------------------------------------------------------------- checksums
+def _canonical_attrs(attrs: dict) -> bytes:
+    """The attributes as JSON, in a form netCDF and zarr give back unchanged.
+
+    Both store scalars and lists as arrays (a one-element list comes back as a scalar from
+    netCDF, a float32 as a Python float from zarr), so every value is taken as a flat list
+    of Python scalars.
+    """
+    def flat(value):
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "surrogateescape")
+        return np.asarray(value).ravel().tolist()
+
+    return json.dumps({str(k): flat(v) for k, v in attrs.items()}, sort_keys=True,
+                      default=str).encode()
+
+
+def _variable_digest(var: xr.Variable) -> str:
+    h = hashlib.sha256()
+    values = np.asarray(var.values)
+    h.update(json.dumps([list(var.dims), list(values.shape)]).encode())
+    if values.dtype.kind in "OUS":  # strings: fixed-width or variable-length on reading
+        items = [v.decode("utf-8", "surrogateescape") if isinstance(v, bytes) else str(v)
+                 for v in values.ravel().tolist()]
+        h.update(b"str" + json.dumps(items).encode())
+    else:
+        h.update(values.dtype.str.encode() + np.ascontiguousarray(values).tobytes())
+    h.update(_canonical_attrs(var.attrs))
+    return h.hexdigest()
+
+
+def _digests(groups: dict[str, xr.Dataset], settings: str) -> dict[str, str]:
+    out = {_SETTINGS_KEY: hashlib.sha256(settings.encode("utf-8", "surrogateescape")).hexdigest()}
+    for group, ds in groups.items():
+        out[f"{group}/.attrs"] = hashlib.sha256(_canonical_attrs(ds.attrs)).hexdigest()
+        for name, var in ds.variables.items():
+            out[f"{group}/{name}"] = _variable_digest(var)
+    return out
+
+
+# ---------------------------------------------------------------------------- saving
+def _describe(path: Path) -> str:
+    return repr(str(path))
+
+
+def _is_nc_save(path: Path) -> bool:
+    """Whether ``path`` is a netCDF file whose root attributes mark a bayesgmm save."""
+    try:
+        import h5py
+
+        with h5py.File(path, "r", locking=False) as f:
+            return PARAMS_ATTR in f.attrs
+    except Exception:  # not HDF5, unreadable, damaged: not known to be ours
+        return False
+
+
+def _zarr_root_attrs(path: Path) -> dict | None:
+    try:
+        if (path / "zarr.json").is_file():
+            meta = json.loads((path / "zarr.json").read_text())
+            return meta.get("attributes") if meta.get("node_type") == "group" else None
+        if (path / ".zgroup").is_file():
+            return json.loads((path / ".zattrs").read_text())
+    except (OSError, ValueError, AttributeError):
+        return None
+    return None
+
+
+def _is_zarr_save(path: Path) -> bool:
+    """Whether ``path`` is a zarr group saved by bayesgmm, holding nothing but zarr groups.
+
+    Its root attributes must mark a bayesgmm save, and every entry must be zarr metadata or
+    a zarr group (a directory with its own metadata), so a file a user put there is never
+    deleted with the previous save.
+    """
+    attrs = _zarr_root_attrs(path)
+    if not isinstance(attrs, dict) or PARAMS_ATTR not in attrs:
+        return False
+    for entry in path.iterdir():
+        if entry.name in _ZARR_METADATA:
+            continue
+        if entry.is_symlink() or not entry.is_dir() or _zarr_root_attrs(entry) is None:
+            return False
+    return True
+
+
+def _check_target(path: Path, engine: str) -> None:
+    """Refuse to replace anything but a previous bayesgmm save of the same kind."""
+    if not os.path.lexists(path):
+        return
+    advice = "Delete or move it yourself, or save under another name."
+    if engine == "zarr":
+        if not path.is_dir() or path.is_symlink():
+            raise FileExistsError(f"{_describe(path)} exists and is not a directory; a .zarr "
+                                  f"save is a directory, so bayesgmm will not replace it. "
+                                  f"{advice}")
+        if not _is_zarr_save(path):
+            raise FileExistsError(
+                f"{_describe(path)} exists and is not a fit saved by bayesgmm (or holds other "
+                f"files besides one); bayesgmm replaces only its own saves. {advice}")
+    else:
+        if path.is_dir():
+            raise FileExistsError(f"{_describe(path)} is a directory; bayesgmm will not "
+                                  f"replace it with a file. {advice}")
+        if not _is_nc_save(path):
+            raise FileExistsError(
+                f"{_describe(path)} exists and is not a readable fit saved by bayesgmm; "
+                f"bayesgmm replaces only its own saves. {advice}")
+
+
+def _check_space(directory: Path, out: xr.DataTree, path: Path) -> None:
+    """Refuse early when the disk cannot hold the new save beside the previous one."""
+    needed = sum(int(node.to_dataset().nbytes) for node in out.subtree)
+    free = shutil.disk_usage(directory).free
+    if free < needed:
+        raise OSError(errno.ENOSPC,
+                      f"Not enough disk space to save {_describe(path)}: about "
+                      f"{needed / 1e6:.1f} MB needed, {free / 1e6:.1f} MB free in "
+                      f"{_describe(directory)}. Free some space or save elsewhere; the "
+                      f"previous save, if any, is untouched.")
+
+
+def _temporary(path: Path, kind: str, directory: bool) -> Path:
+    """A new, empty file or directory beside ``path``, with a hidden unique name.
+
+    Made with the permissions a plain ``open`` or ``mkdir`` would give (the umask applies),
+    not the owner-only ones of :mod:`tempfile`.
+    """
+    while True:
+        tmp = path.with_name(f".{path.name}.{kind}-{secrets.token_hex(4)}")
+        try:
+            if directory:
+                os.mkdir(tmp, 0o777)
+            else:
+                os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+
+
+def _write(out: xr.DataTree, tmp: Path, engine: str) -> None:
+    if engine == "zarr":
+        # Zarr 3 warns that consolidated metadata is not part of its specification.
+        out.to_zarr(tmp, mode="w", consolidated=False)
+    else:
+        out.to_netcdf(tmp, engine=engine)
+
+
+def _fsync_one(path: Path) -> None:
+    if os.name == "nt" and path.is_dir():  # directories cannot be opened there
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file, or a directory tree (its files, then its directories), to disk."""
+    if path.is_dir():
+        for root, dirs, files in os.walk(path, topdown=False):
+            for name in files + dirs:
+                _fsync_one(Path(root) / name)
+    _fsync_one(path)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _swap_in(tmp: Path, path: Path, engine: str) -> None:
+    if engine != "zarr":
+        os.replace(tmp, path)  # atomic; a reader holding the old file keeps its inode
+        return
+    if not os.path.lexists(path):
+        os.rename(tmp, path)
+        return
+    old = _temporary(path, "old", directory=True)
+    os.rmdir(old)  # only its unique name is wanted
+    os.rename(path, old)
+    try:
+        os.rename(tmp, path)
+    except BaseException:
+        os.rename(old, path)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    if old.exists():
+        warnings.warn(f"Saved {_describe(path)}, but the previous save, moved to "
+                      f"{_describe(old)}, could not be deleted: delete it yourself.",
+                      RuntimeWarning, stacklevel=4)
+
+
 def save_tree(tree: xr.DataTree, path, params: dict) -> Path:
+    """Write ``tree`` and ``params`` to ``path`` atomically (see the module docstring)."""
     path = Path(path)
     engine = _engine(path)
     groups = {name: _storable(tree[name].to_dataset()) for name in tree.children}
-    root = xr.Dataset(attrs={PARAMS_ATTR: json.dumps(_jsonable_params(params))})
+    settings = json.dumps(_jsonable_params(params))
+    root = xr.Dataset(attrs={
+        VERSION_ATTR: FORMAT_VERSION,
+        PARAMS_ATTR: settings,
+        CHECKSUM_ATTR: json.dumps(_digests(groups, settings)),
+    })
     out = xr.DataTree.from_dict({"/": root, **groups})
-    if engine == "zarr":
-        # Zarr 3 warns that consolidated metadata is not part of its specification.
-        out.to_zarr(path, mode="w", consolidated=False)
-    else:
-        out.to_netcdf(path, engine=engine)
+    _check_target(path, engine)
+    parent = path.parent if str(path.parent) else Path(".")
+    _check_space(parent, out, path)
+    tmp = _temporary(path, "tmp", directory=engine == "zarr")
+    try:
+        _write(out, tmp, engine)
+        _fsync(tmp)
+        try:  # what was written reads back, checksums and all
+            _read(tmp, engine, shown=path)
+        except SavedFitError as exc:
+            raise OSError(f"Saving {_describe(path)} failed: what was written did not read "
+                          f"back intact ({exc}). The previous save, if any, is untouched."
+                          ) from exc
+        _swap_in(tmp, path, engine)
+    except BaseException:
+        _remove(tmp)
+        raise
+    _fsync_one(parent)  # the rename itself
     return path
 
 
+# ---------------------------------------------------------------------------- loading
+def _read(path: Path, engine: str, shown: Path) -> tuple[xr.DataTree, dict, int]:
+    """Open ``path``; check its version and checksums; return the tree, settings, version."""
+    where = _describe(shown)
+    kwargs = {"consolidated": False} if engine == "zarr" else {}
+    try:
+        if engine != "zarr":
+            # h5netcdf, failing to open a file, leaves an object whose clean-up raises an
+            # AttributeError nobody can catch: try h5py alone first.
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                {key: f.attrs[key] for key in f.attrs}  # what h5netcdf reads on opening
+        with xr.open_datatree(path, engine=engine, **kwargs) as opened:
+            tree = opened.load()
+    except Exception as exc:  # h5py, zarr, numcodecs, xarray: any failure to read
+        raise SavedFitError(
+            f"{where} cannot be read as a saved fit: it is damaged, truncated, locked by "
+            f"another program, or not a {'zarr' if engine == 'zarr' else 'netCDF'} file "
+            f"({type(exc).__name__}: {exc}).") from exc
+    attrs = tree.attrs
+    version = _format_version(attrs, where)
+    if PARAMS_ATTR not in attrs:
+        raise SavedFitError(f"{where} is not a fit saved by bayesgmm (no {PARAMS_ATTR}).")
+    settings = attrs[PARAMS_ATTR]
+    if not isinstance(settings, str):
+        raise SavedFitError(f"{where}: the saved settings ({PARAMS_ATTR}) are a "
+                            f"{type(settings).__name__}, not JSON text; the file is damaged.")
+    groups = {name: tree[name].to_dataset() for name in tree.children}
+    if version >= 1:
+        _verify(attrs.get(CHECKSUM_ATTR), groups, settings, where)
+    else:
+        warnings.warn(f"{where} was saved by an older bayesgmm, without checksums: its "
+                      f"contents cannot be verified. Save it again to add them.",
+                      UnverifiedFitWarning, stacklevel=4)
+    try:
+        params = json.loads(settings)
+    except ValueError as exc:
+        raise SavedFitError(f"{where}: the saved settings are not valid JSON ({exc}); the "
+                            f"file is damaged.") from exc
+    if not isinstance(params, dict):
+        raise SavedFitError(f"{where}: the saved settings are a {type(params).__name__}, "
+                            f"not a mapping of setting names to values; the file is damaged.")
+    return xr.DataTree.from_dict(groups), params, version
+
+
+def _format_version(attrs, where: str) -> int:
+    if VERSION_ATTR not in attrs:
+        return 0  # saved before format versions (and checksums) existed
+    version = np.asarray(attrs[VERSION_ATTR])
+    if version.shape != () and version.size == 1:
+        version = version.reshape(())
+    if version.shape != () or version.dtype.kind not in "iu":
+        raise SavedFitError(f"{where}: its format version {attrs[VERSION_ATTR]!r} is not an "
+                            f"integer; the file is damaged.")
+    version = int(version)
+    if version > FORMAT_VERSION:
+        raise SavedFitError(f"{where} was saved by a newer bayesgmm (format {version}; this "
+                            f"one reads up to format {FORMAT_VERSION}): upgrade bayesgmm "
+                            f"(pip install -U bayesgmm) to load it.")
+    if version < 1:
+        raise SavedFitError(f"{where}: its format version {version} is not valid; the file "
+                            f"is damaged.")
+    return version
+
+
+def _verify(stored, groups: dict[str, xr.Dataset], settings: str, where: str) -> None:
+    damaged = f"{where} is damaged"
+    try:
+        expected = json.loads(stored)
+        if not isinstance(expected, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in expected.items()):
+            raise ValueError("not a mapping of names to digests")
+    except (TypeError, ValueError) as exc:
+        raise SavedFitError(f"{damaged}: its checksums ({CHECKSUM_ATTR}) are missing or "
+                            f"unreadable ({exc}), so its contents cannot be verified."
+                            ) from exc
+    actual = _digests(groups, settings)
+    for key in sorted(set(expected) | set(actual)):
+        if key not in actual:
+            raise SavedFitError(f"{damaged}: {key!r} is missing.")
+        if key not in expected:
+            raise SavedFitError(f"{damaged}: {key!r} has no checksum (it was not saved by "
+                                f"bayesgmm, or the file was altered).")
+    bad = [key for key in sorted(actual) if actual[key] != expected[key]]
+    if bad:
+        what = "the saved settings" if bad == [_SETTINGS_KEY] else \
+            ", ".join(repr(k) for k in bad)
+        raise SavedFitError(f"{damaged}: the checksum of {what} does not match what was "
+                            f"saved (corrupted bytes). Restore the file from a copy, or "
+                            f"fit again.")
+
+
+def check_settings(params: dict, version: int, shown) -> dict:
+    """The saved settings, checked as the fit checks them, as constructor arguments."""
+    from ._params import PARAMETER_CONSTRAINTS, check_params
+
+    where = _describe(Path(shown))
+    unknown = sorted(set(params) - set(PARAMETER_CONSTRAINTS))
+    if unknown:
+        raise SavedFitError(f"{where} has saved setting(s) {unknown} that this bayesgmm does "
+                            f"not know: it was saved by a newer bayesgmm; upgrade bayesgmm "
+                            f"to load it.")
+    missing = sorted(set(PARAMETER_CONSTRAINTS) - set(params))
+    if missing and version >= 1:  # format 1 saves every setting; older ones take defaults
+        raise SavedFitError(f"{where}: saved setting(s) {missing} are missing; the file is "
+                            f"damaged.")
+    for name, value in params.items():
+        try:
+            check_params({name: value})
+        except (TypeError, ValueError) as exc:
+            raise SavedFitError(f"{where}: saved setting {name}: {exc}") from exc
+    try:
+        check_params(params)
+    except (TypeError, ValueError) as exc:
+        raise SavedFitError(f"{where}: saved settings: {exc}") from exc
+    return dict(params)
+
+
+def check_posterior(tree: xr.DataTree, n_components: int | None, shown) -> None:
+    """Check that ``tree`` has the posterior the estimator predicts from, with valid values.
+
+    ``posterior`` with ``weights`` (..., component), ``means`` (..., component, feature) and
+    ``covariances`` (..., component, feature, feature'), the same draws, a ``feature``
+    coordinate, finite values, weights on the simplex and symmetric covariances.
+    """
+    where = _describe(Path(shown))
+    if "posterior" not in tree.children:
+        raise SavedFitError(f"{where} has no 'posterior' group; it is not a complete fit.")
+    post = tree["posterior"]
+    if "component" not in post.dims or "feature" not in post.dims:
+        raise SavedFitError(f"{where}: the posterior has no 'component' or 'feature' "
+                            f"dimension; it is not a bayesgmm fit.")
+    if "feature" not in post.coords:
+        raise SavedFitError(f"{where}: the posterior has no 'feature' coordinate (the "
+                            f"feature names); the file is damaged.")
+    k, d = post.sizes["component"], post.sizes["feature"]
+    tails = {"weights": ("component",), "means": ("component", "feature"),
+             "covariances": ("component", "feature", None)}
+    lead = None
+    for name, tail in tails.items():
+        if name not in post.data_vars:
+            raise SavedFitError(f"{where}: the posterior has no {name!r}; it is not a "
+                                f"complete fit.")
+        var = post[name]
+        dims = var.dims[len(var.dims) - len(tail):] if len(var.dims) >= len(tail) else ()
+        ok = len(dims) == len(tail) and all(t is None or t == got for t, got in
+                                            zip(tail, dims, strict=True))
+        if ok and name == "covariances":
+            ok = var.sizes[dims[-1]] == d
+        lead = var.dims[:-len(tail)] if lead is None else lead
+        if not ok or var.dims[:-len(tail)] != lead:
+            raise SavedFitError(f"{where}: the posterior's {name!r} has dimensions "
+                                f"{var.dims}; expected (draw dimensions..., "
+                                f"{', '.join(t or 'feature' for t in tail)}).")
+        if var.dtype.kind != "f" or var.size == 0:
+            raise SavedFitError(f"{where}: the posterior's {name!r} is empty or not "
+                                f"floating point ({var.dtype}); the file is damaged.")
+        if not np.isfinite(var.to_numpy()).all():
+            raise SavedFitError(f"{where}: the posterior's {name!r} has NaN or infinite "
+                                f"values; the file is damaged.")
+    if isinstance(n_components, numbers.Integral) and n_components != k:
+        raise SavedFitError(f"{where}: the saved setting n_components={n_components} does "
+                            f"not match the posterior's {k} components; the file is damaged.")
+    w = post["weights"].to_numpy().reshape(-1, k)
+    if (w < 0).any() or not np.allclose(w.sum(axis=1), 1.0, rtol=0, atol=1e-6):
+        raise SavedFitError(f"{where}: the posterior's weights are not probabilities "
+                            f"(non-negative, summing to 1); the file is damaged.")
+    covs = post["covariances"].to_numpy().reshape(-1, k, d, d)
+    if np.abs(covs - np.swapaxes(covs, -1, -2)).max() > 1e-8 * np.abs(covs).max():
+        raise SavedFitError(f"{where}: the posterior's covariances are not symmetric; the "
+                            f"file is damaged.")
+
+
 def load_tree(path) -> tuple[xr.DataTree, dict]:
+    """Read a fit saved by :func:`save_tree`: its tree and its checked settings.
+
+    Raises :class:`SavedFitError` for any file that is not a complete, intact bayesgmm save.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No saved fit at {str(path)!r}.")
     engine = _engine(path)
-    kwargs = {"consolidated": False} if engine == "zarr" else {}
-    with xr.open_datatree(path, engine=engine, **kwargs) as opened:
-        tree = opened.load()
-    if PARAMS_ATTR not in tree.attrs:
-        raise ValueError(f"{str(path)!r} is not a fit saved by bayesgmm (no {PARAMS_ATTR}).")
-    params = json.loads(tree.attrs[PARAMS_ATTR])
-    groups = {name: tree[name].to_dataset() for name in tree.children}
-    return xr.DataTree.from_dict(groups), params
+    tree, params, version = _read(path, engine, shown=path)
+    params = check_settings(params, version, path)
+    check_posterior(tree, params.get("n_components"), path)
+    return tree, params

@@ -145,10 +145,27 @@ class BayesianGMM(BaseEstimator):
         Needs the ``io`` extra (``pip install 'bayesgmm[io]'``). A ``numpy.random.Generator``
         passed as ``random_state`` is saved as None (the draws themselves are saved).
 
+        The save is atomic: the fit is written beside ``path`` under a hidden temporary
+        name, flushed to disk, read back and checked, and only then renamed onto ``path``.
+        If anything fails (a full disk, an interrupt) the temporary is removed and a previous
+        save at ``path`` is left exactly as it was; a program reading the previous file
+        while it is replaced keeps reading the previous contents. Every variable, the
+        groups' attributes and the settings are saved with a SHA-256 checksum that
+        :meth:`load` verifies.
+
         Parameters
         ----------
         path : str or pathlib.Path
-            For example ``"fit.nc"`` or ``"fit.zarr"``.
+            For example ``"fit.nc"`` or ``"fit.zarr"``. If it exists it must be a previous
+            bayesgmm save, of the same kind.
+
+        Raises
+        ------
+        FileExistsError
+            ``path`` exists and is not a bayesgmm save (or is a ``.zarr`` save holding
+            other files too): nothing is replaced or deleted.
+        OSError
+            Writing failed (for example not enough disk space); a previous save is intact.
         """
         check_is_fitted(self, "idata_")
         from ._io import save_tree
@@ -159,6 +176,14 @@ class BayesianGMM(BaseEstimator):
     def load(cls, path) -> BayesianGMM:
         """Load a fit saved by :meth:`save`; it predicts exactly as the saved one.
 
+        The file's checksums are verified, its settings are checked as :meth:`fit` checks
+        them, and its posterior is checked for what prediction needs (weights, means and
+        covariances over components and features, finite, weights summing to 1,
+        covariances symmetric positive definite). So a load either returns the model that
+        was saved, predicting bit for bit as it did, or raises. Files saved by bayesgmm
+        versions without checksums load after the same checks, with an
+        ``UnverifiedFitWarning``.
+
         Parameters
         ----------
         path : str or pathlib.Path
@@ -166,15 +191,42 @@ class BayesianGMM(BaseEstimator):
         Returns
         -------
         BayesianGMM
+
+        Raises
+        ------
+        FileNotFoundError
+            Nothing at ``path``.
+        bayesgmm._io.SavedFitError
+            A ``ValueError`` naming the file and what is wrong: not readable (damaged,
+            truncated, not netCDF or zarr), corrupted (a checksum does not match: the
+            message names the variable), saved by a newer bayesgmm, or holding an invalid
+            setting (named) or an unusable posterior.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> from bayesgmm import BayesianGMM
+        >>> from bayesgmm.datasets import make_mixture
+        >>> X = make_mixture(100, 2, 2, random_state=0).X
+        >>> model = BayesianGMM(2, method="map", random_state=0).fit(X)
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     model.save(pathlib.Path(tmp) / "fit.nc")
+        ...     loaded = BayesianGMM.load(pathlib.Path(tmp) / "fit.nc")
+        >>> bool((loaded.predict_proba(X) == model.predict_proba(X)).all())
+        True
         """
-        from ._io import load_tree
+        from ._io import SavedFitError, load_tree
 
         tree, params = load_tree(path)
         if isinstance(params.get("priors"), dict):
             params["priors"] = Priors(**params["priors"])
         model = cls(**params)
         model.idata_ = tree
-        model._set_from_idata(tree)
+        try:
+            model._set_from_idata(tree)
+        except np.linalg.LinAlgError as exc:
+            raise SavedFitError(f"{str(path)!r}: the posterior's covariances are not "
+                                f"positive definite; the file is damaged.") from exc
         return model
 
     def fit_predict(self, X, y=None) -> np.ndarray:
