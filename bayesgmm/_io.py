@@ -31,6 +31,7 @@ import importlib.util
 import json
 import numbers
 import os
+import re
 import secrets
 import shutil
 import warnings
@@ -239,7 +240,11 @@ def _write(out: xr.DataTree, tmp: Path, engine: str) -> None:
         # Zarr 3 warns that consolidated metadata is not part of its specification.
         out.to_zarr(tmp, mode="w", consolidated=False)
     else:
-        out.to_netcdf(tmp, engine=engine)
+        # HDF5 writes into memory, then Python writes the bytes: HDF5 writing to disk
+        # crashed the process (a segmentation fault) after a full disk's error.
+        data = out.to_netcdf(engine=engine)
+        with open(tmp, "wb") as f:
+            f.write(data)
 
 
 def _fsync_one(path: Path) -> None:
@@ -293,6 +298,12 @@ def _swap_in(tmp: Path, path: Path, engine: str) -> None:
                       RuntimeWarning, stacklevel=4)
 
 
+def _errno_in(message: str) -> int | None:
+    """The errno HDF5 quotes in its message ("errno = 28"), if any."""
+    found = re.search(r"errno = (\d+)", message)
+    return int(found.group(1)) if found else None
+
+
 def save_tree(tree: xr.DataTree, path, params: dict) -> Path:
     """Write ``tree`` and ``params`` to ``path`` atomically (see the module docstring)."""
     path = Path(path)
@@ -309,14 +320,22 @@ def save_tree(tree: xr.DataTree, path, params: dict) -> Path:
     parent = path.parent if str(path.parent) else Path(".")
     _check_space(parent, out, path)
     tmp = _temporary(path, "tmp", directory=engine == "zarr")
+    untouched = ("The previous save is untouched." if os.path.lexists(path)
+                 else "Nothing was left behind.")
     try:
-        _write(out, tmp, engine)
-        _fsync(tmp)
+        try:
+            _write(out, tmp, engine)
+            _fsync(tmp)
+        except (OSError, RuntimeError) as exc:  # HDF5 reports failed writes as RuntimeError
+            code = getattr(exc, "errno", None) or _errno_in(str(exc)) or errno.EIO
+            raise OSError(code, f"Saving {_describe(path)} failed while writing "
+                                f"({os.strerror(code)}: {type(exc).__name__}: {exc}). "
+                                f"{untouched}") from exc
         try:  # what was written reads back, checksums and all
             _read(tmp, engine, shown=path)
         except SavedFitError as exc:
-            raise OSError(f"Saving {_describe(path)} failed: what was written did not read "
-                          f"back intact ({exc}). The previous save, if any, is untouched."
+            raise OSError(errno.EIO, f"Saving {_describe(path)} failed: what was written "
+                                     f"did not read back intact ({exc}). {untouched}"
                           ) from exc
         _swap_in(tmp, path, engine)
     except BaseException:
