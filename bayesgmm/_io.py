@@ -45,7 +45,7 @@ VERSION_ATTR = "bayesgmm_format_version"
 CHECKSUM_ATTR = "bayesgmm_checksums"
 FORMAT_VERSION = 1
 _SETTINGS_KEY = "settings"  # the checksum entry of the settings JSON
-_ZARR_METADATA = {"zarr.json", ".zattrs", ".zgroup", ".zmetadata"}
+_ZARR_METADATA = {"zarr.json", ".zattrs", ".zgroup", ".zarray", ".zmetadata"}
 
 
 class SavedFitError(ValueError):
@@ -121,6 +121,8 @@ def _variable_digest(var: xr.Variable) -> str:
                  for v in values.ravel().tolist()]
         h.update(b"str" + json.dumps(items).encode())
     else:
+        if values.dtype.kind in "fc":  # one NaN for all: decoding may rewrite NaN payloads
+            values = np.where(np.isnan(values), np.nan, values).astype(values.dtype)
         h.update(values.dtype.str.encode() + np.ascontiguousarray(values).tobytes())
     h.update(_canonical_attrs(var.attrs))
     return h.hexdigest()
@@ -151,34 +153,58 @@ def _is_nc_save(path: Path) -> bool:
         return False
 
 
-def _zarr_root_attrs(path: Path) -> dict | None:
+def _zarr_metadata(path: Path) -> dict | None:
+    """The zarr metadata of a node (``node_type`` and ``attributes``), or None."""
     try:
-        if (path / "zarr.json").is_file():
+        if (path / "zarr.json").is_file():  # zarr format 3
             meta = json.loads((path / "zarr.json").read_text())
-            return meta.get("attributes") if meta.get("node_type") == "group" else None
-        if (path / ".zgroup").is_file():
-            return json.loads((path / ".zattrs").read_text())
-    except (OSError, ValueError, AttributeError):
+            return meta if isinstance(meta, dict) else None
+        for name, kind in ((".zgroup", "group"), (".zarray", "array")):  # format 2
+            if (path / name).is_file():
+                attrs = path / ".zattrs"
+                return {"node_type": kind,
+                        "attributes": json.loads(attrs.read_text()) if attrs.is_file() else {}}
+    except (OSError, ValueError):
         return None
     return None
 
 
-def _is_zarr_save(path: Path) -> bool:
-    """Whether ``path`` is a zarr group saved by bayesgmm, holding nothing but zarr groups.
+_CHUNK_NAME = re.compile(r"c|\d+(\.\d+)*")
 
-    Its root attributes must mark a bayesgmm save, and every entry must be zarr metadata or
-    a zarr group (a directory with its own metadata), so a file a user put there is never
-    deleted with the previous save.
-    """
-    attrs = _zarr_root_attrs(path)
-    if not isinstance(attrs, dict) or PARAMS_ATTR not in attrs:
+
+def _only_zarr(path: Path) -> bool:
+    """Whether the directory holds a zarr node and nothing else, all the way down."""
+    kind = (_zarr_metadata(path) or {}).get("node_type")
+    if kind not in ("group", "array"):
         return False
     for entry in path.iterdir():
-        if entry.name in _ZARR_METADATA:
+        if entry.is_symlink():
+            return False
+        if entry.name in _ZARR_METADATA and entry.is_file():
             continue
-        if entry.is_symlink() or not entry.is_dir() or _zarr_root_attrs(entry) is None:
+        if kind == "group":
+            if not (entry.is_dir() and _only_zarr(entry)):
+                return False
+        elif not _only_chunks(entry):
             return False
     return True
+
+
+def _only_chunks(path: Path) -> bool:
+    if path.is_symlink() or not _CHUNK_NAME.fullmatch(path.name):
+        return False
+    return path.is_file() or (path.is_dir() and all(_only_chunks(p) for p in path.iterdir()))
+
+
+def _is_zarr_save(path: Path) -> bool:
+    """Whether ``path`` is a zarr store saved by bayesgmm, holding nothing but zarr's files.
+
+    Its root attributes must mark a bayesgmm save, and every file in it must be zarr
+    metadata or a chunk of a zarr array, so a file a user put there is never deleted with
+    the previous save.
+    """
+    attrs = (_zarr_metadata(path) or {}).get("attributes")
+    return isinstance(attrs, dict) and PARAMS_ATTR in attrs and _only_zarr(path)
 
 
 def _check_target(path: Path, engine: str) -> None:
@@ -187,14 +213,15 @@ def _check_target(path: Path, engine: str) -> None:
         return
     advice = "Delete or move it yourself, or save under another name."
     if engine == "zarr":
-        if not path.is_dir() or path.is_symlink():
+        if not path.is_dir():
             raise FileExistsError(f"{_describe(path)} exists and is not a directory; a .zarr "
                                   f"save is a directory, so bayesgmm will not replace it. "
                                   f"{advice}")
         if not _is_zarr_save(path):
             raise FileExistsError(
                 f"{_describe(path)} exists and is not a fit saved by bayesgmm (or holds other "
-                f"files besides one); bayesgmm replaces only its own saves. {advice}")
+                f"files besides one, at any depth); bayesgmm replaces only its own saves. "
+                f"{advice}")
     else:
         if path.is_dir():
             raise FileExistsError(f"{_describe(path)} is a directory; bayesgmm will not "
@@ -307,6 +334,8 @@ def _errno_in(message: str) -> int | None:
 def save_tree(tree: xr.DataTree, path, params: dict) -> Path:
     """Write ``tree`` and ``params`` to ``path`` atomically (see the module docstring)."""
     path = Path(path)
+    if path.is_symlink():  # replace the file it points to, not the link
+        path = Path(os.path.realpath(path))
     engine = _engine(path)
     groups = {name: _storable(tree[name].to_dataset()) for name in tree.children}
     settings = json.dumps(_jsonable_params(params))

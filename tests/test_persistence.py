@@ -229,14 +229,16 @@ def test_save_refuses_to_replace_what_bayesgmm_did_not_save(map_fit, tmp_path):
         map_fit.save(foreign)
     assert os.listdir(foreign) == ["notes.txt"] and (foreign / "notes.txt").read_text() == "mine"
 
-    # A previous save holding a file of the user's is not replaced either.
+    # A previous save holding a file of the user's, at any depth, is not replaced either.
     ours = tmp_path / "ours.zarr"
     map_fit.save(ours)
-    (ours / "notes.txt").write_text("mine")
-    snap = snapshot(ours)
-    with pytest.raises(FileExistsError, match="holds other files"):
-        map_fit.save(ours)
-    assert snapshot(ours) == snap
+    for where in (ours, ours / "posterior", ours / "posterior" / "weights" / "c"):
+        (where / "notes.txt").write_text("mine")
+        snap = snapshot(ours)
+        with pytest.raises(FileExistsError, match="holds other files"):
+            map_fit.save(ours)
+        assert snapshot(ours) == snap
+        (where / "notes.txt").unlink()
 
     text = tmp_path / "fit.nc"
     text.write_text("hello")
@@ -270,6 +272,11 @@ def test_save_replaces_a_previous_save(map_fit, blobs, tmp_path, suffix):
     assert os.listdir(tmp_path) == [path.name]
     if suffix == ".nc":
         assert oct(path.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+        # Saving through a symbolic link replaces the file it points to.
+        (tmp_path / "link.nc").symlink_to(path)
+        with_draws(map_fit, 9).save(tmp_path / "link.nc")
+        assert (tmp_path / "link.nc").is_symlink() and BayesianGMM.load(path).draws == 9
+        assert sorted(os.listdir(tmp_path)) == ["fit.nc", "link.nc"]
 
 
 def _umask():
