@@ -7,7 +7,9 @@ What is guaranteed:
   place: ``os.replace`` for a file; for a ``.zarr`` directory the previous save is renamed
   away, the new one renamed in, and the previous one deleted. On any failure (full disk,
   locked file, KeyboardInterrupt) the temporary is removed and the previous save is left
-  as it was.
+  as it was. Only a process killed outright can leave something behind: the temporary
+  (``.NAME.tmp-XXXXXXXX`` beside the target), or, if killed between the two renames of a
+  ``.zarr`` save, the previous save under ``.NAME.old-XXXXXXXX``.
 - Nothing but a previous bayesgmm save is ever replaced or deleted: a save onto another
   file or directory is refused, naming the path.
 - Every saved variable (data and coordinates), every group's attributes and the settings
@@ -346,7 +348,7 @@ def save_tree(tree: xr.DataTree, path, params: dict) -> Path:
     })
     out = xr.DataTree.from_dict({"/": root, **groups})
     _check_target(path, engine)
-    parent = path.parent if str(path.parent) else Path(".")
+    parent = path.parent
     _check_space(parent, out, path)
     tmp = _temporary(path, "tmp", directory=engine == "zarr")
     untouched = ("The previous save is untouched." if os.path.lexists(path)

@@ -148,8 +148,8 @@ class BayesianGMM(BaseEstimator):
         The save is atomic: the fit is written beside ``path`` under a hidden temporary
         name, flushed to disk, read back and checked, and only then renamed onto ``path``.
         If anything fails (a full disk, an interrupt) the temporary is removed and a previous
-        save at ``path`` is left exactly as it was; a program reading the previous file
-        while it is replaced keeps reading the previous contents. Every variable, the
+        save at ``path`` is left exactly as it was; a program reading a previous ``.nc``
+        file while it is replaced keeps reading the previous contents. Every variable, the
         groups' attributes and the settings are saved with a SHA-256 checksum that
         :meth:`load` verifies.
 
