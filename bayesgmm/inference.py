@@ -22,6 +22,11 @@ One entry point, :func:`fit`, returns the same kind of object for every method: 
     ``elbo`` (iteration), the ELBO history (VI only).
 ``initial_point``
     the EM solution the fit started from (``weights``, ``means``, ``covariances``).
+
+Ctrl-C (SIGINT) during any phase of any method raises ``KeyboardInterrupt``; no truncated
+fit is returned (see :mod:`bayesgmm._interrupt`). Compiled JAX code cannot be stopped: after
+an interrupt, numpyro's run and blackjax's current warm-up or chunk of draws finish in a
+background thread, which the interpreter waits for at exit.
 """
 
 from __future__ import annotations
