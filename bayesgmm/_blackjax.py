@@ -16,17 +16,23 @@ PyMC:
   :func:`pymc.sampling.jax.get_jaxified_graph`: no inverse transform is written here.
 
 Each chain runs Stan-style window adaptation (step size and diagonal mass matrix) for ``tune``
-steps, then ``draws`` NUTS steps in one ``jax.lax.scan``. Warm-up and sampling of one chain are
-one compiled function, compiled once and run for every chain, the chains in parallel threads.
+steps in one compiled call, then ``draws`` NUTS steps in compiled ``jax.lax.scan`` calls of
+``_CHUNK`` steps. Both functions are compiled once and run for every chain, the chains in
+parallel daemon threads. A compiled call cannot be interrupted, so the main thread waits for
+the compilation and the chains in timed joins: Ctrl-C raises ``KeyboardInterrupt`` there at
+once, and the chains stop after their current call (the warm-up, or one chunk of draws).
 """
 
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+import queue
+import threading
 
 import numpy as np
 import xarray as xr
+
+from ._interrupt import abandon, wait_for, wait_interruptibly
 
 __all__ = ["sample_blackjax"]
 
@@ -48,20 +54,25 @@ def _initial_positions(model, initvals: list[dict]) -> list[np.ndarray]:
     return [np.stack(arrays) for arrays in zip(*per_chain, strict=True)]
 
 
-def _chain_runner(logdensity_fn, *, draws: int, tune: int, target_accept: float):
-    """Return ``run(key, position) -> (positions, stats)`` for one chain (to be jitted)."""
+def _chain_functions(logdensity_fn, *, tune: int, target_accept: float):
+    """``warmup(key, position) -> (state, params)`` and ``sample(state, params, keys)``.
+
+    ``sample`` takes one NUTS step per key and returns ``(state, positions, stats)``: the
+    draws are taken in chunks of ``_CHUNK`` steps, so a stop request is seen between chunks.
+    """
     import blackjax
     import jax
-    import jax.numpy as jnp
     from blackjax.adaptation.base import get_filter_adapt_info_fn
 
-    def run(key, position):
-        warmup_key, sample_key = jax.random.split(key)
-        warmup = blackjax.window_adaptation(
+    def warmup(key, position):
+        adaptation = blackjax.window_adaptation(
             blackjax.nuts, logdensity_fn, target_acceptance_rate=target_accept,
             # Keep no per-step warm-up information: only the tuned state is used.
             adaptation_info_fn=get_filter_adapt_info_fn())
-        (state, params), _ = warmup.run(warmup_key, position, num_steps=tune)
+        (state, params), _ = adaptation.run(key, position, num_steps=tune)
+        return state, params
+
+    def sample(state, params, keys):
         step = blackjax.nuts(logdensity_fn, **params).step
 
         def one_step(state, key):
@@ -76,11 +87,61 @@ def _chain_runner(logdensity_fn, *, draws: int, tune: int, target_accept: float)
             }
             return state, (state.position, stats)
 
-        _, (positions, stats) = jax.lax.scan(one_step, state, jax.random.split(sample_key, draws))
-        stats["step_size"] = jnp.full(draws, params["step_size"])
-        return positions, stats
+        state, (positions, stats) = jax.lax.scan(one_step, state, keys)
+        return state, positions, stats
 
-    return run
+    return warmup, sample
+
+
+#: Draws per compiled call: after a KeyboardInterrupt the chains' threads stop within one
+#: chunk instead of running all their draws in the background.
+_CHUNK = 100
+
+
+def _run_chains(run_chain, chains: int, workers: int) -> list:
+    """``run_chain(c, stop)`` for every chain in ``workers`` daemon threads.
+
+    The main thread waits in timed waits, where a SIGINT reaches it; it then sets ``stop``
+    (each chain ends after its current compiled call) and raises ``KeyboardInterrupt``
+    without waiting for them: a compiled call cannot be interrupted (the interpreter joins
+    them at exit, see :func:`bayesgmm._interrupt.abandon`).
+    """
+    stop = threading.Event()
+    todo: queue.SimpleQueue = queue.SimpleQueue()
+    for c in range(chains):
+        todo.put(c)
+    results: list = [None] * chains
+    errors: list[BaseException] = []
+
+    def worker(done):
+        try:
+            while not stop.is_set():
+                try:
+                    c = todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    results[c] = run_chain(c, stop)
+                except BaseException as exc:  # handed to the main thread
+                    errors.append(exc)
+                    stop.set()
+        finally:
+            done.set()
+
+    done = [threading.Event() for _ in range(max(1, min(workers, chains)))]
+    for i, event in enumerate(done):
+        threading.Thread(target=worker, args=(event,), name=f"bayesgmm-blackjax-{i}",
+                         daemon=True).start()
+    try:
+        for event in done:
+            wait_for(event)
+    except KeyboardInterrupt:
+        stop.set()
+        abandon(done)
+        raise
+    if errors:
+        raise errors[0]
+    return results
 
 
 def _dims(model, rv, shape: tuple[int, ...]) -> tuple[str, ...]:
@@ -142,26 +203,57 @@ def sample_blackjax(
     # A function of the list of value variables' arrays; with the default
     # negative_logp=True it returns the log density itself (not its negative).
     logp_fn = get_jaxified_logp(model)
-    run = _chain_runner(logp_fn, draws=int(draws), tune=int(tune),
-                        target_accept=float(target_accept))
+    warmup, sample = _chain_functions(logp_fn, tune=int(tune),
+                                      target_accept=float(target_accept))
+    draws = int(draws)
     positions = _initial_positions(model, initvals)
     keys = jax.random.split(jax.random.key(int(seed)), chains)
+    warmup_keys, sample_keys = [], []
+    for key in keys:
+        warmup_key, sample_key = jax.random.split(key)
+        warmup_keys.append(warmup_key)
+        sample_keys.append(jax.random.split(sample_key, draws))
     starts = [[p[c] for p in positions] for c in range(chains)]
-    # Compile one chain once, then run the chains in threads (XLA releases the GIL). Measured
-    # on 2 cores, 2 chains x (1000 + 1000): compiling the vmapped chains took about 13 s
-    # against 6.5 s for one chain, and running them about 1.5 s against 0.75 s in two threads
-    # (1.2-1.6 s one after the other).
-    compiled = jax.jit(run).lower(keys[0], starts[0]).compile()
+    chunk = min(_CHUNK, draws)
+
+    def compile_chain():
+        # Compile one chain once, then run the chains in threads (XLA releases the GIL).
+        # Measured on 2 cores, 2 chains x (1000 + 1000): compiling the vmapped chains took
+        # about 13 s against 6.5 s for one chain, and running them about 1.5 s against
+        # 0.75 s in two threads (1.2-1.6 s one after the other).
+        warmup_c = jax.jit(warmup).lower(warmup_keys[0], starts[0]).compile()
+        state, params = jax.eval_shape(warmup, warmup_keys[0], starts[0])
+        sample_c = jax.jit(sample).lower(state, params, sample_keys[0][:chunk]).compile()
+        return warmup_c, sample_c
+
+    # XLA's compilation holds the main thread for seconds: wait for it where SIGINT reaches.
+    warmup_c, sample_c = wait_interruptibly(compile_chain)
+
+    def run_chain(c, stop):
+        state, params = warmup_c(warmup_keys[c], starts[c])
+        pieces = []
+        for lo in range(0, draws, chunk):
+            if stop.is_set():
+                return None
+            chunk_keys = sample_keys[c][lo:lo + chunk]
+            short = chunk - chunk_keys.shape[0]
+            if short:  # the last chunk: pad it to the compiled length, drop the extra draws
+                chunk_keys = jax.numpy.concatenate([chunk_keys, sample_keys[c][:short]])
+            state, chunk_positions, chunk_stats = sample_c(state, params, chunk_keys)
+            pieces.append(jax.device_get((chunk_positions, chunk_stats)))
+        out_positions, out_stats = jax.tree.map(
+            lambda *xs: np.concatenate(xs)[:draws], *pieces)
+        out_stats["step_size"] = np.full(draws, float(params["step_size"]))
+        return out_positions, out_stats
+
     workers = min(chains, os.cpu_count() or 1) if cores is None else int(cores)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        outs = list(pool.map(lambda c: jax.block_until_ready(compiled(keys[c], starts[c])),
-                             range(chains)))
+    outs = _run_chains(run_chain, chains, workers)
     raw, stats = jax.tree.map(lambda *xs: np.stack(xs), *outs)
 
     stored = list(model.free_RVs) + list(model.deterministics)
     constrain = get_jaxified_graph(inputs=model.value_vars,
                                    outputs=model.replace_rvs_by_values(stored))
-    values = jax.jit(jax.vmap(jax.vmap(lambda *x: constrain(*x))))(*raw)
+    values = wait_interruptibly(jax.jit(jax.vmap(jax.vmap(lambda *x: constrain(*x)))), *raw)
 
     coords = {"chain": np.arange(chains), "draw": np.arange(draws)}
     sample_dims = ("chain", "draw")

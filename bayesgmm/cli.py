@@ -7,6 +7,7 @@ status 2 and a one-line reason on stderr, without a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -393,7 +394,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status.
+
+    Ctrl-C (``KeyboardInterrupt``) ends it with status 130 and ``bayesgmm: interrupted`` on
+    stderr, without a traceback.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -402,6 +407,15 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"bayesgmm: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("bayesgmm: interrupted", file=sys.stderr)
+        from ._interrupt import pending
+
+        if pending():  # compiled JAX code that cannot be stopped still runs in a thread:
+            sys.stdout.flush()  # exit now rather than wait for it
+            sys.stderr.flush()
+            os._exit(130)
+        return 130  # 128 + SIGINT, as a shell reports a process ended by Ctrl-C
 
 
 if __name__ == "__main__":  # pragma: no cover

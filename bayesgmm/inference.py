@@ -22,6 +22,11 @@ One entry point, :func:`fit`, returns the same kind of object for every method: 
     ``elbo`` (iteration), the ELBO history (VI only).
 ``initial_point``
     the EM solution the fit started from (``weights``, ``means``, ``covariances``).
+
+Ctrl-C (SIGINT) during any phase of any method raises ``KeyboardInterrupt``; no truncated
+fit is returned (see :mod:`bayesgmm._interrupt`). Compiled JAX code cannot be stopped: after
+an interrupt, numpyro's run and blackjax's current warm-up or chunk of draws finish in a
+background thread, which the interpreter waits for at exit.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import pymc as pm
 import xarray as xr
 
 from . import _math
+from ._interrupt import reraise_interrupts, wait_interruptibly
 from ._math import expand_covariances
 from ._params import BACKENDS, METHODS, SAMPLERS, check_params
 from ._validation import check_data, count_distinct_rows
@@ -342,6 +348,7 @@ def _large_data_backend(backend: str, n_obs: int) -> str:
     return "numba" if n_obs > _BLACKJAX_MAX_ROWS else "jax"
 
 
+@reraise_interrupts
 def _run_nuts(model, start, *, draws, tune, chains, cores, target_accept, rng, compile_kwargs,
               progressbar, sampler, large_backend="jax"):
     k, d = start.means.shape
@@ -377,10 +384,17 @@ def _run_nuts(model, start, *, draws, tune, chains, cores, target_accept, rng, c
                 compiled = nutpie.compile_pymc_model(
                     model, backend="jax", gradient_backend="jax",
                     initial_points=initvals[0], jitter_rvs=set())
-            idata = nutpie.sample(
+            # Not blocking: nutpie's blocking call returns the trace so far on Ctrl-C.
+            background = nutpie.sample(
                 compiled, draws=draws, tune=tune, chains=chains, seed=seed,
                 cores=min(chains, os.cpu_count() or 1) if cores is None else cores,
-                progress_bar=progressbar, target_accept=target_accept, save_warmup=False)
+                progress_bar=progressbar, target_accept=target_accept, save_warmup=False,
+                blocking=False)
+            try:
+                idata = background.wait()
+            except BaseException:
+                background.cancel()  # stops nutpie's sampling threads
+                raise
         elif sampler == "blackjax":
             # PyMC 6.4's own blackjax path fails with blackjax 1.7 (it hands the kernel a
             # progress_bar argument); bayesgmm drives blackjax itself.
@@ -394,12 +408,14 @@ def _run_nuts(model, start, *, draws, tune, chains, cores, target_accept, rng, c
         else:
             from pymc.sampling.jax import sample_jax_nuts
 
-            idata = sample_jax_nuts(
+            # One compiled call that cannot be interrupted: run it in a thread and wait
+            # where SIGINT reaches (on Ctrl-C it is abandoned and runs to its end).
+            idata = wait_interruptibly(lambda: sample_jax_nuts(
                 draws=draws, tune=tune, chains=chains, target_accept=target_accept,
                 random_seed=seed, initvals=initvals, jitter=False, model=model,
                 progressbar=progressbar, chain_method="vectorized",
                 compute_convergence_checks=False, nuts_sampler=sampler,
-                idata_kwargs={"log_likelihood": False})
+                idata_kwargs={"log_likelihood": False}))
     draws_ = _draws_from_posterior(idata["posterior"].to_dataset(), k, d, start.covariance_type)
     stats = idata["sample_stats"].to_dataset()
     return {"draws": draws_, "sample_stats": stats}
@@ -471,6 +487,7 @@ def _vi_start_scale(n_obs: int, k: int) -> float:
     return float(min(0.05, 1.0 / np.sqrt(max(n_obs, 1) / k)))
 
 
+@reraise_interrupts
 def _run_vi(model, start, *, method, draws, max_iter, rng, compile_kwargs, progressbar,
             n_obs):
     """Mean-field ADVI from the EM start; full-rank ADVI then starts from the mean field.
@@ -524,6 +541,7 @@ def _run_vi(model, start, *, method, draws, max_iter, rng, compile_kwargs, progr
     return {"draws": draws_, "elbo": -hist}
 
 
+@reraise_interrupts
 def _run_map(model, start, *, rng, compile_kwargs, progressbar, max_iter=5000):
     """L-BFGS on the unconstrained scale, without the transforms' Jacobian (the true MAP)."""
     with _quiet_pymc(not progressbar):
