@@ -8,7 +8,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["DataWarning", "check_data", "check_n_components", "check_positive_int"]
+__all__ = ["DataWarning", "check_data", "check_features", "check_n_components",
+           "check_positive_int", "has_feature_names"]
+
+# Attribute of a fit's groups: 1 if the data it was fitted to had feature names (a data frame
+# with string column names), 0 if not; scikit-learn's feature_names_in_ rule.
+FEATURE_NAMES_ATTR = "bayesgmm_feature_names_in"
 
 
 class DataWarning(UserWarning):
@@ -25,6 +30,147 @@ def _describe_rows(mask: np.ndarray, limit: int = 5) -> str:
 def default_feature_names(n_features: int) -> list[str]:
     """The names of unnamed columns: ``x0``, ``x1``, ..."""
     return [f"x{j}" for j in range(n_features)]
+
+
+def _eager_frame(X, name: str):
+    """``X`` as a narwhals eager DataFrame if it is a data frame (pandas, polars, pyarrow, ...).
+
+    Returns None for arrays and nested lists. A lazy frame (polars ``LazyFrame``, DuckDB,
+    ...) or a one-column series is refused with what to call instead.
+    """
+    if isinstance(X, (np.ndarray, list, tuple)) or np.isscalar(X):
+        return None
+    import narwhals.stable.v2 as nw
+
+    columns = getattr(X, "columns", None)
+    if columns is not None and not callable(columns):
+        _check_unique([str(c) for c in columns])  # narwhals refuses repeated names
+    native = nw.from_native(X, pass_through=True, allow_series=True)
+    if native is X:  # not a data frame narwhals knows
+        return None
+    if isinstance(native, nw.Series):
+        raise TypeError(f"{name} is a one-dimensional series ({type(X).__name__}); pass a "
+                        f"data frame with one column per feature, for example "
+                        f"series.to_frame().")
+    if isinstance(native, nw.LazyFrame):
+        raise TypeError(f"{name} is a lazy frame ({type(X).__name__}); collect it into an "
+                        f"eager data frame first (for example X.collect()).")
+    return native
+
+
+def _frame_values(frame, name: str, task: str) -> tuple[list[str], np.ndarray]:
+    """Column names and float64 values of a narwhals DataFrame, refusing what cannot fit."""
+    import narwhals.stable.v2 as nw
+
+    schema = frame.schema
+    names = [str(c) for c in schema]
+    non_numeric = [str(c) for c, dt in schema.items()
+                   if not dt.is_numeric() or dt == nw.Boolean]
+    if non_numeric:
+        dropped = [c for c in schema if str(c) in non_numeric]
+        raise TypeError(
+            f"{name} has non-numeric column(s) {non_numeric}. Drop them, or encode them as "
+            f"numbers, before {task} (for example X.drop(columns={dropped!r})).")
+    if frame.shape[1] and frame.shape[0]:
+        missing = frame.select(nw.all().is_null()).to_numpy().astype(bool)
+        if missing.any():
+            drop = "X.drop_nulls()" if frame.implementation.is_polars() else "X.dropna()"
+            raise ValueError(
+                f"{name} has missing values in {_describe_rows(missing.any(axis=1))}. Drop "
+                f"those rows ({drop}) or impute them before {task}.")
+    values = frame.to_numpy()
+    values = values.reshape(frame.shape) if values.size == 0 else values
+    return names, np.asarray(values, dtype=np.float64)
+
+
+def _check_unique(names: list[str]) -> None:
+    if len(set(names)) != len(names):
+        repeated = sorted({f for f in names if names.count(f) > 1})
+        raise ValueError(f"Feature names must be unique, got {names}: rename or drop the "
+                         f"repeated column(s) {repeated}.")
+
+
+def has_feature_names(X) -> bool:
+    """Whether ``X`` is a data frame whose column names are all strings (scikit-learn's rule).
+
+    Column names that are not strings (a pandas frame built from an array has 0, 1, ...) do
+    not count as feature names, as in scikit-learn.
+    """
+    try:
+        frame = _eager_frame(X, "X")
+    except TypeError:
+        return False
+    return frame is not None and all(isinstance(c, str) for c in frame.columns)
+
+
+def fitted_feature_names(result) -> list[str] | None:
+    """The feature names a fit saw (the DataTree of :func:`bayesgmm.fit`), or None if none.
+
+    Fits saved before :data:`FEATURE_NAMES_ATTR` existed count as named unless their names
+    are the defaults ``x0``, ``x1``, ...
+    """
+    post = result["posterior"]
+    names = [str(f) for f in post["feature"].to_numpy()]
+    flag = post.attrs.get(FEATURE_NAMES_ATTR)
+    if flag is None:
+        return None if names == default_feature_names(len(names)) else names
+    return names if int(flag) else None
+
+
+def check_features(X, result, *, name: str = "X") -> np.ndarray:
+    """Data to predict for against a fit: as :func:`check_data`, columns checked by name.
+
+    As scikit-learn does: when the fit saw feature names, a data frame must have the same
+    columns in the same order (an error names them and the fix); data without names, or
+    names where the fit saw none, are taken by position with a :class:`DataWarning`.
+
+    Parameters
+    ----------
+    X : array-like or data frame of shape (n_samples, n_features)
+    result : xarray.DataTree
+        The fit (:func:`bayesgmm.fit`, or a BayesianGMM's ``idata_``).
+    name : str
+        How to call the data in messages.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_features), float64
+    """
+    fitted = fitted_feature_names(result)
+    named = has_feature_names(X)
+    if fitted is not None and named:
+        given = [str(c) for c in _eager_frame(X, name).columns]
+        if given != fitted:
+            if sorted(given) == sorted(fitted):
+                how = f"the same columns in another order: pass {name}[{fitted}]"
+            else:
+                unseen = [c for c in given if c not in fitted]
+                lacking = [c for c in fitted if c not in given]
+                how = "; ".join(part for part in (
+                    f"column(s) {unseen} were not seen in fit" if unseen else "",
+                    f"column(s) {lacking} are missing" if lacking else "") if part)
+                how += f": pass the fitted columns in that order, {name}[{fitted}]"
+            raise ValueError(f"{name} has columns {given}, but the model was fitted on "
+                             f"{fitted}; {how}.")
+    elif fitted is not None and frame_like(X):
+        pass  # a frame with non-string column names: taken by position, as an array
+    elif fitted is not None:
+        warnings.warn(f"{name} has no feature names, but the model was fitted with feature "
+                      f"names {fitted}: its columns are taken in that order. Pass a data "
+                      f"frame with those columns to have them checked.", DataWarning,
+                      stacklevel=3)
+    elif named:
+        warnings.warn(f"{name} has feature names, but the model was fitted without feature "
+                      f"names: its columns are taken by position.", DataWarning, stacklevel=3)
+    return check_data(X, n_features=result["posterior"].sizes["feature"], name=name)[0]
+
+
+def frame_like(X) -> bool:
+    """Whether ``X`` is a data frame (of any library narwhals knows)."""
+    try:
+        return _eager_frame(X, "X") is not None
+    except TypeError:
+        return True
 
 
 def check_data(
@@ -60,24 +206,9 @@ def check_data(
     """
     names = None
     task = "fitting" if n_features is None else "predicting"
-    if hasattr(X, "columns") and hasattr(X, "dtypes"):  # pandas DataFrame
-        from pandas.api.types import is_bool_dtype, is_numeric_dtype
-
-        non_numeric = [str(c) for c, dt in zip(X.columns, X.dtypes, strict=True)
-                       if not is_numeric_dtype(dt) or is_bool_dtype(dt)]
-        if non_numeric:
-            raise TypeError(
-                f"{name} has non-numeric column(s) {non_numeric}. Drop them, or encode them "
-                f"as numbers, before fitting (for example X.drop(columns={non_numeric}))."
-            )
-        names = [str(c) for c in X.columns]
-        if X.isna().to_numpy().any():
-            mask = X.isna().to_numpy().any(axis=1)
-            raise ValueError(
-                f"{name} has missing values in {_describe_rows(mask)}. Drop those rows "
-                f"(X.dropna()) or impute them before {task}."
-            )
-        X = X.to_numpy(dtype=np.float64)
+    frame = _eager_frame(X, name)
+    if frame is not None:
+        names, X = _frame_values(frame, name, task)
     else:
         try:
             arr = np.asarray(X)
@@ -138,10 +269,7 @@ def check_data(
             names = default_feature_names(d)
     if len(names) != d:
         raise ValueError(f"Got {len(names)} feature names for {d} column(s).")
-    if len(set(names)) != d:
-        repeated = sorted({f for f in names if names.count(f) > 1})
-        raise ValueError(f"Feature names must be unique, got {names}: rename or drop the "
-                         f"repeated column(s) {repeated}.")
+    _check_unique(names)
     if n_components is not None:
         min_rows = max(2, n_components)
         if n < min_rows:
