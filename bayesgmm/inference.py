@@ -214,9 +214,10 @@ def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
     with ``Z = standardizer.transform(X)``; then one of those strategies (k-means on the
     user's units) sees ``X`` itself. Standardising shrinks a separation along one feature
     when the other features are noise: at D=20, N=800 (two clusters 11 sd apart along one
-    feature) EM on ``Z`` alone found them for 3 of 4 seeds, and at D=30, N=400 for none. The covariances are
-    regularised (1e-3 on the diagonal, in feature standard deviations), and weights kept
-    above 1e-3, so the start lies inside the support of the priors.
+    feature) EM on ``Z`` alone found them for 3 of 4 seeds, and at D=30, N=400 for none.
+
+    The covariances are regularised (1e-3 on the diagonal, in feature standard deviations),
+    and weights kept above 1e-3, so the start lies inside the support of the priors.
 
     ``sparse=True`` (a sparse Dirichlet prior on the weights: an overfitted mixture) starts
     where such a posterior puts its mass: EM with the number of components K' <= K that
