@@ -42,6 +42,7 @@ from ._math import expand_covariances
 from ._validation import (
     FEATURE_NAMES_ATTR,
     check_data,
+    check_model_size,
     check_n_components,
     check_positive_int,
     count_distinct_rows,
@@ -758,6 +759,9 @@ def fit(
     named_features = has_feature_names(X)
     X, names = check_data(X, n_components=k)
     n, d = X.shape
+    check_model_size(n, d, k, covariance_type,
+                     n_draws={"nuts": chains * draws, "map": 1}.get(method, draws),
+                     batch_size=batch_size)
     if sampler == "auto":
         sampler = _default_sampler(n)
     std = Standardizer.for_structure(X, covariance_type)
