@@ -42,10 +42,13 @@ def _eager_frame(X, name: str):
         return None
     import narwhals.stable.v2 as nw
 
-    columns = getattr(X, "columns", None)
-    if columns is not None and not callable(columns):
-        _check_unique([str(c) for c in columns])  # narwhals refuses repeated names
-    native = nw.from_native(X, pass_through=True, allow_series=True)
+    try:
+        native = nw.from_native(X, pass_through=True, allow_series=True)
+    except ValueError:  # narwhals refuses repeated column names: say which and what to do
+        columns = getattr(X, "columns", None)
+        if columns is not None:
+            _check_unique([str(c) for c in columns])
+        raise
     if native is X:  # not a data frame narwhals knows
         return None
     if isinstance(native, nw.Series):
