@@ -8,7 +8,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["DataWarning", "check_data", "check_n_components", "check_positive_int"]
+__all__ = ["DataWarning", "check_data", "check_features", "check_model_size",
+           "check_n_components", "check_positive_int", "has_feature_names", "outlying_rows"]
+
+# Attribute of a fit's groups: 1 if the data it was fitted to had feature names (a data frame
+# with string column names), 0 if not; scikit-learn's feature_names_in_ rule.
+FEATURE_NAMES_ATTR = "bayesgmm_feature_names_in"
 
 
 class DataWarning(UserWarning):
@@ -25,6 +30,150 @@ def _describe_rows(mask: np.ndarray, limit: int = 5) -> str:
 def default_feature_names(n_features: int) -> list[str]:
     """The names of unnamed columns: ``x0``, ``x1``, ..."""
     return [f"x{j}" for j in range(n_features)]
+
+
+def _eager_frame(X, name: str):
+    """``X`` as a narwhals eager DataFrame if it is a data frame (pandas, polars, pyarrow, ...).
+
+    Returns None for arrays and nested lists. A lazy frame (polars ``LazyFrame``, DuckDB,
+    ...) or a one-column series is refused with what to call instead.
+    """
+    if isinstance(X, (np.ndarray, list, tuple)) or np.isscalar(X):
+        return None
+    import narwhals.stable.v2 as nw
+
+    try:
+        native = nw.from_native(X, pass_through=True, allow_series=True)
+    except ValueError:  # narwhals refuses repeated column names: say which and what to do
+        columns = getattr(X, "columns", None)
+        if columns is not None:
+            _check_unique([str(c) for c in columns])
+        raise
+    if native is X:  # not a data frame narwhals knows
+        return None
+    if isinstance(native, nw.Series):
+        raise TypeError(f"{name} is a one-dimensional series ({type(X).__name__}); pass a "
+                        f"data frame with one column per feature, for example "
+                        f"series.to_frame().")
+    if isinstance(native, nw.LazyFrame):
+        raise TypeError(f"{name} is a lazy frame ({type(X).__name__}); collect it into an "
+                        f"eager data frame first (for example X.collect()).")
+    return native
+
+
+def _frame_values(frame, name: str, task: str) -> tuple[list[str], np.ndarray]:
+    """Column names and float64 values of a narwhals DataFrame, refusing what cannot fit."""
+    import narwhals.stable.v2 as nw
+
+    schema = frame.schema
+    names = [str(c) for c in schema]
+    non_numeric = [str(c) for c, dt in schema.items()
+                   if not dt.is_numeric() or dt == nw.Boolean]
+    if non_numeric:
+        dropped = [c for c in schema if str(c) in non_numeric]
+        raise TypeError(
+            f"{name} has non-numeric column(s) {non_numeric}. Drop them, or encode them as "
+            f"numbers, before {task} (for example X.drop(columns={dropped!r})).")
+    if frame.shape[1] and frame.shape[0]:
+        missing = frame.select(nw.all().is_null()).to_numpy().astype(bool)
+        if missing.any():
+            drop = "X.drop_nulls()" if frame.implementation.is_polars() else "X.dropna()"
+            raise ValueError(
+                f"{name} has missing values in {_describe_rows(missing.any(axis=1))}. Drop "
+                f"those rows ({drop}) or impute them before {task}.")
+    values = frame.to_numpy()
+    values = values.reshape(frame.shape) if values.size == 0 else values
+    return names, np.asarray(values, dtype=np.float64)
+
+
+def _check_unique(names: list[str]) -> None:
+    if len(set(names)) != len(names):
+        repeated = sorted({f for f in names if names.count(f) > 1})
+        raise ValueError(f"Feature names must be unique, got {names}: rename or drop the "
+                         f"repeated column(s) {repeated}.")
+
+
+def has_feature_names(X) -> bool:
+    """Whether ``X`` is a data frame whose column names are all strings (scikit-learn's rule).
+
+    Column names that are not strings (a pandas frame built from an array has 0, 1, ...) do
+    not count as feature names, as in scikit-learn.
+    """
+    try:
+        frame = _eager_frame(X, "X")
+    except TypeError:
+        return False
+    return frame is not None and all(isinstance(c, str) for c in frame.columns)
+
+
+def fitted_feature_names(result) -> list[str] | None:
+    """The feature names a fit saw (the DataTree of :func:`bayesgmm.fit`), or None if none.
+
+    Fits saved before :data:`FEATURE_NAMES_ATTR` existed count as named unless their names
+    are the defaults ``x0``, ``x1``, ...
+    """
+    post = result["posterior"]
+    names = [str(f) for f in post["feature"].to_numpy()]
+    flag = post.attrs.get(FEATURE_NAMES_ATTR)
+    if flag is None:
+        return None if names == default_feature_names(len(names)) else names
+    return names if int(flag) else None
+
+
+def check_features(X, result, *, name: str = "X") -> np.ndarray:
+    """Data to predict for against a fit: as :func:`check_data`, columns checked by name.
+
+    As scikit-learn does: when the fit saw feature names, a data frame must have the same
+    columns in the same order (an error names them and the fix); data without names, or
+    names where the fit saw none, are taken by position with a :class:`DataWarning`.
+
+    Parameters
+    ----------
+    X : array-like or data frame of shape (n_samples, n_features)
+    result : xarray.DataTree
+        The fit (:func:`bayesgmm.fit`, or a BayesianGMM's ``idata_``).
+    name : str
+        How to call the data in messages.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_features), float64
+    """
+    fitted = fitted_feature_names(result)
+    named = has_feature_names(X)
+    if fitted is not None and named:
+        given = [str(c) for c in _eager_frame(X, name).columns]
+        if given != fitted:
+            if sorted(given) == sorted(fitted):
+                how = f"the same columns in another order: pass {name}[{fitted}]"
+            else:
+                unseen = [c for c in given if c not in fitted]
+                lacking = [c for c in fitted if c not in given]
+                how = "; ".join(part for part in (
+                    f"column(s) {unseen} were not seen in fit" if unseen else "",
+                    f"column(s) {lacking} are missing" if lacking else "") if part)
+                how += f": pass the fitted columns in that order, {name}[{fitted}]"
+            raise ValueError(f"{name} has columns {given}, but the model was fitted on "
+                             f"{fitted}; {how}.")
+    elif fitted is not None and frame_like(X):
+        pass  # a frame with non-string column names: taken by position, as an array
+    elif fitted is not None:
+        warnings.warn(f"{name} has no feature names, but the model was fitted with feature "
+                      f"names {fitted}: its columns are taken in that order. Pass a data "
+                      f"frame with those columns to have them checked.", DataWarning,
+                      stacklevel=3)
+    elif named:
+        warnings.warn(f"{name} has feature names, but the model was fitted without feature "
+                      f"names: its columns are taken by position.", DataWarning, stacklevel=3)
+    return check_data(X, n_features=result["posterior"].sizes["feature"], name=name)[0]
+
+
+def frame_like(X) -> bool:
+    """Whether ``X`` is a data frame (of any library narwhals knows)."""
+    try:
+        return _eager_frame(X, "X") is not None
+    except TypeError:
+        return True
 
 
 def check_data(
@@ -60,24 +209,9 @@ def check_data(
     """
     names = None
     task = "fitting" if n_features is None else "predicting"
-    if hasattr(X, "columns") and hasattr(X, "dtypes"):  # pandas DataFrame
-        from pandas.api.types import is_bool_dtype, is_numeric_dtype
-
-        non_numeric = [str(c) for c, dt in zip(X.columns, X.dtypes, strict=True)
-                       if not is_numeric_dtype(dt) or is_bool_dtype(dt)]
-        if non_numeric:
-            raise TypeError(
-                f"{name} has non-numeric column(s) {non_numeric}. Drop them, or encode them "
-                f"as numbers, before fitting (for example X.drop(columns={non_numeric}))."
-            )
-        names = [str(c) for c in X.columns]
-        if X.isna().to_numpy().any():
-            mask = X.isna().to_numpy().any(axis=1)
-            raise ValueError(
-                f"{name} has missing values in {_describe_rows(mask)}. Drop those rows "
-                f"(X.dropna()) or impute them before {task}."
-            )
-        X = X.to_numpy(dtype=np.float64)
+    frame = _eager_frame(X, name)
+    if frame is not None:
+        names, X = _frame_values(frame, name, task)
     else:
         try:
             arr = np.asarray(X)
@@ -138,10 +272,7 @@ def check_data(
             names = default_feature_names(d)
     if len(names) != d:
         raise ValueError(f"Got {len(names)} feature names for {d} column(s).")
-    if len(set(names)) != d:
-        repeated = sorted({f for f in names if names.count(f) > 1})
-        raise ValueError(f"Feature names must be unique, got {names}: rename or drop the "
-                         f"repeated column(s) {repeated}.")
+    _check_unique(names)
     if n_components is not None:
         min_rows = max(2, n_components)
         if n < min_rows:
@@ -175,6 +306,13 @@ def _warn_degenerate(X: np.ndarray, names: list[str], n_components: int, name: s
             DataWarning,
             stacklevel=3,
         )
+    outliers = describe_outliers(X, names)
+    if outliers:
+        warnings.warn(
+            f"{name}: {outliers}. A Gaussian component will be spent on them, or stretched "
+            f"over the clusters to reach them. Check them for data errors and remove them, "
+            f"or transform a skewed column (for example its logarithm).",
+            DataWarning, stacklevel=3)
     n_distinct = count_distinct_rows(X, n_components)
     if n_distinct < n_components:
         warnings.warn(
@@ -198,3 +336,153 @@ def check_positive_int(value, name: str, minimum: int = 1) -> int:
 def check_n_components(value) -> int:
     """Validate ``n_components``."""
     return check_positive_int(value, "n_components", 1)
+
+
+# A row whose robust z-score (distance from the column's median in robust standard
+# deviations) exceeds this in some column is named before the fit. scikit-learn's real data
+# sets stay below 43 (breast cancer 38, digits 42, wine 5.1, iris 3.1, diabetes 4.6).
+OUTLIER_ROBUST_Z = 100.0
+
+
+def outlying_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows far beyond all the others, by a per-column robust z-score.
+
+    The z-score of ``X[n, j]`` is ``|X[n, j] - median_j| / s_j`` with ``s_j`` 1.4826 times
+    the median absolute deviation of column j (the standard deviation for Gaussian data),
+    or, where more than half of a column is one value, 1.4826 times the median deviation
+    of the other values. Clusters inside the data's range stay within a few tens; a row
+    beyond :data:`OUTLIER_ROBUST_Z` lies outside every cluster a mixture could fit.
+
+    Parameters
+    ----------
+    X : ndarray of shape (N, D)
+
+    Returns
+    -------
+    rows : ndarray of int
+        The outlying rows, most extreme first.
+    z : ndarray of float
+        Their largest robust z-score.
+    columns : ndarray of int
+        The column where each reaches it.
+    """
+    med = np.median(X, axis=0)
+    dev = np.abs(X - med)
+    scale = 1.4826 * np.median(dev, axis=0)
+    for j in np.flatnonzero(scale == 0):
+        other = dev[:, j][dev[:, j] > 0]
+        scale[j] = 1.4826 * np.median(other) if other.size else np.inf  # constant: skip
+    z = dev / scale
+    col = z.argmax(axis=1)
+    zmax = z[np.arange(X.shape[0]), col]
+    rows = np.flatnonzero(zmax > OUTLIER_ROBUST_Z)
+    rows = rows[np.argsort(-zmax[rows], kind="stable")]
+    return rows, zmax[rows], col[rows]
+
+
+def describe_outliers(X: np.ndarray, names: list[str]) -> str:
+    """A sentence naming the outlying rows of ``X`` (see :func:`outlying_rows`), or ""."""
+    rows, z, cols = outlying_rows(X)
+    if not rows.size:
+        return ""
+    shown = ", ".join(f"{r} ({names[c]} = {X[r, c]:.4g}, {zz:.2g} robust sd)"
+                      for r, zz, c in zip(rows[:5], z[:5], cols[:5], strict=True))
+    more = f" and {rows.size - 5} more" if rows.size > 5 else ""
+    return (f"row(s) {shown}{more} lie more than {OUTLIER_ROBUST_Z:g} robust standard "
+            f"deviations from the median of their column")
+
+
+# Data values per free parameter of a component below which the likelihood no longer pins
+# a component down. Measured with two clusters 11 sd apart along one feature and noise in
+# the others (4 seeds each): full covariances at D=20, 30 found them from 6.1 values per
+# parameter up, and failed for some seeds at 3.0-4.6.
+MIN_VALUES_PER_PARAMETER = 5.0
+# The posterior keeps draws x K x D x D covariances (and the estimator their Cholesky
+# factors); above this many bytes a fit is refused before it starts.
+MAX_POSTERIOR_BYTES = 4e9
+# Floating-point operations of one evaluation of the likelihood (N K D^2 + K D^3 for full or
+# tied covariances, N K D for the others), or of the D x D work every fit does once; above
+# this a fit is refused before EM.
+MAX_WORK_PER_EVALUATION = 1e11
+
+
+def _values_per_parameter(n: int, d: int, k: int, covariance_type: str) -> tuple[float, int]:
+    """(data values per free parameter of a component, the component's free parameters)."""
+    rows = n / k
+    if covariance_type == "full":
+        p = d + d * (d + 1) // 2
+        return rows * d / p, p
+    if covariance_type == "diag":
+        return rows * d / (2 * d), 2 * d
+    if covariance_type == "spherical":
+        return rows * d / (d + 1), d + 1
+    shared = d * (d + 1) // 2  # tied: the means per component, one covariance for all rows
+    return min(rows, n * d / shared), d + shared
+
+
+def check_model_size(n: int, d: int, k: int, covariance_type: str, *, n_draws: int = 1,
+                     batch_size: int | None = None, name: str = "X") -> None:
+    """Refuse fits that cannot finish, and warn when the data cannot pin the model down.
+
+    Called before EM. Raises ValueError (with what to change) when the posterior's
+    covariances would take more than :data:`MAX_POSTERIOR_BYTES` or one likelihood
+    evaluation more than :data:`MAX_WORK_PER_EVALUATION` operations; warns
+    (:class:`DataWarning`) when each component has fewer than
+    :data:`MIN_VALUES_PER_PARAMETER` data values per free parameter, where EM and the
+    posterior can split the data along noise.
+
+    Parameters
+    ----------
+    n, d, k : int
+        Rows, features and components.
+    covariance_type : str
+    n_draws : int
+        Draws the fit keeps (chains x draws; 1 for a point estimate).
+    batch_size : int, optional
+        Rows per likelihood evaluation (minibatch ADVI).
+    name : str
+        How to call the data in messages.
+    """
+    fewer = ("fewer features (for example the leading principal components, "
+             "sklearn.decomposition.PCA)")
+    size = 8.0 * n_draws * k * d * d * 2
+    if size > MAX_POSTERIOR_BYTES:
+        raise ValueError(
+            f"{name} has {d} features: {n_draws} posterior draws of {k} covariance matrices "
+            f"of {d} x {d} would take {size / 1e9:.3g} GB (the limit is "
+            f"{MAX_POSTERIOR_BYTES / 1e9:g} GB). Use {fewer}, or fewer draws.")
+    rows = n if batch_size is None else min(batch_size, n)
+    per_eval = (rows * k * d * d + k * d**3 if covariance_type in ("full", "tied")
+                else rows * k * d)
+    # Whatever the structure, the EM start estimates and inverts K D x D matrices and the
+    # result keeps and factors them for every draw.
+    setup = min(n, 3000) * k * d * d + k * d**3 * max(n_draws, 1)
+    if max(per_eval, setup) > MAX_WORK_PER_EVALUATION:
+        if per_eval >= setup and covariance_type in ("full", "tied"):
+            advice = f"covariance_type='diag', {fewer}"
+        else:
+            advice = fewer + ("" if per_eval < setup else ", or fewer rows")
+        if per_eval >= setup and batch_size is None and n > d:  # minibatches would help
+            advice += ", or minibatch ADVI (method='advi', batch_size=1000)"
+        what = ("each evaluation of the likelihood" if per_eval >= setup else
+                f"the {k} covariance matrices of {d} x {d} that the start estimates and the "
+                f"result keeps and factors for each of its {n_draws} draw(s)")
+        raise ValueError(
+            f"{name} ({n} rows x {d} features) with {k} '{covariance_type}' components needs "
+            f"about {max(per_eval, setup):.2g} operations for {what}: the fit would not "
+            f"finish. Use {advice}.")
+    ratio, p = _values_per_parameter(n, d, k, covariance_type)
+    if ratio < MIN_VALUES_PER_PARAMETER:
+        if covariance_type in ("full", "tied"):
+            r_diag, p_diag = _values_per_parameter(n, d, k, "diag")
+            advice = (f"Use covariance_type='diag' ({p_diag} parameters per component, "
+                      f"{r_diag:.3g} values each), {fewer}, or fewer components")
+        else:
+            advice = f"Use fewer components, {fewer}, or more rows"
+        warnings.warn(
+            f"{name} has {n} rows of {d} features for {k} component(s): with "
+            f"covariance_type='{covariance_type}' each component has {p} free parameters and "
+            f"about {n / k:.3g} rows, {ratio:.3g} data values per parameter (fewer than "
+            f"{MIN_VALUES_PER_PARAMETER:g}). The likelihood cannot pin them down, and EM or "
+            f"the posterior can split the data along noise. {advice}.",
+            DataWarning, stacklevel=3)

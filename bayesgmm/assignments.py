@@ -18,7 +18,7 @@ import pandas as pd
 import xarray as xr
 
 from . import _math
-from ._validation import check_data
+from ._validation import check_features
 
 __all__ = ["responsibilities", "assignment_summary", "coclustering"]
 
@@ -51,11 +51,10 @@ def _thinned(n_draws: int, n_chains: int, max_draws: int) -> np.ndarray:
 
 
 def _data(result: xr.DataTree, X) -> tuple[np.ndarray, np.ndarray]:
-    d = result["posterior"].sizes["feature"]
     if X is None:
         X = result["observed_data"]["x"].to_numpy()
     else:
-        X, _ = check_data(X, n_features=d)
+        X = check_features(X, result)
     return X, np.arange(X.shape[0])
 
 

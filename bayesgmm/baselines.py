@@ -22,7 +22,7 @@ import numpy as np
 
 from . import _math
 from ._math import expand_covariances as _expand_covariances
-from ._validation import check_data, check_n_components, check_positive_int
+from ._validation import check_data, check_model_size, check_n_components, check_positive_int
 from .diagnostics import SINGULAR_EIGENVALUE, ConvergenceWarning, FitWarning
 from .inference import _rng, em_start
 from .model import COVARIANCE_TYPES, Standardizer, build_model, log_posterior, point_from_params
@@ -577,6 +577,7 @@ def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: f
     covariance_type = _check_covariance_type(covariance_type)
     rng = _rng(random_state)
     n, d = X.shape
+    check_model_size(n, d, k, covariance_type)
     std = Standardizer.fit(X)
     views = _views(X, std.transform(X))  # the starting partitions use the usual views
     std = Standardizer.for_structure(X, covariance_type)

@@ -136,8 +136,8 @@ def compare_assignments(model, other, X, y_true=None, X_test=None, *, confident:
         raise TypeError("other must be a PointEstimate (bayesgmm.baselines) or a fitted "
                         f"BayesianGMM, got {type(other).__name__}.")
     d = model.n_features_in_
+    table = assignment_summary(model, X, hdi_prob=hdi_prob)  # checks X's columns by name
     X, _ = check_data(X, n_features=d)
-    table = assignment_summary(model, X, hdi_prob=hdi_prob)
     k = model.means_.shape[0]
     p_bayes = table[[f"p_{j}" for j in range(k)]].to_numpy()
     p_other_raw = np.asarray(other.predict_proba(X), dtype=float)
@@ -191,8 +191,8 @@ def compare_assignments(model, other, X, y_true=None, X_test=None, *, confident:
         metrics["ari_bayes_true"] = float(adjusted_rand_score(y, label_b))
         metrics["ari_other_true"] = float(adjusted_rand_score(y, label_o))
     if X_test is not None:
-        X_test, _ = check_data(X_test, n_features=d)
-        metrics["test_lpd_bayes"] = float(model.score_samples(X_test).mean())
+        metrics["test_lpd_bayes"] = float(model.score_samples(X_test).mean())  # checks names
+        X_test, _ = check_data(X_test, n_features=d, name="X_test")
         metrics["test_lpd_other"] = float(np.mean(other.score_samples(X_test)))
     return AssignmentComparison(points=points, metrics=metrics,
                                 names=("Bayes", _describe(other)))

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ._validation import describe_outliers
 from .relabel import gaussian_kl_cost, pivot_permutations
 
 __all__ = ["FitWarning", "ConvergenceWarning", "LabelSwitchingWarning", "Problem", "Diagnostics",
@@ -206,6 +207,24 @@ def _rhat_ess(post: xr.Dataset, var_names) -> tuple[float, float, float]:
     return extreme(rhat, True), extreme(bulk, False), extreme(tail, False)
 
 
+def _singular_advice(result) -> str:
+    """What to do about a near-singular component: outlying rows first, where there are any.
+
+    A few rows far beyond the others (a value mistyped by orders of magnitude) make the
+    other components look like one tight point on the standardised scale.
+    """
+    if "observed_data" in result.children:
+        X = result["observed_data"]["x"].to_numpy()
+        names = [str(f) for f in result["observed_data"]["feature"].to_numpy()]
+        outliers = describe_outliers(X, names)
+        if outliers:
+            return (f"The data have outlying rows: {outliers}. Check them for data errors and "
+                    f"remove them (or transform a skewed column), then fit again.")
+    return ("Check for duplicated rows or linearly dependent columns, reduce n_components, "
+            "or strengthen the priors (larger Priors(scale_scale=...) or "
+            "Priors(lkj_eta=...)).")
+
+
 def _chain_permutations(post: xr.Dataset) -> np.ndarray:
     """Match every chain's mean components to chain 0's (Hungarian on Gaussian KL)."""
     means = post["means"].mean("draw").to_numpy()  # (C, K, D)
@@ -319,9 +338,7 @@ def diagnose(result: xr.DataTree) -> Diagnostics:
             f"Component(s) {singular.tolist()} have a nearly singular covariance (smallest "
             f"eigenvalue {[float(f'{v:.2g}') for v in min_eig[singular]]} in units of the "
             f"feature variances): the component is collapsing onto a point, a line or a "
-            f"plane. Check for duplicated rows or linearly dependent columns, reduce "
-            f"n_components, or strengthen the priors (larger Priors(scale_scale=...) or "
-            f"Priors(lkj_eta=...)).",
+            f"plane. " + _singular_advice(result),
             FitWarning))
 
     if n_chains > 1 and not np.array_equal(perms, np.tile(np.arange(k), (n_chains, 1))):

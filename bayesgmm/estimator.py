@@ -9,7 +9,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from . import _math
-from ._validation import check_data, check_positive_int, default_feature_names
+from ._validation import check_features, check_positive_int
 from .diagnostics import Diagnostics, diagnose, summary
 from .inference import fit as _fit
 from .priors import Priors
@@ -236,15 +236,7 @@ class BayesianGMM(BaseEstimator):
     # ------------------------------------------------------------------ prediction
     def _check_X(self, X) -> np.ndarray:
         check_is_fitted(self, "idata_")
-        fitted = [str(f) for f in self.feature_names_in_]
-        if hasattr(X, "columns") and fitted != default_feature_names(len(fitted)):
-            given = [str(c) for c in X.columns]
-            if given != fitted:
-                raise ValueError(
-                    f"X has columns {given}, but the model was fitted on {fitted}: pass the "
-                    f"same columns in the same order, X[{fitted}].")
-        X, _ = check_data(X, n_features=self.n_features_in_)
-        return X
+        return check_features(X, self.idata_)
 
     def predict_proba(self, X) -> np.ndarray:
         """Posterior mean of P(component | x) for each row, averaged over the draws.

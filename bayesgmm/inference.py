@@ -46,7 +46,13 @@ from . import _math
 from ._interrupt import reraise_interrupts, wait_interruptibly
 from ._math import expand_covariances
 from ._params import BACKENDS, METHODS, SAMPLERS, check_params
-from ._validation import check_data, count_distinct_rows
+from ._validation import (
+    FEATURE_NAMES_ATTR,
+    check_data,
+    check_model_size,
+    count_distinct_rows,
+    has_feature_names,
+)
 from .diagnostics import ConvergenceWarning, FitWarning, check
 from .model import (
     Standardizer,
@@ -143,7 +149,7 @@ def _sklearn_em(Z: np.ndarray, k: int, n_init: int, random_state: int | None,
 
 
 def _em(Z: np.ndarray, k: int, n_init: int, random_state: int | None,
-        covariance_type: str, n_distinct: int):
+        covariance_type: str, n_distinct: int, raw=None):
     """EM for the start: (weights, means, (K, D, D) covariances, BIC on all rows).
 
     :func:`bayesgmm.baselines.fit_em`'s multi-strategy starts (Ward, k-means, k-means++,
@@ -152,7 +158,9 @@ def _em(Z: np.ndarray, k: int, n_init: int, random_state: int | None,
     sampler or VI moves away from such a start. On a subsample of ``_EM_START_ROWS`` rows
     for large N, refined by EM on up to ``_EM_REFINE_ROWS`` rows (the BIC is on those
     rows). ``n_distinct``: the number of distinct rows, exact up to ``k``
-    (:func:`~bayesgmm._validation.count_distinct_rows`).
+    (:func:`~bayesgmm._validation.count_distinct_rows`). ``raw``: ``(X, standardizer)``, the
+    same rows on the user's scale and the map to ``Z``; fit_em then runs on the user's rows,
+    so that its k-means start on the user's units is one of the views (see :func:`em_start`).
     """
     from sklearn.exceptions import ConvergenceWarning as SkConvergenceWarning
     from sklearn.mixture import GaussianMixture
@@ -165,18 +173,23 @@ def _em(Z: np.ndarray, k: int, n_init: int, random_state: int | None,
         # No more distinct rows than components (duplicated data): fit_em's strategies
         # have nothing to choose between; scikit-learn's EM, or data rows.
         return _sklearn_em(Z, k, n_init, random_state, covariance_type)
-    sub = Z if n <= _EM_START_ROWS else Z[rng.choice(n, _EM_START_ROWS, replace=False)]
+    rows = None if n <= _EM_START_ROWS else rng.choice(n, _EM_START_ROWS, replace=False)
+    sub = Z if rows is None else Z[rows]
     refine = Z if n <= _EM_REFINE_ROWS else Z[rng.choice(n, _EM_REFINE_ROWS, replace=False)]
     with warnings.catch_warnings():
         # The start's own troubles (degenerate EM optima, constant columns) are not the
         # fit's: the fit's diagnostics judge its result.
         warnings.simplefilter("ignore")
         try:
-            est = fit_em(sub, k, n_init=n_init, random_state=_seed(rng), reg_covar=1e-3,
+            data = sub if raw is None else (raw[0] if rows is None else raw[0][rows])
+            est = fit_em(data, k, n_init=n_init, random_state=_seed(rng), reg_covar=1e-3,
                          covariance_type=covariance_type)
         except ValueError:  # degenerate data (e.g. fewer distinct rows than components)
             return _rows_start(Z, k, rng)
         weights, means, covs = est.weights, est.means, est.covariances
+        if raw is not None:  # back to the standardised scale of Z
+            std = raw[1]
+            means, covs = std.means_to_model(means), std.covariances_to_model(covs)
         if sub is Z:
             return weights, means, covs, est.bic
         gm = GaussianMixture(
@@ -195,12 +208,17 @@ def _em(Z: np.ndarray, k: int, n_init: int, random_state: int | None,
 
 def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
              random_state: int | None = None, sparse: bool = False,
-             covariance_type: str = "full") -> _Start:
+             covariance_type: str = "full", raw=None) -> _Start:
     """The best EM solution of ``covariance_type`` on standardised data.
 
-    ``n_init`` starts of several strategies (see :func:`_em`). The covariances are
-    regularised (1e-3 on the diagonal, in feature standard deviations), and weights kept
-    above 1e-3, so the start lies inside the support of the priors.
+    ``n_init`` starts of several strategies (see :func:`_em`). ``raw``: ``(X, standardizer)``
+    with ``Z = standardizer.transform(X)``; then one of those strategies (k-means on the
+    user's units) sees ``X`` itself. Standardising shrinks a separation along one feature
+    when the other features are noise: at D=20, N=800 (two clusters 11 sd apart along one
+    feature) EM on ``Z`` alone found them for 3 of 4 seeds, and at D=30, N=400 for none.
+
+    The covariances are regularised (1e-3 on the diagonal, in feature standard deviations),
+    and weights kept above 1e-3, so the start lies inside the support of the priors.
 
     ``sparse=True`` (a sparse Dirichlet prior on the weights: an overfitted mixture) starts
     where such a posterior puts its mass: EM with the number of components K' <= K that
@@ -216,7 +234,7 @@ def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
     d = Z.shape[1]
     n_distinct = count_distinct_rows(Z, k)  # exact up to k: _em only compares it with K' <= k
     if sparse and k > 1:
-        fits = [_em(Z, j, n_init, random_state, covariance_type, n_distinct)
+        fits = [_em(Z, j, n_init, random_state, covariance_type, n_distinct, raw)
                 for j in range(1, k + 1)]
         best = int(np.argmin([f[3] for f in fits]))
         weights, means, covs, _ = fits[best]
@@ -229,7 +247,8 @@ def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
                         else np.repeat(np.eye(d)[None], pad, 0))
             covs = np.concatenate([covs, pad_covs])
     else:
-        weights, means, covs, _ = _em(Z, k, n_init, random_state, covariance_type, n_distinct)
+        weights, means, covs, _ = _em(Z, k, n_init, random_state, covariance_type, n_distinct,
+                                      raw)
     weights = np.maximum(weights, 1e-3)
     weights = weights / weights.sum()
     covs = 0.5 * (covs + np.swapaxes(covs, -1, -2)) + 1e-6 * np.eye(d)
@@ -740,14 +759,19 @@ def fit(
     compile_kwargs = _compile_kwargs(backend)
     rng = _rng(random_state)
 
+    named_features = has_feature_names(X)
     X, names = check_data(X, n_components=k)
     n, d = X.shape
+    check_model_size(n, d, k, covariance_type,
+                     n_draws={"nuts": chains * draws, "map": 1}.get(method, draws),
+                     batch_size=batch_size)
     if sampler == "auto":
         sampler = _default_sampler(n)
     std = Standardizer.for_structure(X, covariance_type)
     Z = std.transform(X)
     start = em_start(Z, k, n_init=n_init, random_state=_seed(rng),
-                     sparse=priors.weight_concentration < 1, covariance_type=covariance_type)
+                     sparse=priors.weight_concentration < 1, covariance_type=covariance_type,
+                     raw=(X, std))
     order_by = _resolve_order_by(order_by, names, start, k)
     start = start.ordered(order_by)
     use_batches = batch_size is not None and batch_size < n
@@ -773,7 +797,8 @@ def fit(
                        progressbar=progressbar, max_iter=max_iter)
 
     result = _assemble(X, names, std, start, out, method=method, sampler=sampler,
-                       priors=priors, store_log_likelihood=store_log_likelihood)
+                       priors=priors, store_log_likelihood=store_log_likelihood,
+                       named_features=named_features)
     check(result, stacklevel=2)
     return result
 
@@ -815,7 +840,7 @@ def _resolve_order_by(order_by, names: list[str], start: _Start, k: int) -> int 
 
 
 def _assemble(X, names, std, start, out, *, method, sampler, priors,
-              store_log_likelihood) -> xr.DataTree:
+              store_log_likelihood, named_features=False) -> xr.DataTree:
     w, mu, chols = out["draws"]["weights"], out["draws"]["means"], out["draws"]["chols"]
     stats, elbo = out.get("sample_stats"), out.get("elbo")
     n_chains, n_draws, k = w.shape
@@ -852,6 +877,7 @@ def _assemble(X, names, std, start, out, *, method, sampler, priors,
         "bayesgmm_weight_concentration": priors.weight_concentration,
         "bayesgmm_covariance_type": start.covariance_type,
         "bayesgmm_order_by": "" if start.order_by is None else str(names[start.order_by]),
+        FEATURE_NAMES_ATTR: int(named_features),
     }
     posterior = xr.Dataset(
         {

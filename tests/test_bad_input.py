@@ -770,11 +770,16 @@ def test_installed_script_exits_2_with_one_line(csvs, tmp_path, argv, pattern):
 
 def test_dataframe_columns_must_match_the_fit():
     # Fitted on named columns, a DataFrame with the columns swapped or renamed would predict
-    # silently wrong: it is refused with the expected order. Plain arrays are not checked.
+    # silently wrong: it is refused with the expected order. Plain arrays are taken by
+    # position, with a warning (tests/test_data_frames.py).
     df = pd.DataFrame(X2, columns=["a", "b"])
     model = BayesianGMM(2, method="map", random_state=0).fit(df)
     for bad in (df[["b", "a"]], df.rename(columns={"b": "c"})):
-        with pytest.raises(ValueError, match=r"fitted on \['a', 'b'\]: pass the same columns "
-                                             r"in the same order"):
+        with pytest.raises(ValueError, match=r"fitted on \['a', 'b'\]; .*pass the fitted "
+                                             r"columns in that order, X\[\['a', 'b'\]\]"
+                                             r"|fitted on \['a', 'b'\]; the same columns in "
+                                             r"another order: pass X\[\['a', 'b'\]\]"):
             model.predict_proba(bad)
-    np.testing.assert_allclose(model.predict_proba(df), model.predict_proba(X2), atol=1e-12)
+    with pytest.warns(DataWarning, match="no feature names"):
+        by_position = model.predict_proba(X2)
+    np.testing.assert_allclose(model.predict_proba(df), by_position, atol=1e-12)
