@@ -7,6 +7,7 @@ scales, assignments summed out) fitted by NUTS, ADVI, full-rank ADVI or MAP; res
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._io import SavedFitError, UnverifiedFitWarning
 from ._validation import DataWarning
 from .compare import compare_assignments
 from .diagnostics import ConvergenceWarning, FitWarning, LabelSwitchingWarning, diagnose, summary
@@ -27,6 +28,8 @@ __all__ = [
     "FitWarning",
     "LabelSwitchingWarning",
     "Priors",
+    "SavedFitError",
+    "UnverifiedFitWarning",
     "compare_assignments",
     "diagnose",
     "fit",

@@ -111,7 +111,9 @@ class BayesianGMM(BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
+        X : array-like or data frame of shape (n_samples, n_features)
+            An array, or a pandas, polars or pyarrow frame; with string column names,
+            later predictions check their columns by name.
         y : ignored
 
         Returns

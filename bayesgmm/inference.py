@@ -650,8 +650,10 @@ def fit(
 
     Parameters
     ----------
-    X : array-like or DataFrame of shape (n_samples, n_features)
-        Data; DataFrame column names become the ``feature`` coordinate.
+    X : array-like or data frame of shape (n_samples, n_features)
+        Data: an array, or a pandas, polars or pyarrow frame (any that narwhals reads). A
+        frame's column names become the ``feature`` coordinate, and predictions then check
+        columns by name.
     n_components : int, default 2
         Number of components K.
     method : {"nuts", "advi", "fullrank_advi", "map"}, default "nuts"

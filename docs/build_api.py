@@ -16,7 +16,8 @@ from pathlib import Path
 MODULES = {
     "bayesgmm": ["fit", "BayesianGMM", "Priors", "relabel", "diagnose", "summary",
                  "compare_assignments", "FitWarning", "ConvergenceWarning",
-                 "LabelSwitchingWarning", "DataWarning"],
+                 "LabelSwitchingWarning", "DataWarning", "SavedFitError",
+                 "UnverifiedFitWarning"],
     "bayesgmm.assignments": ["responsibilities", "assignment_summary", "coclustering"],
     "bayesgmm.baselines": ["PointEstimate", "fit_em", "fit_ml_gradient", "singularity_path"],
     "bayesgmm.selection": ["select_components", "Selection", "sparse_mixture", "SparseMixture"],
