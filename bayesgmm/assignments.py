@@ -5,7 +5,9 @@ Given parameters theta, Bayes' rule gives each point's responsibilities
 adds uncertainty about theta: every draw gives its own responsibilities, and their
 distribution over draws says how sure the assignment is. :func:`responsibilities` returns
 them per draw, :func:`assignment_summary` summarises them per point, and
-:func:`coclustering` gives the label-free P(z_i = z_j).
+:func:`coclustering` gives the label-free P(z_i = z_j). :func:`log_likelihood` returns the
+pointwise log p(x_n | theta) per draw, from the fit's ``log_likelihood`` group or computed
+from the draws when the fit did not store it.
 
 Every function takes a fitted :class:`bayesgmm.BayesianGMM` or a result of
 :func:`bayesgmm.fit`, and the data ``X`` (default: the data it was fitted to).
@@ -18,11 +20,15 @@ import pandas as pd
 import xarray as xr
 
 from . import _math
-from ._validation import check_features
+from ._validation import check_features, check_positive_int
 
-__all__ = ["responsibilities", "assignment_summary", "coclustering"]
+__all__ = ["responsibilities", "assignment_summary", "coclustering", "log_likelihood"]
 
 _MAX_ELEMENTS = 50_000_000  # 400 MB of doubles
+# Per-draw values held at once by the functions that work through the points in blocks
+# (assignment_summary, the on-demand log-likelihood): 32 MB of doubles.
+_BLOCK_ELEMENTS = 4_000_000
+_COCLUSTER_BLOCK = 4_000_000  # responsibilities per block of draws in coclustering
 
 
 def _result(fitted) -> xr.DataTree:
@@ -48,6 +54,12 @@ def _thinned(n_draws: int, n_chains: int, max_draws: int) -> np.ndarray:
     """Draw indices, evenly spread, so that all chains together keep about ``max_draws``."""
     per_chain = max(1, int(max_draws) // n_chains)
     return np.unique(np.linspace(0, n_draws - 1, min(per_chain, n_draws)).round().astype(int))
+
+
+def _point_blocks(n_points: int, per_point: int) -> list[slice]:
+    """Consecutive blocks of points, each holding about ``_BLOCK_ELEMENTS`` values."""
+    step = max(1, _BLOCK_ELEMENTS // max(1, per_point))
+    return [slice(start, min(n_points, start + step)) for start in range(0, n_points, step)]
 
 
 def _data(result: xr.DataTree, X) -> tuple[np.ndarray, np.ndarray]:
@@ -131,7 +143,9 @@ def assignment_summary(fitted, X=None, *, hdi_prob: float = 0.94,
     hdi_prob : float, default 0.94
         Mass of the highest density interval.
     max_draws : int, optional
-        See :func:`responsibilities`.
+        Use at most this many draws, spread evenly over each chain. Default: all draws.
+        The points are worked through in blocks, so memory stays bounded whatever N (and
+        unlike :func:`responsibilities`, all draws need no more than a block's worth).
 
     Returns
     -------
@@ -151,22 +165,40 @@ def assignment_summary(fitted, X=None, *, hdi_prob: float = 0.94,
     """
     if not 0 < hdi_prob < 1:
         raise ValueError(f"hdi_prob must lie in (0, 1), got {hdi_prob!r}.")
-    import arviz_stats as azs
+    from arviz_stats.base import array_stats
 
-    r = responsibilities(fitted, X, max_draws=max_draws)
-    mean = r.mean(("chain", "draw")).to_numpy()
+    result = _result(fitted)
+    X, obs = _data(result, X)
+    post = result["posterior"]
+    c, s, k = post.sizes["chain"], post.sizes["draw"], post.sizes["component"]
+    draws = np.arange(s) if max_draws is None else _thinned(s, c, max_draws)
+    params = _draws(post.isel(draw=draws))
+    n, n_draws = X.shape[0], c * draws.size
+    mean = np.empty((n, k))
+    lower, upper = np.empty(n), np.empty(n)
+    # Block by block of points, so that memory stays bounded whatever N: every number of
+    # a point depends on that point's responsibilities in every draw only.
+    for sl in _point_blocks(n, n_draws * k):
+        r = _math.responsibilities(X[sl], *params).reshape(c, draws.size, -1, k)
+        mean[sl] = r.mean(axis=(0, 1))
+        if n_draws > 1:
+            chosen = np.take_along_axis(r, mean[sl].argmax(axis=1)[None, None, :, None],
+                                        axis=-1)[..., 0]
+            # ArviZ's array function (what arviz_stats.hdi runs on a DataArray): wrapping
+            # each block in a DataArray left it in reference cycles, memory that grew with N.
+            with np.errstate(invalid="ignore"):
+                hdi = array_stats.hdi(chosen, hdi_prob, axis=(0, 1))  # (block, 2)
+            lower[sl], upper[sl] = hdi[:, 0], hdi[:, 1]
+            del chosen
+        del r  # before the next block's is made
     label = mean.argmax(axis=1)
-    n, k = mean.shape
     table = pd.DataFrame({f"p_{j}": mean[:, j] for j in range(k)},
-                         index=pd.Index(r["obs"].to_numpy(), name="obs"))
+                         index=pd.Index(obs, name="obs"))
     table["label"] = label
     table["probability"] = mean[np.arange(n), label]
-    chosen = r.isel(component=xr.DataArray(label, dims="obs"))
-    if r.sizes["chain"] * r.sizes["draw"] > 1:
-        with np.errstate(invalid="ignore"):
-            hdi = azs.hdi(chosen, prob=hdi_prob, dim=["chain", "draw"])
-        table["probability_lower"] = hdi.sel(ci_bound="lower").to_numpy()
-        table["probability_upper"] = hdi.sel(ci_bound="upper").to_numpy()
+    if n_draws > 1:
+        table["probability_lower"] = lower
+        table["probability_upper"] = upper
     else:  # a point estimate (MAP): no spread
         table["probability_lower"] = table["probability"]
         table["probability_upper"] = table["probability"]
@@ -192,7 +224,9 @@ def coclustering(fitted, X=None, *, max_obs: int = 2000, max_draws: int | None =
         Default: the fitted data.
     max_obs : int, default 2000
         With more points, a random subset of this many (seeded by ``random_state``) is used,
-        so memory stays at max_obs^2 doubles; the ``obs`` coordinate says which.
+        so memory stays at about 2 max_obs^2 doubles (the matrix and one block's product);
+        the ``obs`` coordinate says which. Sizes that would need more than 400 MB are
+        refused with an error that says which max_obs fits.
     max_draws : int, optional, default 1000
         Draws used (spread evenly over each chain); None: all.
     random_state : int, optional
@@ -215,6 +249,19 @@ def coclustering(fitted, X=None, *, max_obs: int = 2000, max_draws: int | None =
     """
     result = _result(fitted)
     X, obs = _data(result, X)
+    max_obs = check_positive_int(max_obs, "max_obs")
+    k = result["posterior"].sizes["component"]
+    n = min(X.shape[0], max_obs)
+    # The matrix, the temporary of one block's product, and one block of responsibilities
+    # with its reshaped copy (a block is at least one draw).
+    need = 2 * n * n + 2 * max(_COCLUSTER_BLOCK, n * k)
+    if need > _MAX_ELEMENTS:
+        fits = int(np.sqrt(max(_MAX_ELEMENTS / 2 - _COCLUSTER_BLOCK, 1)))
+        raise MemoryError(
+            f"The co-clustering matrix of {n} points takes {need * 8 / 1e9:.1f} GB "
+            f"({n} x {n} doubles, twice, plus the per-draw responsibilities), more than "
+            f"{_MAX_ELEMENTS * 8 / 1e9:.1f} GB: pass max_obs={fits} or less (a random "
+            f"subset of the points, seeded by random_state).")
     if X.shape[0] > max_obs:
         obs = np.sort(np.random.default_rng(random_state).choice(X.shape[0], max_obs,
                                                                  replace=False))
@@ -226,9 +273,8 @@ def coclustering(fitted, X=None, *, max_obs: int = 2000, max_draws: int | None =
     w, means, chols = _draws(post)
     n, total = X.shape[0], w.shape[0]
     acc = np.zeros((n, n))
-    k = w.shape[1]
     # Blocks of draws: each holds block x n x k responsibilities.
-    block = max(1, 4_000_000 // max(1, n * k))
+    block = max(1, _COCLUSTER_BLOCK // max(1, n * k))
     for start in range(0, total, block):
         sl = slice(start, min(total, start + block))
         r = _math.responsibilities(X, w[sl], means[sl], chols[sl])  # (b, n, k)
@@ -239,3 +285,98 @@ def coclustering(fitted, X=None, *, max_obs: int = 2000, max_draws: int | None =
     np.fill_diagonal(acc, 1.0)  # sum_k r_ik^2 <= 1; P(z_i = z_i) is 1 by definition
     return xr.DataArray(acc, dims=("obs", "obs_bis"), coords={"obs": obs, "obs_bis": obs},
                         name="coclustering")
+
+
+def _loglik_blocks(result: xr.DataTree, X: np.ndarray, draws: np.ndarray | None = None):
+    """Log p(x_n | theta) for blocks of points: yields (slice, array (chain, draw, block)).
+
+    Uses the same kernel as the fit's stored group (chosen by the total size, see
+    :func:`bayesgmm._math.pointwise_loglik`), so the numbers agree with it.
+    """
+    post = result["posterior"]
+    if draws is not None:
+        post = post.isel(draw=draws)
+    c, s = post.sizes["chain"], post.sizes["draw"]
+    w, means, chols = _draws(post)
+    k = w.shape[1]
+    if w.shape[0] * X.shape[0] * k < _math._KERNEL_MIN_TERMS:
+        kernel = _math.pointwise_loglik_numpy
+    else:
+        from ._fused import pointwise_loglik as kernel
+    for sl in _point_blocks(X.shape[0], c * s):
+        yield sl, kernel(X[sl], w, means, chols).reshape(c, s, -1)
+
+
+def _sample_coords(post, draws=None) -> dict:
+    draw = post["draw"].to_numpy()
+    return {"chain": post["chain"].to_numpy(),
+            "draw": draw if draws is None else draw[draws]}
+
+
+def log_likelihood(fitted, X=None, *, max_draws: int | None = None) -> xr.DataArray:
+    """Log p(x_n | theta) for every posterior draw and point, stored or not.
+
+    A fit stores this array (its ``log_likelihood`` group, what ``arviz_stats.loo``
+    reads) when it takes at most 200 MB; otherwise it is computed here from the draws.
+
+    Parameters
+    ----------
+    fitted : BayesianGMM or xarray.DataTree
+    X : array-like of shape (N, D), optional
+        Points (default: the fitted data, whose stored values are returned when present).
+    max_draws : int, optional
+        Use at most this many draws, spread evenly over each chain. Default: all draws,
+        unless the array would take more than 400 MB, in which case an error says what to
+        pass (:func:`bayesgmm.selection.loo` needs no such array: it works in blocks).
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims (chain, draw, obs).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesgmm import fit
+    >>> from bayesgmm.assignments import log_likelihood
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(-3, 1, (40, 1)), rng.normal(3, 1, (40, 1))])
+    >>> result = fit(X, 2, method="map", store_log_likelihood=False, random_state=0)
+    >>> "log_likelihood" in result.children, log_likelihood(result).dims
+    (False, ('chain', 'draw', 'obs'))
+    """
+    result = _result(fitted)
+    if X is None and max_draws is None and "log_likelihood" in result.children:
+        return result["log_likelihood"]["x"]
+    X, obs = _data(result, X)
+    post = result["posterior"]
+    c, s = post.sizes["chain"], post.sizes["draw"]
+    draws = np.arange(s) if max_draws is None else _thinned(s, c, max_draws)
+    size = c * draws.size * X.shape[0]
+    if max_draws is None and size > _MAX_ELEMENTS:
+        raise MemoryError(
+            f"The log-likelihood of {c * s} draws x {X.shape[0]} points takes "
+            f"{size * 8 / 1e9:.1f} GB; pass max_draws (e.g. max_draws=200) or fewer points. "
+            f"For LOO, bayesgmm.selection.loo(fit) works through the points in blocks.")
+    out = np.empty((c, draws.size, X.shape[0]))
+    for sl, block in _loglik_blocks(result, X, draws):
+        out[:, :, sl] = block
+    return xr.DataArray(out, dims=("chain", "draw", "obs"),
+                        coords={**_sample_coords(post, draws), "obs": obs}, name="x")
+
+
+def _total_log_likelihood(result: xr.DataTree) -> xr.DataArray | None:
+    """Sum over points of log p(x_n | theta) per draw, (chain, draw); None without data.
+
+    From the stored group when there is one, else computed block by block of points.
+    """
+    if "log_likelihood" in result.children:
+        return result["log_likelihood"]["x"].sum("obs")
+    if "observed_data" not in result.children:
+        return None
+    post = result["posterior"]
+    X = result["observed_data"]["x"].to_numpy()
+    total = np.zeros((post.sizes["chain"], post.sizes["draw"]))
+    for _, block in _loglik_blocks(result, X):
+        total += block.sum(axis=-1)
+    return xr.DataArray(total, dims=("chain", "draw"), coords=_sample_coords(post))

@@ -1,12 +1,17 @@
-"""Command line: ``bayesgmm fit``, ``bayesgmm compare`` and ``bayesgmm demo``.
+"""Command line: ``bayesgmm fit``, ``compare``, ``select`` and ``demo``.
 
 Errors (a missing file, an unparsable CSV, non-numeric columns, bad options) exit with
-status 2 and a one-line reason on stderr, without a traceback.
+status 2 and a one-line reason on stderr, without a traceback. ``fit`` saves the fit
+(``fit.nc``) before anything else; an optional output (a table or plot beside the main
+result) that cannot be made is reported as ``bayesgmm: warning: NAME not written: reason``
+on stderr and the others are still written. Every file is written beside its final name
+and then renamed, so a failed write leaves an earlier file of that name intact.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import sys
 import time
@@ -41,21 +46,31 @@ def _demo(args) -> int:
     table = model.summary()
     with pd.option_context("display.width", 120, "display.max_columns", 20):
         print(table.to_string())
-    table.to_csv(out / "summary.csv")
+    written: list[Path] = []
+    _write(out / "summary.csv", lambda p: table.to_csv(p), written)
     assignments = _assignments_table(model, X)
     assignments["species"] = species
-    assignments.to_csv(out / "assignments.csv", index_label="obs")
+    _write(out / "assignments.csv", lambda p: assignments.to_csv(p, index_label="obs"),
+           written)
     ari = adjusted_rand_score(species, assignments["label"])
     unsure = int((assignments["uncertainty"] > 0.1).sum())
     print(f"\nAdjusted Rand index against the species: {ari:.3f}")
     print(f"Points whose label is less than 90% certain: {unsure} of {len(X)}")
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-    plot_clusters(model, X, features=("sepal_length", "sepal_width"), ax=axes[0])
-    plot_clusters(model, X, features=("petal_length", "petal_width"), ax=axes[1])
-    fig.tight_layout()
-    fig.savefig(out / "clusters.png", dpi=110)
-    plt.close(fig)
-    print(f"\nWrote {out / 'summary.csv'}, {out / 'assignments.csv'} and {out / 'clusters.png'}")
+
+    def clusters():
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+        try:
+            plot_clusters(model, X, features=("sepal_length", "sepal_width"), ax=axes[0])
+            plot_clusters(model, X, features=("petal_length", "petal_width"), ax=axes[1])
+            fig.tight_layout()
+        except BaseException:
+            plt.close(fig)
+            raise
+        return fig
+
+    _optional(out / "clusters.png", lambda p: _save_figure(clusters(), p, dpi=110), written)
+    print()
+    _report(written)
     return 0
 
 
@@ -82,7 +97,7 @@ def _read_csv(path: str, columns: str | None):
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise ValueError(f"could not parse {path} as CSV: {reason}") from None
     if columns is not None:
-        wanted = [c.strip() for c in columns.split(",") if c.strip()]
+        wanted = _column_names(columns)
         if not wanted:
             raise ValueError(f"--columns {columns!r} names no column; give comma-separated "
                              f"names from {list(df.columns)}")
@@ -116,6 +131,17 @@ def _read_csv(path: str, columns: str | None):
     return df
 
 
+def _column_names(text: str) -> list[str]:
+    """The names in ``--columns``, read as one CSV record: ``'"a,b",c'`` is ``a,b`` and ``c``."""
+    try:
+        rows = list(csv.reader([text], skipinitialspace=True, strict=True))
+    except csv.Error as exc:
+        raise ValueError(f"could not read --columns {text!r} as comma-separated names "
+                         f"({exc}); quote a name that contains a comma or a quote as in a "
+                         f"CSV header, e.g. --columns '\"a,b\",c'") from None
+    return [c.strip() for row in rows for c in row if c.strip()]
+
+
 def _check_rows(df, path: str, n_components: int, option: str) -> None:
     """Refuse data with fewer rows than the fit needs, naming the option to lower."""
     need = max(2, n_components)
@@ -147,44 +173,90 @@ def _model_from_args(args, n_components: int):
                        sampler=args.sampler, random_state=args.seed, progressbar=args.progress)
 
 
-def _save_figure(fig, path: Path) -> Path:
-    """Write a figure as PNG (100 dpi) and close it."""
-    import matplotlib.pyplot as plt
+def _write(path: Path, write, written: list[Path]) -> Path:
+    """Call ``write(partial)`` on a name beside ``path``, then rename it to ``path``.
 
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    A write that fails leaves any earlier file at ``path`` as it was.
+    """
+    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+    try:
+        write(partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    written.append(path)
     return path
 
 
-def _save_plots(model, df, out: Path) -> list[Path]:
+def _reason(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _optional(path: Path, write, written: list[Path]) -> bool:
+    """Write an optional output; if it cannot be made, say why on stderr and carry on."""
+    try:
+        _write(path, write, written)
+    except Exception as exc:  # noqa: BLE001 - any failure of an extra output is reported
+        print(f"bayesgmm: warning: {path.name} not written: {type(exc).__name__}: "
+              f"{_reason(exc)}", file=sys.stderr, flush=True)
+        return False
+    return True
+
+
+def _report(written: list[Path]) -> None:
+    print("Wrote " + ", ".join(str(p) for p in written) if written else "Wrote nothing")
+
+
+def _save_figure(fig, path: Path, dpi: int = 100) -> Path:
+    """Write a figure as PNG and close it (also when the write fails)."""
+    import matplotlib.pyplot as plt
+
+    try:
+        fig.savefig(path, dpi=dpi, format="png")
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _clusters_figure(model, df):
+    """The clusters (and, for 2-D data, the density) as one figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .plotting import plot_clusters, plot_density, plot_elbo, plot_pairs
+    from .plotting import plot_clusters, plot_density, plot_pairs
 
-    written = []
     d = df.shape[1]
-    if d == 2:
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-        plot_clusters(model, df, ax=axes[0])
-        plot_density(model, df, ax=axes[1])
-    elif d > 2:
-        axes = plot_pairs(model, df)
-        fig = axes[0, 0].figure
-    else:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        labels = model.predict(df)
-        for k in range(model.n_components):
-            ax.hist(df.to_numpy()[labels == k, 0], bins=30, alpha=0.6, label=f"component {k}")
-        ax.set_xlabel(df.columns[0])
-        ax.legend()
-    fig.tight_layout()
-    written.append(_save_figure(fig, out / "clusters.png"))
+    if d > 2:
+        return plot_pairs(model, df)[0, 0].figure
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5)) if d == 2 else plt.subplots(figsize=(6, 4))
+    try:
+        if d == 2:
+            plot_clusters(model, df, ax=axes[0])
+            plot_density(model, df, ax=axes[1])
+        else:
+            labels = model.predict(df)
+            for k in range(model.n_components):
+                axes.hist(df.to_numpy()[labels == k, 0], bins=30, alpha=0.6,
+                          label=f"component {k}")
+            axes.set_xlabel(df.columns[0])
+            axes.legend()
+        fig.tight_layout()
+    except BaseException:
+        plt.close(fig)
+        raise
+    return fig
+
+
+def _save_plots(model, df, out: Path, written: list[Path]) -> None:
+    from .plotting import plot_elbo
+
+    _optional(out / "clusters.png", lambda p: _save_figure(_clusters_figure(model, df), p),
+              written)
     if "variational" in model.idata_.children:
-        written.append(_save_figure(plot_elbo(model).figure, out / "elbo.png"))
-    return written
+        _optional(out / "elbo.png", lambda p: _save_figure(plot_elbo(model).figure, p),
+                  written)
 
 
 def _fit(args) -> int:
@@ -198,28 +270,35 @@ def _fit(args) -> int:
                 f"{df.shape[1]} columns of {args.data} by {args.method} ...")
     model = _model_from_args(args, args.components).fit(df)
     print(f"  done in {time.perf_counter() - t0:.1f} s")
-    print(model.diagnose())
-    table = model.summary()
-    with pd.option_context("display.width", 120, "display.max_columns", 20):
-        print(table.to_string())
-    table.to_csv(out / "summary.csv")
-    assignments = _assignments_table(model, df)
-    assignments.to_csv(out / "assignments.csv", index_label="obs")
-    written = [out / "summary.csv", out / "assignments.csv"]
+    # The fit first: whatever goes wrong below, it is on disk.
+    written: list[Path] = []
+    status = 0
     try:
-        model.save(out / "fit.nc")
+        model.save(out / "fit.nc")  # atomic itself, and it refuses to replace a foreign file
         written.append(out / "fit.nc")
-    except ImportError as exc:
-        print(f"  not saved: {exc}")
-    written += _save_plots(model, df, out)
-    print("Wrote " + ", ".join(str(p) for p in written))
-    return 0
+    except Exception as exc:  # noqa: BLE001 - reported, and the exit status says so
+        print(f"bayesgmm: error: fit.nc not written: {_reason(exc)}", file=sys.stderr,
+              flush=True)
+        status = 1
+    print(model.diagnose())
+
+    def summary(path):
+        table = model.summary()
+        with pd.option_context("display.width", 120, "display.max_columns", 20):
+            print(table.to_string())
+        table.to_csv(path)
+
+    _optional(out / "summary.csv", summary, written)
+    _optional(out / "assignments.csv",
+              lambda p: _assignments_table(model, df).to_csv(p, index_label="obs"), written)
+    _save_plots(model, df, out, written)
+    _report(written)
+    return status
 
 
 def _compare(args) -> int:
     from .baselines import fit_em
     from .compare import compare_assignments
-    from .plotting import plot_disagreements
 
     df = _read_csv(args.data, args.columns)
     _check_rows(df, args.data, args.components, "--components")
@@ -232,23 +311,34 @@ def _compare(args) -> int:
     print(f"  done in {time.perf_counter() - t0:.1f} s")
     result = compare_assignments(model, em, df)
     print(result)
-    result.points.to_csv(out / "comparison.csv", index_label="obs")
-    written = [out / "comparison.csv"]
+    written: list[Path] = []
+    _write(out / "comparison.csv", lambda p: result.points.to_csv(p, index_label="obs"),
+           written)
     if df.shape[1] >= 2:
-        import matplotlib
+        def disagreements(path):
+            import matplotlib
 
-        matplotlib.use("Agg")
-        ax = plot_disagreements(result, df)
-        written.append(_save_figure(ax.figure, out / "disagreements.png"))
-    print("Wrote " + ", ".join(str(p) for p in written))
+            matplotlib.use("Agg")
+            from .plotting import plot_disagreements
+
+            _save_figure(plot_disagreements(result, df).figure, path)
+
+        _optional(out / "disagreements.png", disagreements, written)
+    _report(written)
     return 0
 
 
+def _plot_to(plot, *args):
+    """A writer for :func:`_optional`: draw ``plot(*args)`` and save its figure as PNG."""
+    def write(path):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        _save_figure(plot(*args).figure, path)
+    return write
+
+
 def _select(args) -> int:
-    import matplotlib
-
-    matplotlib.use("Agg")
-
     from .plotting import plot_selection
     from .selection import select_components
 
@@ -268,9 +358,9 @@ def _select(args) -> int:
                             progressbar=args.progress)
     print(f"  done in {time.perf_counter() - t0:.1f} s")
     print(sel)
-    sel.table.to_csv(out / "selection.csv")
-    written = [out / "selection.csv",
-               _save_figure(plot_selection(sel).figure, out / "selection.png")]
+    written: list[Path] = []
+    _write(out / "selection.csv", lambda p: sel.table.to_csv(p), written)
+    _optional(out / "selection.png", _plot_to(plot_selection, sel), written)
     if args.sparse:
         from .plotting import plot_nonempty
         from .selection import sparse_mixture
@@ -283,10 +373,9 @@ def _select(args) -> int:
                                 random_state=args.seed, progressbar=args.progress)
         print(f"  done in {time.perf_counter() - t0:.1f} s")
         print(sparse)
-        sparse.table.to_csv(out / "nonempty.csv")
-        written += [out / "nonempty.csv",
-                    _save_figure(plot_nonempty(sparse).figure, out / "nonempty.png")]
-    print("Wrote " + ", ".join(str(p) for p in written))
+        _write(out / "nonempty.csv", lambda p: sparse.table.to_csv(p), written)
+        _optional(out / "nonempty.png", _plot_to(plot_nonempty, sparse), written)
+    _report(written)
     return 0
 
 
@@ -308,9 +397,17 @@ def _add_fit_options(p: argparse.ArgumentParser, components: bool = True) -> Non
                             "tied (default full)")
         p.add_argument("--jobs", type=_positive_int, default=1,
                        help="fits run in parallel (joblib worker processes; default 1)")
-        methods = ["nuts", "advi", "fullrank_advi"]
-    p.add_argument("--columns", help="comma-separated columns to use (default: all)")
-    p.add_argument("--method", default="nuts", choices=methods)
+        methods = None
+    p.add_argument("--columns",
+                   help="comma-separated columns to use (default: all), read like a CSV "
+                        "header: quote a name that contains a comma, e.g. --columns "
+                        "'\"a,b\",c' selects the columns a,b and c")
+    if methods is None:
+        p.add_argument("--method", default="nuts", type=_select_method,
+                       help="nuts, advi or fullrank_advi (not map: PSIS-LOO needs posterior "
+                            "draws; default nuts)")
+    else:
+        p.add_argument("--method", default="nuts", choices=methods)
     p.add_argument("--sampler", default="auto",
                    choices=["auto", "pymc", "nutpie", "numpyro", "blackjax"])
     p.add_argument("--draws", type=_positive_int, default=1000)
@@ -337,6 +434,16 @@ def _argument(convert, what: str, ok, requirement: str):
 _positive_int = _argument(int, "an integer", lambda v: v >= 1, "must be at least 1")
 _seed = _argument(int, "an integer", lambda v: v >= 0, "must be a non-negative integer")
 _concentration = _argument(float, "a number", lambda v: 0 < v < 1, "must lie in (0, 1)")
+
+
+def _select_method(text: str) -> str:
+    if text == "map":
+        raise argparse.ArgumentTypeError(
+            "'map' is one point, and PSIS-LOO needs posterior draws: use nuts, advi or "
+            "fullrank_advi")
+    if text not in ("nuts", "advi", "fullrank_advi"):
+        raise argparse.ArgumentTypeError(f"{text!r}: choose nuts, advi or fullrank_advi")
+    return text
 
 
 # bayesgmm.model.COVARIANCE_TYPES, not imported here so that the command starts without

@@ -385,13 +385,16 @@ def diagnose(result: xr.DataTree) -> Diagnostics:
     if method == "nuts" and n_chains > 1 and n_draws >= 4:
         diag.max_rhat, diag.min_ess_bulk, diag.min_ess_tail = _rhat_ess(
             sub, ("weights", "means", "sigmas"))
-        if "log_likelihood" in result.children:
+        from .assignments import _total_log_likelihood
+
+        # From the stored group, or computed block by block when the fit did not store it.
+        total = _total_log_likelihood(result)
+        if total is not None:
             import arviz_stats as azs
 
-            total = result["log_likelihood"]["x"].sum("obs")
             diag.loglik_rhat = float(azs.rhat(total))
         if diag.loglik_rhat is not None and diag.loglik_rhat > LOGLIK_RHAT_MAX:
-            means = result["log_likelihood"]["x"].sum("obs").mean("draw").to_numpy()
+            means = total.mean("draw").to_numpy()
             problems.append(Problem(
                 "chains in different modes",
                 f"The total log-likelihood differs between chains (R-hat {diag.loglik_rhat:.3f};"

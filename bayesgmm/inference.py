@@ -841,6 +841,10 @@ def _resolve_order_by(order_by, names: list[str], start: _Start, k: int) -> int 
                      f"[0, {len(names)}), got {order_by!r}.")
 
 
+# Largest pointwise log-likelihood (chains x draws x N doubles) stored by default.
+LOG_LIKELIHOOD_MAX_BYTES = 200e6
+
+
 def _assemble(X, names, std, start, out, *, method, sampler, priors,
               store_log_likelihood, named_features=False) -> xr.DataTree:
     w, mu, chols = out["draws"]["weights"], out["draws"]["means"], out["draws"]["chols"]
@@ -895,7 +899,16 @@ def _assemble(X, names, std, start, out, *, method, sampler, priors,
     n = X.shape[0]
     tree: dict[str, xr.Dataset] = {"posterior": posterior}
     if store_log_likelihood is None:
-        store_log_likelihood = flat * n * 8 <= 200e6
+        store_log_likelihood = flat * n * 8 <= LOG_LIKELIHOOD_MAX_BYTES
+        if not store_log_likelihood:
+            warnings.warn(
+                f"Pointwise log-likelihood not stored: {n_chains} chain(s) x {n_draws} draws x "
+                f"{n} points take {flat * n * 8 / 1e6:.0f} MB (more than "
+                f"{LOG_LIKELIHOOD_MAX_BYTES / 1e6:.0f} MB). bayesgmm.selection.loo(fit) and "
+                f"select_components compute LOO from the draws in chunks, and "
+                f"bayesgmm.assignments.log_likelihood(fit) returns the array; for arviz_stats."
+                f"loo(fit) itself, fit with store_log_likelihood=True.", FitWarning,
+                stacklevel=3)
     if store_log_likelihood:
         ll = _math.pointwise_loglik(X, w, means, chols_user).reshape(shape + (n,))
         tree["log_likelihood"] = xr.Dataset(
