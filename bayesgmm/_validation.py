@@ -155,17 +155,17 @@ def check_features(X, result, *, name: str = "X") -> np.ndarray:
                 how += f": pass the fitted columns in that order, {name}[{fitted}]"
             raise ValueError(f"{name} has columns {given}, but the model was fitted on "
                              f"{fitted}; {how}.")
-    elif fitted is not None and frame_like(X):
-        pass  # a frame with non-string column names: taken by position, as an array
-    elif fitted is not None:
+    values = check_data(X, n_features=result["posterior"].sizes["feature"], name=name)[0]
+    if fitted is not None and not named and not frame_like(X):
+        # (a frame with non-string column labels is taken by position, as an array)
         warnings.warn(f"{name} has no feature names, but the model was fitted with feature "
                       f"names {fitted}: its columns are taken in that order. Pass a data "
                       f"frame with those columns to have them checked.", DataWarning,
                       stacklevel=3)
-    elif named:
+    elif fitted is None and named:
         warnings.warn(f"{name} has feature names, but the model was fitted without feature "
                       f"names: its columns are taken by position.", DataWarning, stacklevel=3)
-    return check_data(X, n_features=result["posterior"].sizes["feature"], name=name)[0]
+    return values
 
 
 def frame_like(X) -> bool:
@@ -393,9 +393,10 @@ def describe_outliers(X: np.ndarray, names: list[str]) -> str:
 
 
 # Data values per free parameter of a component below which the likelihood no longer pins
-# a component down. Measured with two clusters 11 sd apart along one feature and noise in
-# the others (4 seeds each): full covariances at D=20, 30 found them from 6.1 values per
-# parameter up, and failed for some seeds at 3.0-4.6.
+# a component down (warned about where a component also has more free parameters than
+# rows). Measured with two clusters 11 sd apart along one feature and noise in the others
+# (4 seeds each): full covariances at D=10, 20, 30 found them from 6.1 values per parameter
+# up, and failed for some seeds at 3.0-4.6 (30-50 rows per component for 65-495 parameters).
 MIN_VALUES_PER_PARAMETER = 5.0
 # The posterior keeps draws x K x D x D covariances (and the estimator their Cholesky
 # factors); above this many bytes a fit is refused before it starts.
@@ -427,8 +428,8 @@ def check_model_size(n: int, d: int, k: int, covariance_type: str, *, n_draws: i
     Called before EM. Raises ValueError (with what to change) when the posterior's
     covariances would take more than :data:`MAX_POSTERIOR_BYTES` or one likelihood
     evaluation more than :data:`MAX_WORK_PER_EVALUATION` operations; warns
-    (:class:`DataWarning`) when each component has fewer than
-    :data:`MIN_VALUES_PER_PARAMETER` data values per free parameter, where EM and the
+    (:class:`DataWarning`) when each component has more free parameters than rows and fewer
+    than :data:`MIN_VALUES_PER_PARAMETER` data values per free parameter, where EM and the
     posterior can split the data along noise.
 
     Parameters
@@ -472,7 +473,7 @@ def check_model_size(n: int, d: int, k: int, covariance_type: str, *, n_draws: i
             f"about {max(per_eval, setup):.2g} operations for {what}: the fit would not "
             f"finish. Use {advice}.")
     ratio, p = _values_per_parameter(n, d, k, covariance_type)
-    if ratio < MIN_VALUES_PER_PARAMETER:
+    if ratio < MIN_VALUES_PER_PARAMETER and p > n / k:
         if covariance_type in ("full", "tied"):
             r_diag, p_diag = _values_per_parameter(n, d, k, "diag")
             advice = (f"Use covariance_type='diag' ({p_diag} parameters per component, "

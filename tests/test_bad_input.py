@@ -542,7 +542,10 @@ def test_odd_but_valid_prediction_input(fitted, entry, kind):
     model = fitted[entry]
     rows = np.round(X2[:6])  # integral values, so every container holds the same numbers
     X = {"one-row": rows[:1], "float32": rows.astype(np.float32),
-         "integers": rows.astype(np.int64), "dataframe": pd.DataFrame(rows, columns=["a", "b"]),
+         # Integer column labels are no feature names (scikit-learn's rule): taken by
+         # position without a warning. Named columns for an unnamed fit warn
+         # (tests/test_data_frames.py).
+         "integers": rows.astype(np.int64), "dataframe": pd.DataFrame(rows),
          "list": rows.tolist()}[kind]
     n = 1 if kind == "one-row" else 6
     proba = run(FIT, lambda: model.predict_proba(X))
