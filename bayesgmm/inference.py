@@ -721,7 +721,9 @@ def fit(
         took about 8.5 s, later ones about 2 s.
     store_log_likelihood : bool, optional
         Store the pointwise log-likelihood (chains x draws x N doubles). Default: when it
-        takes at most 200 MB.
+        takes at most 200 MB; otherwise a :class:`FitWarning` says so, and
+        :func:`bayesgmm.selection.loo` and :func:`bayesgmm.assignments.log_likelihood`
+        compute it from the draws when needed.
     random_state : int or numpy.random.Generator, optional
         Seed for every random step (EM start, jitter, sampler, VI draws).
     progressbar : bool, default False
