@@ -24,6 +24,16 @@ Three implementations, one per PyTensor backend:
   JAX paths.
 
 The graph-level version, :func:`bayesgmm.model.mixture_logp_reference`, is the test oracle.
+
+No fastmath, here or (through :func:`exact_numba`) in the PyTensor graphs bayesgmm compiles
+with numba: numba keeps several copies of a compiled function, its own and one inside every
+function it is linked into (PyTensor's wrapper, the graph, nutpie's callback), optimised again
+there. A process that compiles calls the function's own copy, one that loads the graph from
+the on-disk cache runs the copy inside it, and flags that let LLVM choose the rounding
+("contract", "reassoc", "arcp", "afn") let the copies differ in the last bit, which NUTS
+turns into different draws from the same seed. Fused multiply-adds are written out
+(:func:`_fma`), and the sums over points run in :data:`BLOCK` interleaved partial sums, a
+fixed order that vectorises without "reassoc".
 """
 
 from __future__ import annotations
@@ -31,11 +41,15 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+from contextlib import contextmanager
 from pathlib import Path
 
 import numba
 import numpy as np
 import pytensor.tensor as pt
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
 from pytensor.gradient import DisconnectedType, grad_not_implemented
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
@@ -55,8 +69,6 @@ _LN2_LO = 1.90821492927058770002e-10
 _SQRT2 = float(np.sqrt(2.0))
 _MANTISSA = np.int64((1 << 52) - 1)
 _EXPONENT_ZERO = np.int64(1023 << 52)
-# No "nnan"/"ninf": NaN must stay NaN.
-_FASTMATH = {"contract", "arcp", "nsz", "reassoc"}
 
 
 # Taylor coefficients 1/13!, ..., 1/1!, 1/0! of exp, highest first; 1/21, 1/19, ..., 1/1 of
@@ -65,16 +77,44 @@ _EXP_COEFFICIENTS = tuple(1.0 / math.factorial(j) for j in range(13, -1, -1))
 _ATANH_COEFFICIENTS = tuple(1.0 / (2 * j + 1) for j in range(10, -1, -1))
 
 
-@numba.njit(fastmath=_FASTMATH, inline="always", cache=True)
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """``a * b + c`` rounded once (LLVM's ``llvm.fma``; vectorises like ``*`` and ``+``).
+
+    Written out because the kernels compile without fastmath (see the module docstring).
+    """
+    if not all(t == types.float64 for t in (a, b, c)):
+        return None
+    sig = types.float64(types.float64, types.float64, types.float64)
+
+    def codegen(context, builder, signature, args):
+        double = ir.DoubleType()
+        fn = builder.module.declare_intrinsic(
+            "llvm.fma", [double], ir.FunctionType(double, [double, double, double]))
+        return builder.call(fn, args)
+
+    return sig, codegen
+
+
+@numba.njit(inline="always", cache=True)
 def _horner(coefficients, x):
     """The polynomial with ``coefficients`` (highest degree first) at ``x``."""
     p = 0.0
     for c in coefficients:
-        p = p * x + c
+        p = _fma(p, x, c)
     return p
 
 
-@numba.njit(fastmath=_FASTMATH, inline="always", cache=True)
+@numba.njit(inline="always", cache=True)
+def _sum_lanes(x):
+    """``sum(x)`` added in order (the partial sums of :func:`gradient_kernel`)."""
+    total = 0.0
+    for v in x:
+        total += v
+    return total
+
+
+@numba.njit(inline="always", cache=True)
 def _exp_nonpositive(x, out, bits, nb):
     """``out[:nb] = exp(x[:nb])`` for ``x <= 0`` (0 below -708, where exp < 3.3e-308).
 
@@ -85,7 +125,7 @@ def _exp_nonpositive(x, out, bits, nb):
     for i in range(nb):
         v = max(x[i], -708.0)
         kf = np.floor(v * _INV_LN2 + 0.5)
-        r = (v - kf * _LN2_HI) - kf * _LN2_LO
+        r = _fma(-kf, _LN2_LO, _fma(-kf, _LN2_HI, v))
         p = _horner(_EXP_COEFFICIENTS, r)
         bits[i] = (np.int64(kf) + 1023) << 52
         out[i] = p * scale[i] if x[i] >= -708.0 else 0.0
@@ -93,7 +133,7 @@ def _exp_nonpositive(x, out, bits, nb):
             out[i] = x[i]
 
 
-@numba.njit(fastmath=_FASTMATH, inline="always", cache=True)
+@numba.njit(inline="always", cache=True)
 def _log_normal(x, out, bits, nb):
     """``out[:nb] = log(x[:nb])`` for positive normal doubles (here sums in [1, K]).
 
@@ -113,10 +153,10 @@ def _log_normal(x, out, bits, nb):
         s = (m - 1.0) / (m + 1.0)
         s2 = s * s
         p = _horner(_ATANH_COEFFICIENTS, s2)
-        out[i] = 2.0 * s * p + ef * _LN2
+        out[i] = _fma(2.0 * s, p, ef * _LN2)
 
 
-@numba.njit(fastmath=_FASTMATH, inline="always", cache=True)
+@numba.njit(inline="always", cache=True)
 def _load_block(X, start, nb, xb):
     """Rows ``start:start + nb`` of ``X`` into the columns of ``xb`` (D, BLOCK)."""
     for b in range(nb):
@@ -124,7 +164,7 @@ def _load_block(X, start, nb, xb):
             xb[j, b] = X[start + b, j]
 
 
-@numba.njit(fastmath=_FASTMATH, inline="always", cache=True)
+@numba.njit(inline="always", cache=True)
 def _residuals(xb, mean, nb, eb):
     """``eb[:, :nb] = xb[:, :nb] - mean[:, None]``."""
     for j in range(mean.shape[0]):
@@ -133,7 +173,7 @@ def _residuals(xb, mean, nb, eb):
             eb[j, b] = xb[j, b] - mj
 
 
-@numba.njit(fastmath=_FASTMATH, cache=True)
+@numba.njit(cache=True)
 def _component_constants(log_weights, means, prec):
     """``log w_k + log|P_k| - D/2 log 2 pi``; NaN when a parameter is outside the support."""
     k, d = means.shape
@@ -151,7 +191,7 @@ def _component_constants(log_weights, means, prec):
     return const
 
 
-@numba.njit(fastmath=_FASTMATH, cache=True)
+@numba.njit(cache=True)
 def loglik_kernel(X, log_weights, means, prec, out, resp):
     """Fill ``out`` (N,) and ``resp`` (K, N): log-likelihood and responsibilities.
 
@@ -184,12 +224,12 @@ def loglik_kernel(X, log_weights, means, prec, out, resp):
                 for j in range(i + 1):
                     pij = prec[c, i, j]
                     for b in range(nb):
-                        z[b] += pij * eb[j, b]
+                        z[b] = _fma(pij, eb[j, b], z[b])
                 for b in range(nb):
-                    q[b] += z[b] * z[b]
+                    q[b] = _fma(z[b], z[b], q[b])
             cc = const[c]
             for b in range(nb):
-                lp[c, b] = cc - 0.5 * q[b]
+                lp[c, b] = _fma(-0.5, q[b], cc)
         for b in range(nb):
             top[b] = lp[0, b]
         for c in range(1, k):
@@ -216,7 +256,7 @@ def loglik_kernel(X, log_weights, means, prec, out, resp):
                 out[start + b] = np.nan
 
 
-@numba.njit(fastmath=_FASTMATH, cache=True)
+@numba.njit(cache=True)
 def gradient_kernel(X, means, prec, resp, g, g_log_weights, g_means, g_prec):
     """Gradient of ``sum_n g_n loglik_n`` from the responsibilities.
 
@@ -225,32 +265,43 @@ def gradient_kernel(X, means, prec, resp, g, g_log_weights, g_means, g_prec):
     """
     n, d = X.shape
     k = means.shape[0]
-    s0 = np.zeros(k)
-    s1 = np.zeros((k, d))
-    s2 = np.zeros((k, d, d))
+    # The sums over points accumulate elementwise in BLOCK partial sums (point n in partial
+    # sum n % BLOCK), added up at the end: a fixed order of additions that vectorises
+    # without fastmath.
+    a0 = np.zeros((k, BLOCK))
+    a1 = np.zeros((k, d, BLOCK))
+    a2 = np.zeros((k, d, d, BLOCK))
     xb = np.empty((d, BLOCK))
     eb = np.empty((d, BLOCK))
     w = np.empty(BLOCK)
+    we = np.empty(BLOCK)
     for start in range(0, n, BLOCK):
         nb = min(BLOCK, n - start)
         _load_block(X, start, nb, xb)
         for c in range(k):
-            acc0 = 0.0
+            acc0 = a0[c]
             for b in range(nb):
                 w[b] = g[start + b] * resp[c, start + b]
-                acc0 += w[b]
-            s0[c] += acc0
+                acc0[b] += w[b]
             _residuals(xb, means[c], nb, eb)
             for i in range(d):
-                a1 = 0.0
+                acc1 = a1[c, i]
                 for b in range(nb):
-                    a1 += w[b] * eb[i, b]
-                s1[c, i] += a1
+                    we[b] = w[b] * eb[i, b]
+                    acc1[b] += we[b]
                 for j in range(i + 1):
-                    a2 = 0.0
+                    acc2 = a2[c, i, j]
                     for b in range(nb):
-                        a2 += w[b] * eb[i, b] * eb[j, b]
-                    s2[c, i, j] += a2
+                        acc2[b] = _fma(we[b], eb[j, b], acc2[b])
+    s0 = np.zeros(k)
+    s1 = np.zeros((k, d))
+    s2 = np.zeros((k, d, d))
+    for c in range(k):
+        s0[c] = _sum_lanes(a0[c])
+        for i in range(d):
+            s1[c, i] = _sum_lanes(a1[c, i])
+            for j in range(i + 1):
+                s2[c, i, j] = _sum_lanes(a2[c, i, j])
     z = np.empty(d)
     for c in range(k):
         g_log_weights[c] = s0[c]
@@ -403,6 +454,23 @@ def kernel_version() -> int:
     must change the key, or a graph compiled by an older bayesgmm would be loaded.
     """
     return int(hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:15], 16)
+
+
+@contextmanager
+def exact_numba():
+    """Compile PyTensor graphs for numba without fastmath inside this context.
+
+    PyTensor's default fastmath flags include "contract", "reassoc", "arcp" and "afn", with
+    which the copies of a compiled function (see the module docstring) round differently:
+    the same seed gave other draws depending on whether the graph came from the cache
+    (nutpie by 5e-9, PyMC's sampler by 8.6e-4). The flag is part of PyTensor's cache key.
+    PyMC's parallel chains inherit the compiled functions through ``fork``, Linux's default
+    start method up to Python 3.13.
+    """
+    import pytensor
+
+    with pytensor.config.change_flags(numba__fastmath=False):
+        yield
 
 
 def _register_numba():

@@ -110,7 +110,7 @@ def _fallback(model, initial_point: dict, reason: str):
 
     warnings.warn(f"bayesgmm's cached nutpie path is unavailable ({reason}); compiling with "
                   "nutpie.compile_pymc_model instead (same draws, slower compilation).",
-                  RuntimeWarning, stacklevel=3)
+                  RuntimeWarning, stacklevel=4)
     return nutpie.compile_pymc_model(model, backend="numba", gradient_backend="pytensor",
                                      initial_points=initial_point, jitter_rvs=set())
 
@@ -130,6 +130,13 @@ def compile_numba(model, initial_point: dict):
     nutpie compiled model
         Accepted by ``nutpie.sample``; the draws carry the model's variable names and dims.
     """
+    from ._fused import exact_numba
+
+    with exact_numba():  # same draws whether the graphs are compiled now or loaded
+        return _compile(model, initial_point)
+
+
+def _compile(model, initial_point: dict):
     from pymc.initial_point import make_initial_point_fn
 
     try:

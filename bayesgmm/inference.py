@@ -43,6 +43,7 @@ import pymc as pm
 import xarray as xr
 
 from . import _math
+from ._fused import exact_numba
 from ._interrupt import reraise_interrupts, wait_interruptibly
 from ._math import expand_covariances
 from ._params import BACKENDS, METHODS, SAMPLERS, check_params
@@ -787,18 +788,19 @@ def fit(
                         shared_data=method == "nuts" and large_backend == "numba"
                         and sampler in ("nutpie", "pymc"))
 
-    if method == "nuts":
-        out = _run_nuts(
-            model, start, draws=draws, tune=tune, chains=chains, cores=cores,
-            target_accept=target_accept, rng=rng, compile_kwargs=compile_kwargs,
-            progressbar=progressbar, sampler=sampler, large_backend=large_backend)
-    elif method in ("advi", "fullrank_advi"):
-        out = _run_vi(
-            model, start, method=method, draws=draws, max_iter=max_iter, rng=rng,
-            compile_kwargs=compile_kwargs, progressbar=progressbar, n_obs=n)
-    else:
-        out = _run_map(model, start, rng=rng, compile_kwargs=compile_kwargs,
-                       progressbar=progressbar, max_iter=max_iter)
+    with exact_numba():
+        if method == "nuts":
+            out = _run_nuts(
+                model, start, draws=draws, tune=tune, chains=chains, cores=cores,
+                target_accept=target_accept, rng=rng, compile_kwargs=compile_kwargs,
+                progressbar=progressbar, sampler=sampler, large_backend=large_backend)
+        elif method in ("advi", "fullrank_advi"):
+            out = _run_vi(
+                model, start, method=method, draws=draws, max_iter=max_iter, rng=rng,
+                compile_kwargs=compile_kwargs, progressbar=progressbar, n_obs=n)
+        else:
+            out = _run_map(model, start, rng=rng, compile_kwargs=compile_kwargs,
+                           progressbar=progressbar, max_iter=max_iter)
 
     result = _assemble(X, names, std, start, out, method=method, sampler=sampler,
                        priors=priors, store_log_likelihood=store_log_likelihood,
