@@ -47,7 +47,14 @@ def _compile(model_name: str, backend: str, Z):
     if backend == "jax":
         return jax_logp_grad(model, K_DEFAULT, d, n)
     mode = {"pytensor-jax": "JAX", "pytensor-default": None}[backend]
-    return pytensor_logp_grad(model, K_DEFAULT, d, mode)
+    if model_name == "pm.Mixture":  # compiled as a user of PyMC compiles it
+        return pytensor_logp_grad(model, K_DEFAULT, d, mode)
+    # bayesgmm's own models as bayesgmm.fit compiles them: numba without fastmath, so that
+    # the draws do not depend on the state of the cache (bayesgmm._fused.exact_numba).
+    from bayesgmm._fused import exact_numba
+
+    with exact_numba():
+        return pytensor_logp_grad(model, K_DEFAULT, d, mode)
 
 
 def measure(model_name: str, backend: str, d: int, n: int, seed: int,
