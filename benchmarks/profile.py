@@ -108,7 +108,7 @@ def stage_timers():
 
             def jit(fun, /, *args, **kwargs):
                 jitted = real_jit(fun, *args, **kwargs)
-                if "_chain_runner" in getattr(fun, "__qualname__", ""):
+                if "_chain_functions" in getattr(fun, "__qualname__", ""):  # warm-up, draws
                     return _TimedJit(jitted, stages)
                 return jitted
 

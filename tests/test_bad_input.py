@@ -703,8 +703,8 @@ CLI_OPTION_ERRORS = [
                  r"argument --method: invalid choice: 'gibbs' \(choose from 'nuts', 'advi', "
                  r"'fullrank_advi', 'map'\)", id="method-unknown"),
     pytest.param(["select", "GOOD", "--max-components", "3", "--method", "map"],
-                 r"argument --method: invalid choice: 'map' \(choose from 'nuts', 'advi', "
-                 r"'fullrank_advi'\)", id="select-method-map"),
+                 r"argument --method: 'map' is one point, and PSIS-LOO needs posterior draws: "
+                 r"use nuts, advi or fullrank_advi", id="select-method-map"),
     pytest.param(["fit", "GOOD", "-k", "2", "--sampler", "stan"],
                  r"argument --sampler: invalid choice: 'stan' \(choose from 'auto', 'pymc'",
                  id="sampler-unknown"),
