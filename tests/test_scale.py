@@ -180,6 +180,7 @@ def test_loo_without_the_stored_group_equals_arviz_on_the_stored_group(nuts_fit,
     assert got.good_k == expected.good_k and got.n_data_points == 400
 
 
+@pytest.mark.slow  # 23 s; the default run checks loo() against ArviZ directly (below)
 def test_select_components_without_the_stored_group_gives_arviz_elpd(blobs):
     """The fits keep no log-likelihood; each row's LOO equals ArviZ's on the same draws
     with the group built independently (NumPy, all at once)."""
