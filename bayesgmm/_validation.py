@@ -93,17 +93,25 @@ def _check_unique(names: list[str]) -> None:
                          f"repeated column(s) {repeated}.")
 
 
+def _frame_with_names(X, name: str = "X"):
+    """``(X as a narwhals frame or None, whether its column names are all strings)``.
+
+    A lazy frame or a series counts as no frame here: :func:`check_data` refuses them.
+    """
+    try:
+        frame = _eager_frame(X, name)
+    except TypeError:
+        return None, False
+    return frame, frame is not None and all(isinstance(c, str) for c in frame.columns)
+
+
 def has_feature_names(X) -> bool:
     """Whether ``X`` is a data frame whose column names are all strings (scikit-learn's rule).
 
     Column names that are not strings (a pandas frame built from an array has 0, 1, ...) do
     not count as feature names, as in scikit-learn.
     """
-    try:
-        frame = _eager_frame(X, "X")
-    except TypeError:
-        return False
-    return frame is not None and all(isinstance(c, str) for c in frame.columns)
+    return _frame_with_names(X)[1]
 
 
 def fitted_feature_names(result) -> list[str] | None:
@@ -140,9 +148,9 @@ def check_features(X, result, *, name: str = "X") -> np.ndarray:
     ndarray of shape (n_samples, n_features), float64
     """
     fitted = fitted_feature_names(result)
-    named = has_feature_names(X)
+    frame, named = _frame_with_names(X, name)
     if fitted is not None and named:
-        given = [str(c) for c in _eager_frame(X, name).columns]
+        given = [str(c) for c in frame.columns]
         if given != fitted:
             if sorted(given) == sorted(fitted):
                 how = f"the same columns in another order: pass {name}[{fitted}]"
@@ -156,7 +164,7 @@ def check_features(X, result, *, name: str = "X") -> np.ndarray:
             raise ValueError(f"{name} has columns {given}, but the model was fitted on "
                              f"{fitted}; {how}.")
     values = check_data(X, n_features=result["posterior"].sizes["feature"], name=name)[0]
-    if fitted is not None and not named and not frame_like(X):
+    if fitted is not None and frame is None:
         # (a frame with non-string column labels is taken by position, as an array)
         warnings.warn(f"{name} has no feature names, but the model was fitted with feature "
                       f"names {fitted}: its columns are taken in that order. Pass a data "
@@ -166,14 +174,6 @@ def check_features(X, result, *, name: str = "X") -> np.ndarray:
         warnings.warn(f"{name} has feature names, but the model was fitted without feature "
                       f"names: its columns are taken by position.", DataWarning, stacklevel=3)
     return values
-
-
-def frame_like(X) -> bool:
-    """Whether ``X`` is a data frame (of any library narwhals knows)."""
-    try:
-        return _eager_frame(X, "X") is not None
-    except TypeError:
-        return True
 
 
 def check_data(
