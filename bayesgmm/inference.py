@@ -847,6 +847,8 @@ def _resolve_order_by(order_by, names: list[str], start: _Start, k: int) -> int 
 
 # Largest pointwise log-likelihood (chains x draws x N doubles) stored by default.
 LOG_LIKELIHOOD_MAX_BYTES = 200e6
+# How the warning that the group was not stored begins (selection recognises it by this).
+LOG_LIKELIHOOD_NOT_STORED = "Pointwise log-likelihood not stored"
 
 
 def _assemble(X, names, std, start, out, *, method, sampler, priors,
@@ -906,7 +908,7 @@ def _assemble(X, names, std, start, out, *, method, sampler, priors,
         store_log_likelihood = flat * n * 8 <= LOG_LIKELIHOOD_MAX_BYTES
         if not store_log_likelihood:
             warnings.warn(
-                f"Pointwise log-likelihood not stored: {n_chains} chain(s) x {n_draws} draws x "
+                f"{LOG_LIKELIHOOD_NOT_STORED}: {n_chains} chain(s) x {n_draws} draws x "
                 f"{n} points take {flat * n * 8 / 1e6:.0f} MB (more than "
                 f"{LOG_LIKELIHOOD_MAX_BYTES / 1e6:.0f} MB). bayesgmm.selection.loo(fit) and "
                 f"select_components compute LOO from the draws in chunks, and "

@@ -33,10 +33,6 @@ from ._validation import check_data, check_positive_int, default_feature_names
 
 __all__ = ["select_components", "Selection", "sparse_mixture", "SparseMixture", "loo"]
 
-# The fit-time warning that the pointwise log-likelihood was not stored: select_components
-# computes LOO without it, so it is not passed on from there.
-_NOT_STORED = "Pointwise log-likelihood not stored"
-
 
 def loo(fitted):
     """PSIS-LOO of a fit, whether or not it stored its pointwise log-likelihood.
@@ -173,6 +169,7 @@ def _fit_one(X, covariance_type: str, k: int, method: str, random_state, fit_kwa
     """
     from .baselines import fit_em
     from .estimator import BayesianGMM
+    from .inference import LOG_LIKELIHOOD_NOT_STORED
 
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
@@ -185,7 +182,7 @@ def _fit_one(X, covariance_type: str, k: int, method: str, random_state, fit_kwa
              # ArviZ warns about high Pareto k; the table reports them. LOO below does
              # not need the stored log-likelihood.
              if "pareto" not in str(w.message).lower()
-             and not str(w.message).startswith(_NOT_STORED)]
+             and not str(w.message).startswith(LOG_LIKELIHOOD_NOT_STORED)]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Pp]areto.*")
         res = loo(model)
