@@ -7,12 +7,18 @@ scales, assignments summed out) fitted by NUTS, ADVI, full-rank ADVI or MAP; res
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._io import SavedFitError, UnverifiedFitWarning
-from ._validation import DataWarning
 from .compare import compare_assignments
-from .diagnostics import ConvergenceWarning, FitWarning, LabelSwitchingWarning, diagnose, summary
+from .diagnostics import diagnose, summary
 from .estimator import BayesianGMM
-from .inference import fit
+from .exceptions import (
+    ConvergenceWarning,
+    DataWarning,
+    FitWarning,
+    LabelSwitchingWarning,
+    SavedFitError,
+    UnverifiedFitWarning,
+)
+from .fitting.pipeline import fit
 from .priors import Priors
 from .relabel import relabel
 

@@ -19,55 +19,22 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import _math
-from ._validation import check_features, check_positive_int
+from .fitting.result import (
+    as_tree,
+    checked_data,
+    log_likelihood_blocks,
+    point_blocks,
+    posterior_draws,
+    sample_coords,
+    thinned_draws,
+)
+from .likelihood.reference import responsibilities as draw_responsibilities
+from .validation import check_positive_int
 
 __all__ = ["responsibilities", "assignment_summary", "coclustering", "log_likelihood"]
 
 _MAX_ELEMENTS = 50_000_000  # 400 MB of doubles
-# Per-draw values held at once by the functions that work through the points in blocks
-# (assignment_summary, the on-demand log-likelihood): 32 MB of doubles.
-_BLOCK_ELEMENTS = 4_000_000
 _COCLUSTER_BLOCK = 4_000_000  # responsibilities per block of draws in coclustering
-
-
-def _result(fitted) -> xr.DataTree:
-    if isinstance(fitted, xr.DataTree):
-        return fitted
-    idata = getattr(fitted, "idata_", None)
-    if idata is None:
-        raise TypeError("Pass a fitted BayesianGMM or the xarray.DataTree that bayesgmm.fit "
-                        f"returns, got {type(fitted).__name__} (is the model fitted?).")
-    return idata
-
-
-def _draws(post):
-    """Flattened (weights, means, Cholesky factors) of a posterior Dataset or DataTree node."""
-    k, d = post.sizes["component"], post.sizes["feature"]
-    w = post["weights"].to_numpy().reshape(-1, k)
-    means = post["means"].to_numpy().reshape(-1, k, d)
-    covs = post["covariances"].to_numpy().reshape(-1, k, d, d)
-    return w, means, np.linalg.cholesky(covs)
-
-
-def _thinned(n_draws: int, n_chains: int, max_draws: int) -> np.ndarray:
-    """Draw indices, evenly spread, so that all chains together keep about ``max_draws``."""
-    per_chain = max(1, int(max_draws) // n_chains)
-    return np.unique(np.linspace(0, n_draws - 1, min(per_chain, n_draws)).round().astype(int))
-
-
-def _point_blocks(n_points: int, per_point: int) -> list[slice]:
-    """Consecutive blocks of points, each holding about ``_BLOCK_ELEMENTS`` values."""
-    step = max(1, _BLOCK_ELEMENTS // max(1, per_point))
-    return [slice(start, min(n_points, start + step)) for start in range(0, n_points, step)]
-
-
-def _data(result: xr.DataTree, X) -> tuple[np.ndarray, np.ndarray]:
-    if X is None:
-        X = result["observed_data"]["x"].to_numpy()
-    else:
-        X = check_features(X, result)
-    return X, np.arange(X.shape[0])
 
 
 def responsibilities(fitted, X=None, *, max_draws: int | None = None,
@@ -102,12 +69,13 @@ def responsibilities(fitted, X=None, *, max_draws: int | None = None,
     >>> r.dims, bool(np.allclose(r.sum("component"), 1.0))
     (('chain', 'draw', 'obs', 'component'), True)
     """
-    result = _result(fitted)
-    X, obs = _data(result, X)
+    result = as_tree(fitted)
+    X = checked_data(result, X)
+    obs = np.arange(X.shape[0])
     post = result["posterior"]
     c, s, k = post.sizes["chain"], post.sizes["draw"], post.sizes["component"]
     if max_draws is not None:
-        draws = _thinned(s, c, max_draws)
+        draws = thinned_draws(s, c, max_draws)
     else:
         if c * s * X.shape[0] * k > _MAX_ELEMENTS:
             raise MemoryError(
@@ -116,7 +84,7 @@ def responsibilities(fitted, X=None, *, max_draws: int | None = None,
                 f"max_draws=200) or fewer points.")
         draws = np.arange(s)
     sub = post.isel(draw=draws)
-    r = _math.responsibilities(X, *_draws(sub))
+    r = draw_responsibilities(X, *posterior_draws(sub))
     r = r.reshape(c, draws.size, X.shape[0], k)
     return xr.DataArray(
         r, dims=("chain", "draw", "obs", "component"),
@@ -167,19 +135,20 @@ def assignment_summary(fitted, X=None, *, hdi_prob: float = 0.94,
         raise ValueError(f"hdi_prob must lie in (0, 1), got {hdi_prob!r}.")
     from arviz_stats.base import array_stats
 
-    result = _result(fitted)
-    X, obs = _data(result, X)
+    result = as_tree(fitted)
+    X = checked_data(result, X)
+    obs = np.arange(X.shape[0])
     post = result["posterior"]
     c, s, k = post.sizes["chain"], post.sizes["draw"], post.sizes["component"]
-    draws = np.arange(s) if max_draws is None else _thinned(s, c, max_draws)
-    params = _draws(post.isel(draw=draws))
+    draws = np.arange(s) if max_draws is None else thinned_draws(s, c, max_draws)
+    params = posterior_draws(post, draws)
     n, n_draws = X.shape[0], c * draws.size
     mean = np.empty((n, k))
     lower, upper = np.empty(n), np.empty(n)
     # Block by block of points, so that memory stays bounded whatever N: every number of
     # a point depends on that point's responsibilities in every draw only.
-    for sl in _point_blocks(n, n_draws * k):
-        r = _math.responsibilities(X[sl], *params).reshape(c, draws.size, -1, k)
+    for sl in point_blocks(n, n_draws * k):
+        r = draw_responsibilities(X[sl], *params).reshape(c, draws.size, -1, k)
         mean[sl] = r.mean(axis=(0, 1))
         if n_draws > 1:
             chosen = np.take_along_axis(r, mean[sl].argmax(axis=1)[None, None, :, None],
@@ -247,8 +216,9 @@ def coclustering(fitted, X=None, *, max_obs: int = 2000, max_draws: int | None =
     >>> cc.shape, float(cc[0, 1].round(2)), float(cc[0, 79].round(2))
     ((80, 80), 1.0, 0.0)
     """
-    result = _result(fitted)
-    X, obs = _data(result, X)
+    result = as_tree(fitted)
+    X = checked_data(result, X)
+    obs = np.arange(X.shape[0])
     max_obs = check_positive_int(max_obs, "max_obs")
     k = result["posterior"].sizes["component"]
     n = min(X.shape[0], max_obs)
@@ -269,15 +239,15 @@ def coclustering(fitted, X=None, *, max_obs: int = 2000, max_draws: int | None =
     post = result["posterior"]
     c, s = post.sizes["chain"], post.sizes["draw"]
     if max_draws is not None:
-        post = post.isel(draw=_thinned(s, c, max_draws))
-    w, means, chols = _draws(post)
+        post = post.isel(draw=thinned_draws(s, c, max_draws))
+    w, means, chols = posterior_draws(post)
     n, total = X.shape[0], w.shape[0]
     acc = np.zeros((n, n))
     # Blocks of draws: each holds block x n x k responsibilities.
     block = max(1, _COCLUSTER_BLOCK // max(1, n * k))
     for start in range(0, total, block):
         sl = slice(start, min(total, start + block))
-        r = _math.responsibilities(X, w[sl], means[sl], chols[sl])  # (b, n, k)
+        r = draw_responsibilities(X, w[sl], means[sl], chols[sl])  # (b, n, k)
         flat = np.moveaxis(r, 0, 1).reshape(n, -1)  # (n, b * k)
         acc += flat @ flat.T
     acc /= total
@@ -285,32 +255,6 @@ def coclustering(fitted, X=None, *, max_obs: int = 2000, max_draws: int | None =
     np.fill_diagonal(acc, 1.0)  # sum_k r_ik^2 <= 1; P(z_i = z_i) is 1 by definition
     return xr.DataArray(acc, dims=("obs", "obs_bis"), coords={"obs": obs, "obs_bis": obs},
                         name="coclustering")
-
-
-def _loglik_blocks(result: xr.DataTree, X: np.ndarray, draws: np.ndarray | None = None):
-    """Log p(x_n | theta) for blocks of points: yields (slice, array (chain, draw, block)).
-
-    Uses the same kernel as the fit's stored group (chosen by the total size, see
-    :func:`bayesgmm._math.pointwise_loglik`), so the numbers agree with it.
-    """
-    post = result["posterior"]
-    if draws is not None:
-        post = post.isel(draw=draws)
-    c, s = post.sizes["chain"], post.sizes["draw"]
-    w, means, chols = _draws(post)
-    k = w.shape[1]
-    if w.shape[0] * X.shape[0] * k < _math._KERNEL_MIN_TERMS:
-        kernel = _math.pointwise_loglik_numpy
-    else:
-        from ._fused import pointwise_loglik as kernel
-    for sl in _point_blocks(X.shape[0], c * s):
-        yield sl, kernel(X[sl], w, means, chols).reshape(c, s, -1)
-
-
-def _sample_coords(post, draws=None) -> dict:
-    draw = post["draw"].to_numpy()
-    return {"chain": post["chain"].to_numpy(),
-            "draw": draw if draws is None else draw[draws]}
 
 
 def log_likelihood(fitted, X=None, *, max_draws: int | None = None) -> xr.DataArray:
@@ -345,13 +289,14 @@ def log_likelihood(fitted, X=None, *, max_draws: int | None = None) -> xr.DataAr
     >>> "log_likelihood" in result.children, log_likelihood(result).dims
     (False, ('chain', 'draw', 'obs'))
     """
-    result = _result(fitted)
+    result = as_tree(fitted)
     if X is None and max_draws is None and "log_likelihood" in result.children:
         return result["log_likelihood"]["x"]
-    X, obs = _data(result, X)
+    X = checked_data(result, X)
+    obs = np.arange(X.shape[0])
     post = result["posterior"]
     c, s = post.sizes["chain"], post.sizes["draw"]
-    draws = np.arange(s) if max_draws is None else _thinned(s, c, max_draws)
+    draws = np.arange(s) if max_draws is None else thinned_draws(s, c, max_draws)
     size = c * draws.size * X.shape[0]
     if max_draws is None and size > _MAX_ELEMENTS:
         raise MemoryError(
@@ -359,24 +304,7 @@ def log_likelihood(fitted, X=None, *, max_draws: int | None = None) -> xr.DataAr
             f"{size * 8 / 1e9:.1f} GB; pass max_draws (e.g. max_draws=200) or fewer points. "
             f"For LOO, bayesgmm.selection.loo(fit) works through the points in blocks.")
     out = np.empty((c, draws.size, X.shape[0]))
-    for sl, block in _loglik_blocks(result, X, draws):
+    for sl, block in log_likelihood_blocks(result, X, draws):
         out[:, :, sl] = block
     return xr.DataArray(out, dims=("chain", "draw", "obs"),
-                        coords={**_sample_coords(post, draws), "obs": obs}, name="x")
-
-
-def _total_log_likelihood(result: xr.DataTree) -> xr.DataArray | None:
-    """Sum over points of log p(x_n | theta) per draw, (chain, draw); None without data.
-
-    From the stored group when there is one, else computed block by block of points.
-    """
-    if "log_likelihood" in result.children:
-        return result["log_likelihood"]["x"].sum("obs")
-    if "observed_data" not in result.children:
-        return None
-    post = result["posterior"]
-    X = result["observed_data"]["x"].to_numpy()
-    total = np.zeros((post.sizes["chain"], post.sizes["draw"]))
-    for _, block in _loglik_blocks(result, X):
-        total += block.sum(axis=-1)
-    return xr.DataArray(total, dims=("chain", "draw"), coords=_sample_coords(post))
+                        coords={**sample_coords(post, draws), "obs": obs}, name="x")

@@ -297,8 +297,8 @@ def _fit(args) -> int:
 
 
 def _compare(args) -> int:
-    from .baselines import fit_em
     from .compare import compare_assignments
+    from .ml.em import fit_em
 
     df = _read_csv(args.data, args.columns)
     _check_rows(df, args.data, args.components, "--components")
@@ -446,7 +446,7 @@ def _select_method(text: str) -> str:
     return text
 
 
-# bayesgmm.model.COVARIANCE_TYPES, not imported here so that the command starts without
+# bayesgmm.covariance.COVARIANCE_TYPES, not imported here so that the command starts without
 # importing PyMC (tests/test_cli_plots.py checks that they agree).
 COVARIANCE_TYPES = ["full", "diag", "spherical", "tied"]
 
@@ -516,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print("bayesgmm: interrupted", file=sys.stderr)
-        from ._interrupt import pending
+        from .fitting.interrupt import pending
 
         if pending():  # compiled JAX code that cannot be stopped still runs in a thread:
             sys.stdout.flush()  # exit now rather than wait for it

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from ._validation import check_data
+from .validation import check_data
 
 __all__ = ["compare_assignments", "AssignmentComparison"]
 
@@ -93,7 +93,7 @@ def compare_assignments(model, other, X, y_true=None, X_test=None, *, confident:
     model : BayesianGMM
         A fitted Bayesian mixture.
     other : PointEstimate or BayesianGMM
-        The fit to compare with (for example :func:`bayesgmm.baselines.fit_em`), with the
+        The fit to compare with (for example :func:`bayesgmm.ml.fit_em`), with the
         same number of components.
     X : array-like of shape (N, D)
         Points to compare the assignments on.
@@ -133,7 +133,7 @@ def compare_assignments(model, other, X, y_true=None, X_test=None, *, confident:
     if getattr(model, "idata_", None) is None:
         raise TypeError("model must be a fitted BayesianGMM (call .fit first).")
     if not hasattr(other, "predict_proba"):
-        raise TypeError("other must be a PointEstimate (bayesgmm.baselines) or a fitted "
+        raise TypeError("other must be a PointEstimate (bayesgmm.ml) or a fitted "
                         f"BayesianGMM, got {type(other).__name__}.")
     d = model.n_features_in_
     table = assignment_summary(model, X, hdi_prob=hdi_prob)  # checks X's columns by name

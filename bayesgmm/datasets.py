@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ._validation import check_n_components, check_positive_int
+from .validation import check_n_components, check_positive_int
 
 __all__ = ["MixtureTruth", "make_mixture", "load_iris"]
 

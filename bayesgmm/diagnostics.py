@@ -31,11 +31,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ._validation import describe_outliers
-from .relabel import gaussian_kl_cost, pivot_permutations
+from .covariance import SINGULAR_EIGENVALUE, n_parameters
+from .exceptions import ConvergenceWarning, FitWarning, LabelSwitchingWarning
+from .fitting.result import fit_info, total_log_likelihood
+from .permutations import gaussian_kl_cost, pivot_permutations
+from .validation import describe_outliers
 
-__all__ = ["FitWarning", "ConvergenceWarning", "LabelSwitchingWarning", "Problem", "Diagnostics",
-           "diagnose", "check", "summary"]
+__all__ = ["Problem", "Diagnostics", "diagnose", "check", "summary"]
 
 RHAT_MAX = 1.01
 # The log-likelihood is one scalar per draw: its R-hat is noisier than the maximum over
@@ -43,23 +45,10 @@ RHAT_MAX = 1.01
 # modes differ by many nats, far above this.
 LOGLIK_RHAT_MAX = 1.05
 ESS_PER_CHAIN_MIN = 100
-SINGULAR_EIGENVALUE = 1e-6
 TREEDEPTH_FRACTION_MAX = 0.01
 # ELBO noise over a good approximation's (see _elbo_noise).
 ELBO_NOISE_MAX = 10.0
 MAX_TREEDEPTH = 10
-
-
-class FitWarning(UserWarning):
-    """A fit finished, but its result needs care (see the message for advice)."""
-
-
-class ConvergenceWarning(FitWarning):
-    """The sampler or optimiser did not converge well enough to trust the result."""
-
-
-class LabelSwitchingWarning(FitWarning):
-    """Chains or draws sit in different orders of the components."""
 
 
 @dataclass(frozen=True)
@@ -241,7 +230,7 @@ def _treedepth_fraction(stats: xr.Dataset) -> float | None:
     return None
 
 
-def _elbo_noise(result: xr.DataTree, k: int, d: int, attrs) -> float | None:
+def _elbo_noise(result: xr.DataTree, k: int, d: int) -> float | None:
     """Noise of the last 500 ELBO values over sqrt(n_parameters / 2).
 
     The noise is the sd of successive differences over sqrt(2), so that a drift does not
@@ -250,15 +239,13 @@ def _elbo_noise(result: xr.DataTree, k: int, d: int, attrs) -> float | None:
     here: 0.7-1.5 times that for mean-field fits, up to 4 for full-rank ones; a
     mean-field fit of full covariances at D = 20 gave about 40,000.
     """
-    from .baselines import _n_parameters
-
     elbo = result["variational"]["elbo"].to_numpy()[-500:]
     if elbo.size < 100 or not np.isfinite(elbo).all():
         return None
-    covariance_type = str(attrs.get("bayesgmm_covariance_type", "full"))
+    covariance_type = fit_info(result).covariance_type
     # From successive differences, so that a slow drift does not count as noise.
     sd = float(np.diff(elbo).std() / np.sqrt(2.0))
-    return sd / float(np.sqrt(_n_parameters(k, d, covariance_type) / 2))
+    return sd / float(np.sqrt(n_parameters(k, d, covariance_type) / 2))
 
 
 def diagnose(result: xr.DataTree) -> Diagnostics:
@@ -287,9 +274,8 @@ def diagnose(result: xr.DataTree) -> Diagnostics:
     (True, True)
     """
     post = result["posterior"]
-    attrs = post.attrs
-    method = str(attrs.get("bayesgmm_method", "nuts"))
-    sampler = str(attrs.get("bayesgmm_sampler", ""))
+    info = fit_info(result)
+    method, sampler = info.method, info.sampler
     n_chains, n_draws = post.sizes["chain"], post.sizes["draw"]
     k = post.sizes["component"]
     n_obs = result["observed_data"].sizes["obs"] if "observed_data" in result.children else None
@@ -299,7 +285,7 @@ def diagnose(result: xr.DataTree) -> Diagnostics:
              else np.ones(post.sizes["feature"]))
     cov = post["covariances"].mean(("chain", "draw")).to_numpy() / np.outer(scale, scale)
     min_eig = np.linalg.eigvalsh(cov)[:, 0]
-    sparse = float(attrs.get("bayesgmm_weight_concentration", 1.0)) < 1.0
+    sparse = info.sparse
     if n_obs is None:
         occupied = np.ones(k, bool)
     elif sparse:
@@ -385,10 +371,8 @@ def diagnose(result: xr.DataTree) -> Diagnostics:
     if method == "nuts" and n_chains > 1 and n_draws >= 4:
         diag.max_rhat, diag.min_ess_bulk, diag.min_ess_tail = _rhat_ess(
             sub, ("weights", "means", "sigmas"))
-        from .assignments import _total_log_likelihood
-
         # From the stored group, or computed block by block when the fit did not store it.
-        total = _total_log_likelihood(result)
+        total = total_log_likelihood(result)
         if total is not None:
             import arviz_stats as azs
 
@@ -428,7 +412,7 @@ def diagnose(result: xr.DataTree) -> Diagnostics:
                 "The ELBO has not converged: increase max_iter (the ELBO history is in "
                 "result['variational']['elbo']).",
                 ConvergenceWarning))
-        noise = diag.elbo_noise = _elbo_noise(result, k, post.sizes["feature"], attrs)
+        noise = diag.elbo_noise = _elbo_noise(result, k, post.sizes["feature"])
         # Only for an ELBO that has stopped rising (a rising one is reported above).
         if diag.elbo_converged and noise is not None and noise > ELBO_NOISE_MAX:
             problems.append(Problem(

@@ -8,11 +8,12 @@ import xarray as xr
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from . import _math
-from ._validation import check_features, check_positive_int
 from .diagnostics import Diagnostics, diagnose, summary
-from .inference import fit as _fit
+from .fitting.pipeline import fit as fit_tree
+from .fitting.result import feature_names_in, posterior_draws
+from .likelihood.reference import log_predictive_density, mean_responsibilities
 from .priors import Priors
+from .validation import check_features, check_positive_int
 
 __all__ = ["BayesianGMM"]
 
@@ -121,7 +122,7 @@ class BayesianGMM(BaseEstimator):
         self
         """
         params = self.get_params(deep=False)
-        self.idata_ = _fit(X, params.pop("n_components"), **params)
+        self.idata_ = fit_tree(X, params.pop("n_components"), **params)
         self._set_from_idata(self.idata_)
         return self
 
@@ -130,15 +131,11 @@ class BayesianGMM(BaseEstimator):
         names = [str(f) for f in post["feature"].to_numpy()]
         self.feature_names_in_ = np.asarray(names, dtype=object)
         self.n_features_in_ = len(names)
-        k = post.sizes["component"]
-        d = self.n_features_in_
-        w = post["weights"].to_numpy().reshape(-1, k)
-        means = post["means"].to_numpy().reshape(-1, k, d)
-        covs = post["covariances"].to_numpy().reshape(-1, k, d, d)
-        self._draws = (w, means, np.linalg.cholesky(covs))
-        self.weights_ = w.mean(axis=0)
-        self.means_ = means.mean(axis=0)
-        self.covariances_ = covs.mean(axis=0)
+        self._draws = posterior_draws(idata)
+        k, d = post.sizes["component"], self.n_features_in_
+        self.weights_ = self._draws.weights.mean(axis=0)
+        self.means_ = self._draws.means.mean(axis=0)
+        self.covariances_ = post["covariances"].to_numpy().reshape(-1, k, d, d).mean(axis=0)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> None:
@@ -170,7 +167,7 @@ class BayesianGMM(BaseEstimator):
             Writing failed (for example not enough disk space); a previous save is intact.
         """
         check_is_fitted(self, "idata_")
-        from ._io import save_tree
+        from .io import save_tree
 
         save_tree(self.idata_, path, self.get_params(deep=False))
 
@@ -217,7 +214,8 @@ class BayesianGMM(BaseEstimator):
         >>> bool((loaded.predict_proba(X) == model.predict_proba(X)).all())
         True
         """
-        from ._io import SavedFitError, load_tree
+        from .exceptions import SavedFitError
+        from .io import load_tree
 
         tree, params = load_tree(path)
         if isinstance(params.get("priors"), dict):
@@ -238,7 +236,7 @@ class BayesianGMM(BaseEstimator):
     # ------------------------------------------------------------------ prediction
     def _check_X(self, X) -> np.ndarray:
         check_is_fitted(self, "idata_")
-        return check_features(X, self.idata_)
+        return check_features(X, feature_names_in(self.idata_), self.n_features_in_)
 
     def predict_proba(self, X) -> np.ndarray:
         """Posterior mean of P(component | x) for each row, averaged over the draws.
@@ -251,7 +249,7 @@ class BayesianGMM(BaseEstimator):
         -------
         ndarray of shape (n_samples, n_components)
         """
-        return _math.mean_responsibilities(self._check_X(X), *self._draws)
+        return mean_responsibilities(self._check_X(X), *self._draws)
 
     def predict(self, X) -> np.ndarray:
         """Most probable component of each row (argmax of :meth:`predict_proba`)."""
@@ -259,7 +257,7 @@ class BayesianGMM(BaseEstimator):
 
     def score_samples(self, X) -> np.ndarray:
         """Log posterior predictive density of each row: log (1/S) sum_s p(x | theta_s)."""
-        return _math.log_predictive_density(self._check_X(X), *self._draws)
+        return log_predictive_density(self._check_X(X), *self._draws)
 
     def score(self, X, y=None) -> float:
         """Mean log posterior predictive density per row."""

@@ -1,217 +1,34 @@
 """The PyMC model of the Bayesian Gaussian mixture, with the assignments summed out.
 
-The model is built on standardised data (see :class:`Standardizer`); results are mapped back to
-the user's scale by :mod:`bayesgmm.inference`.
+The model is built on standardised data (see :class:`bayesgmm.standardize.Standardizer`); results are mapped back to
+the user's scale by :mod:`bayesgmm.fitting.result`.
 
 The likelihood ``log p(x_n | theta) = logsumexp_k(log w_k + log N(x_n | mu_k, L_k L_k^T))`` is
-one fused Op (:mod:`bayesgmm._fused`) with numba and JAX implementations: each small
+one fused Op (:mod:`bayesgmm.likelihood.ops`) with numba and JAX implementations: each small
 Cholesky factor is inverted once in the graph, and the Op does the per-point work. At D=5,
 N=1e4, K=3 the whole model's log-density+gradient costs about 45 ns per point in numba
 (nutpie's backend for large data) and 110-130 ns in JAX, against about 120 and 180 ns for the
-same likelihood written as a PyTensor graph (:func:`mixture_logp_reference`, kept as the test
+same likelihood written as a PyTensor graph (:func:`~bayesgmm.likelihood.ops.mixture_log_likelihood_graph`, kept as the test
 oracle) and 2-2.4x that for the textbook ``pm.Mixture`` model (see ``benchmarks/``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
-from pytensor.tensor.linalg import solve_triangular
 
-from ._fused import mixture_loglik
-from ._validation import default_feature_names
+from .covariance import check_covariance_type, covariance_names
+from .likelihood.ops import mixture_log_likelihood
 from .priors import Priors
+from .validation import default_feature_names
 
-__all__ = ["Standardizer", "build_model", "mixture_logp", "mixture_logp_reference",
-           "packed_cholesky", "log_posterior",
-           "COVARIANCE_TYPES", "covariance_names"]
+__all__ = ["build_model", "packed_cholesky", "log_posterior",
+           "point_from_params", "unpack_point"]
 
 COMPONENT, FEATURE, OBS = "component", "feature", "obs"
-
-#: Covariance structures (scikit-learn's names; mclust's VVV, VVI, VII, EEE): a full
-#: covariance per component, a diagonal one per component, one variance per component,
-#: one full covariance shared by all components.
-COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
-
-
-def check_covariance_type(covariance_type) -> str:
-    """Return ``covariance_type`` if it is one of :data:`COVARIANCE_TYPES`, else raise."""
-    if not isinstance(covariance_type, str) or covariance_type not in COVARIANCE_TYPES:
-        raise ValueError(f"covariance_type must be one of {', '.join(map(repr, COVARIANCE_TYPES))}"
-                         f", got {covariance_type!r}.")
-    return covariance_type
-
-
-def covariance_names(covariance_type: str, n_components: int) -> list[str]:
-    """Names of the model's free covariance variables for a structure.
-
-    "full": one packed Cholesky factor ``chol_cov_<k>`` per component; "tied": one
-    ``chol_cov``; "diag": ``sigma`` (component, feature); "spherical": ``sigma`` (component).
-    """
-    if covariance_type == "full":
-        return [f"chol_cov_{j}" for j in range(n_components)]
-    return ["chol_cov"] if covariance_type == "tied" else ["sigma"]
-
-
-_LOG_2PI = float(np.log(2.0 * np.pi))
-
-
-@dataclass(frozen=True)
-class Standardizer:
-    """Column-wise affine map between the user's scale and the model's standardised scale.
-
-    ``z = (x - center) / scale``. A constant column gets ``scale = 1`` so it stays finite.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> s = Standardizer.fit(np.array([[0.0, 5.0], [2.0, 5.0]]))
-    >>> s.center, s.scale
-    (array([1., 5.]), array([1., 1.]))
-    >>> s.transform(np.array([[2.0, 5.0]]))
-    array([[1., 0.]])
-    """
-
-    center: np.ndarray
-    scale: np.ndarray
-
-    @classmethod
-    def fit(cls, X: np.ndarray, *, common_scale: bool = False) -> Standardizer:
-        """Centre on the column means and scale by the column standard deviations.
-
-        ``common_scale=True`` divides every column by one scale instead, the root mean
-        column variance (for spherical components, which are spherical in the user's
-        units only if all features are scaled alike).
-        """
-        center = X.mean(axis=0)
-        scale = X.std(axis=0)
-        # A column constant up to rounding: keep it finite and let the scale prior handle it.
-        tiny = scale <= 1e-12 * np.maximum(np.abs(center), 1.0)
-        if common_scale:
-            common = float(np.sqrt(np.mean(scale**2)))
-            scale = np.full_like(scale, common if common > 0 and not tiny.all() else 1.0)
-        else:
-            scale = np.where(tiny, 1.0, scale)
-        return cls(center=center, scale=scale)
-
-    @classmethod
-    def for_structure(cls, X: np.ndarray, covariance_type: str) -> Standardizer:
-        """The standardisation a covariance structure is fitted on.
-
-        Spherical components are spheres in the user's units only if every feature is
-        scaled alike: "spherical" uses one common scale, the other structures (invariant to
-        per-feature scaling) each column's standard deviation.
-        """
-        return cls.fit(X, common_scale=covariance_type == "spherical")
-
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        """Map data to the standardised scale."""
-        return (X - self.center) / self.scale
-
-    def means_to_user(self, means: np.ndarray) -> np.ndarray:
-        """Map component means (..., D) back to the user's scale."""
-        return means * self.scale + self.center
-
-    def chols_to_user(self, chols: np.ndarray) -> np.ndarray:
-        """Map Cholesky factors (..., D, D) back to the user's scale."""
-        return chols * self.scale[:, None]
-
-    def means_to_model(self, means: np.ndarray) -> np.ndarray:
-        """Map component means (..., D) to the standardised scale."""
-        return (means - self.center) / self.scale
-
-    def covariances_to_model(self, covariances: np.ndarray) -> np.ndarray:
-        """Map covariances (..., D, D) to the standardised scale."""
-        return covariances / np.outer(self.scale, self.scale)
-
-    @property
-    def log_jacobian(self) -> float:
-        """Log |dz/dx| for one observation: add it to a standardised log density."""
-        return float(-np.log(self.scale).sum())
-
-
-def _core_parameters(weights, means, chols, n_components: int | None = None):
-    """The likelihood's parameters without batch dimensions, and K.
-
-    CustomDist hands them over with broadcast batch dimensions of length 1. K comes from
-    ``n_components``, else from the static shape of ``means``.
-    """
-    while weights.ndim > 1:
-        weights = weights[0]
-    while means.ndim > 2:
-        means = means[0]
-    while chols.ndim > 3:
-        chols = chols[0]
-    k = n_components if n_components is not None else means.type.shape[0]
-    if k is None:
-        raise ValueError("the mixture likelihood needs n_components when the means have no "
-                         "static shape")
-    return weights, means, chols, k
-
-
-def mixture_logp(value, weights, means, chols, n_components: int | None = None,
-                 n_features: int | None = None):
-    """Per-observation log-likelihood of the mixture, assignments summed out.
-
-    Computed by one fused Op (:class:`bayesgmm._fused.MixtureLogLik`) from the inverses of
-    the Cholesky factors; its gradient comes from the responsibilities and the weighted
-    sufficient statistics of the residuals in one more pass over the data.
-
-    Parameters
-    ----------
-    value : TensorVariable of shape (N, D)
-    weights : TensorVariable of shape (K,)
-    means : TensorVariable of shape (K, D)
-    chols : TensorVariable of shape (K, D, D), lower Cholesky factors of the covariances
-    n_components : int, optional
-        K, when the static shape of ``means`` does not tell it.
-    n_features : int, optional
-        D, when the static shape of ``means`` does not tell it.
-
-    Returns
-    -------
-    TensorVariable of shape (N,)
-    """
-    weights, means, chols, k = _core_parameters(weights, means, chols, n_components)
-    d = n_features if n_features is not None else means.type.shape[1]
-    if d is None:
-        raise ValueError("mixture_logp needs n_features when the means have no static shape")
-    eye = pt.eye(int(d))
-    prec = pt.stack([solve_triangular(chols[j], eye, lower=True) for j in range(k)])
-    return mixture_loglik(value, pt.log(weights), means, prec)
-
-
-def mixture_logp_reference(value, weights, means, chols, n_components: int | None = None,
-                           n_features: int | None = None):
-    """:func:`mixture_logp` written as a PyTensor graph: the test oracle for the fused Op.
-
-    A loop over components: each small Cholesky factor is inverted once, then the residuals
-    are multiplied by it. Parameters and result as for :func:`mixture_logp`; a known
-    ``n_features`` also makes the diagonals of the factors read at constant indices.
-    """
-    weights, means, chols, k = _core_parameters(weights, means, chols, n_components)
-    d = means.shape[-1] if n_features is None else int(n_features)
-    eye = pt.eye(d)
-    comps = []
-    for j in range(k):
-        linv = solve_triangular(chols[j], eye, lower=True)
-        z = pt.dot(value - means[j], linv.T)
-        if n_features is None:
-            diagonal = pt.diagonal(chols[j])
-        else:
-            # Constant indices: for diagonal factors (covariance_type "diag"/"spherical")
-            # PyTensor rewrites pt.diagonal into an arange of a symbolic length, which its
-            # JAX backend cannot compile.
-            idx = np.arange(d)
-            diagonal = chols[j][idx, idx]
-        comps.append(-0.5 * pt.sum(z**2, axis=1) - pt.sum(pt.log(diagonal)))
-    logp = pt.stack(comps, axis=1) + pt.log(weights) - 0.5 * pt.cast(d, "float64") * _LOG_2PI
-    return pt.logsumexp(logp, axis=1, keepdims=False)
-
 
 def packed_cholesky(chols: np.ndarray) -> np.ndarray:
     """Pack lower-triangular factors (..., D, D) the way ``pm.LKJCholeskyCov`` stores them."""
@@ -311,7 +128,7 @@ def build_model(
         signature = "(k),(k,d),(k,d,d)->(d)"
 
         def logp(value, w, m, c):
-            return mixture_logp(value, w, m, c, n_components=k, n_features=d)
+            return mixture_log_likelihood(value, w, m, c, n_components=k, n_features=d)
 
         if batch_size is None:
             model.add_coord(OBS, np.arange(n))

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .fitting.result import posterior_draws
+from .likelihood import pointwise_log_likelihood
+
 __all__ = ["plot_clusters", "plot_density", "plot_pairs", "plot_elbo", "plot_disagreements",
            "plot_singularity_path", "plot_selection", "plot_nonempty"]
 
@@ -132,11 +135,9 @@ def plot_density(model, X=None, *, features=(0, 1), ax=None, grid_size: int = 80
     """
     from scipy.special import logsumexp
 
-    from . import _math
-
     idx = _feature_index(model, features)
     Xa = _as_array(model.idata_["observed_data"]["x"].to_numpy() if X is None else X)
-    w, means, chols = model._draws
+    w, means, chols = posterior_draws(model)
     rng = np.random.default_rng(random_state)
     pick = rng.choice(w.shape[0], size=min(max_draws, w.shape[0]), replace=False)
     covs = (chols @ np.swapaxes(chols, -1, -2))[pick][:, :, idx][:, :, :, idx]
@@ -147,7 +148,7 @@ def plot_density(model, X=None, *, features=(0, 1), ax=None, grid_size: int = 80
     gy = np.linspace(lo[1] - pad[1], hi[1] + pad[1], grid_size)
     xx, yy = np.meshgrid(gx, gy)
     pts = np.column_stack([xx.ravel(), yy.ravel()])
-    ll = _math.pointwise_loglik(pts, w[pick], m, np.linalg.cholesky(covs))
+    ll = pointwise_log_likelihood(pts, w[pick], m, np.linalg.cholesky(covs))
     dens = np.exp(logsumexp(ll, axis=0) - np.log(len(pick))).reshape(xx.shape)
     ax = _axes(ax)
     ax.contour(xx, yy, dens, levels=levels, cmap="viridis", linewidths=1.0)
@@ -284,7 +285,7 @@ def plot_singularity_path(table, ax=None):
     Parameters
     ----------
     table : pandas.DataFrame
-        From :func:`bayesgmm.baselines.singularity_path` (columns ``scale``,
+        From :func:`bayesgmm.singularity.singularity_path` (columns ``scale``,
         ``log_likelihood``, ``log_posterior``).
     ax : matplotlib Axes, optional
 
@@ -296,7 +297,7 @@ def plot_singularity_path(table, ax=None):
     missing = {"scale", "log_likelihood", "log_posterior"} - set(table.columns)
     if missing:
         raise ValueError(f"table lacks the columns {sorted(missing)}; pass the output of "
-                         f"bayesgmm.baselines.singularity_path.")
+                         f"bayesgmm.singularity.singularity_path.")
     ax = _axes(ax)
     ax.plot(table["scale"], table["log_likelihood"], "o-", color="C3", ms=3,
             label="ML log-likelihood")

@@ -29,7 +29,21 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ._validation import check_data, check_positive_int, default_feature_names
+from .covariance import check_covariance_type
+from .estimator import BayesianGMM
+from .exceptions import FitWarning
+from .fitting.result import (
+    LOG_LIKELIHOOD_NOT_STORED,
+    as_tree,
+    checked_data,
+    log_likelihood_blocks,
+    thinned_draws,
+)
+from .likelihood.reference import draw_chunks, responsibilities
+from .ml.em import fit_em
+from .priors import Priors
+from .seeds import check_random_state, draw_seed
+from .validation import check_data, check_positive_int, default_feature_names
 
 __all__ = ["select_components", "Selection", "sparse_mixture", "SparseMixture", "loo"]
 
@@ -76,10 +90,8 @@ def loo(fitted):
     from arviz_stats import ELPDDataLOO
     from arviz_stats.base import array_stats
 
-    from .assignments import _data, _loglik_blocks, _result
-    from .diagnostics import FitWarning
 
-    result = _result(fitted)
+    result = as_tree(fitted)
     if "log_likelihood" in result.children:
         return azs.loo(result, pointwise=True)
     if "observed_data" not in result.children:
@@ -93,9 +105,10 @@ def loo(fitted):
     else:
         ess = post.azstats.ess(method="mean")
         reff = np.hstack([ess[v].values.flatten() for v in ess.data_vars]).mean() / n_samples
-    X, obs = _data(result, None)
+    X = checked_data(result)
+    obs = np.arange(X.shape[0])
     elpd_i, pareto_k, p_i = (np.empty(X.shape[0]) for _ in range(3))
-    for sl, block in _loglik_blocks(result, X):
+    for sl, block in log_likelihood_blocks(result, X):
         # ArviZ's array function (what arviz_stats.loo runs on the DataArray); DataArrays
         # around the blocks stayed in reference cycles, memory that grew with N.
         elpd_i[sl], pareto_k[sl], p_i[sl] = array_stats.loo(block, chain_axis=0,
@@ -167,10 +180,6 @@ def _fit_one(X, covariance_type: str, k: int, method: str, random_state, fit_kwa
     Warnings are recorded and returned, so that the caller can show them whatever the
     joblib backend (worker processes do not forward warnings).
     """
-    from .baselines import fit_em
-    from .estimator import BayesianGMM
-    from .inference import LOG_LIKELIHOOD_NOT_STORED
-
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         t0 = time.perf_counter()
@@ -251,8 +260,6 @@ def select_components(X, max_components: int, *, min_components: int = 1,
     """
     from joblib import Parallel, delayed
 
-    from .baselines import _check_covariance_type
-
     hi = check_positive_int(max_components, "max_components")
     lo = check_positive_int(min_components, "min_components")
     if lo > hi:
@@ -262,7 +269,7 @@ def select_components(X, max_components: int, *, min_components: int = 1,
                          "'fullrank_advi', not 'map'.")
     if isinstance(covariance_types, str):
         covariance_types = (covariance_types,)
-    types = [_check_covariance_type(t) for t in covariance_types]
+    types = [check_covariance_type(t) for t in covariance_types]
     if not types or len(set(types)) != len(types):
         raise ValueError(f"covariance_types must name each structure once, got {types}.")
     X, names = check_data(X, n_components=hi)
@@ -355,21 +362,18 @@ def _nonempty_per_draw(result, max_draws: int, rng: np.random.Generator):
     """K+ in evenly thinned draws, as a DataArray (chain, draw); memory bounded by chunks."""
     import xarray as xr
 
-    from . import _math
-    from .assignments import _thinned
-
     post = result["posterior"]
     X = result["observed_data"]["x"].to_numpy()
     c, s_, k = post.sizes["chain"], post.sizes["draw"], post.sizes["component"]
-    draws = _thinned(s_, c, max_draws)
+    draws = thinned_draws(s_, c, max_draws)
     weights = post["weights"].to_numpy()[:, draws]
     means = post["means"].to_numpy()[:, draws]
-    chols = _math.cholesky(post["covariances"].to_numpy()[:, draws])
+    chols = np.linalg.cholesky(post["covariances"].to_numpy()[:, draws])
     flat = weights.shape[0] * weights.shape[1]
     weights, means, chols = (a.reshape((flat,) + a.shape[2:]) for a in (weights, means, chols))
     counts = np.empty(flat, dtype=int)
-    for sl in _math._draw_chunks(flat, X.shape[0], k, X.shape[1]):
-        resp = _math.responsibilities(X, weights[sl], means[sl], chols[sl])
+    for sl in draw_chunks(flat, X.shape[0], k, X.shape[1]):
+        resp = responsibilities(X, weights[sl], means[sl], chols[sl])
         counts[sl] = _count_nonempty(resp, rng)
     return xr.DataArray(counts.reshape(c, draws.size), dims=("chain", "draw"),
                         coords={"chain": post["chain"].to_numpy(),
@@ -429,11 +433,6 @@ def sparse_mixture(X, max_components: int = 10, *, concentration: float = 0.01,
     >>> result.best
     2
     """
-    from .diagnostics import FitWarning
-    from .estimator import BayesianGMM
-    from .inference import _rng, _seed
-    from .priors import Priors
-
     k = check_positive_int(max_components, "max_components")
     if k < 2:
         raise ValueError(f"max_components must be at least 2 for an overfitted mixture, "
@@ -444,10 +443,10 @@ def sparse_mixture(X, max_components: int = 10, *, concentration: float = 0.01,
     if not (isinstance(concentration, (int, float)) and 0 < concentration < 1):
         raise ValueError(f"concentration must lie in (0, 1) for a sparse mixture, got "
                          f"{concentration!r}; 0.01 is the usual choice.")
-    rng = _rng(random_state)
+    rng = check_random_state(random_state)
     priors = Priors.coerce(fit_kwargs.pop("priors", None)).replace(
         weight_concentration=float(concentration))
-    model = BayesianGMM(k, method=method, priors=priors, random_state=_seed(rng),
+    model = BayesianGMM(k, method=method, priors=priors, random_state=draw_seed(rng),
                         **fit_kwargs).fit(X)
     n_nonempty = _nonempty_per_draw(model.idata_, check_positive_int(max_draws, "max_draws"),
                                     rng)

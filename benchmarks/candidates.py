@@ -1,7 +1,7 @@
 """Other log-likelihoods for bayesgmm's model, measured beside the package's fused Op.
 
 ``graph_model``: the likelihood as a PyTensor graph, as bayesgmm had it before the fused Op
-(:func:`bayesgmm.model.mixture_logp_reference`).
+(:func:`bayesgmm.model.mixture_log_likelihood_graph`).
 
 ``gemm_mixture_logp`` computes the same per-observation log-likelihood as
 :func:`bayesgmm.model.mixture_logp`, but whitens the data for all K components with one
@@ -18,7 +18,8 @@ import pymc as pm
 import pytensor.tensor as pt
 from pytensor.tensor.linalg import solve_triangular
 
-from bayesgmm.model import _core_parameters, _unpack, mixture_logp_reference
+from bayesgmm.likelihood.ops import _core_parameters, mixture_log_likelihood_graph
+from bayesgmm.model import _unpack
 from bayesgmm.priors import Priors
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
@@ -46,8 +47,8 @@ def gemm_model(Z: np.ndarray, n_components: int, priors: Priors | None = None) -
 
 def graph_model(Z: np.ndarray, n_components: int, priors: Priors | None = None) -> pm.Model:
     """bayesgmm's model with the likelihood as a PyTensor graph
-    (:func:`bayesgmm.model.mixture_logp_reference`), as it was before the fused Op."""
-    return _model_with(Z, n_components, priors, mixture_logp_reference)
+    (:func:`bayesgmm.model.mixture_log_likelihood_graph`), as it was before the fused Op."""
+    return _model_with(Z, n_components, priors, mixture_log_likelihood_graph)
 
 
 def _model_with(Z, n_components, priors, likelihood) -> pm.Model:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from bayesgmm.relabel import apply_permutations, gaussian_kl_cost, pivot_permutations
+from bayesgmm.permutations import apply_permutations, gaussian_kl_cost, pivot_permutations
 
 RHAT_MAX = 1.01
 ESS_MIN = 400.0

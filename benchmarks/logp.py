@@ -51,7 +51,7 @@ def _compile(model_name: str, backend: str, Z):
         return pytensor_logp_grad(model, K_DEFAULT, d, mode)
     # bayesgmm's own models as bayesgmm.fit compiles them: numba without fastmath, so that
     # the draws do not depend on the state of the cache (bayesgmm._fused.exact_numba).
-    from bayesgmm._fused import exact_numba
+    from bayesgmm.likelihood.ops import exact_numba
 
     with exact_numba():
         return pytensor_logp_grad(model, K_DEFAULT, d, mode)

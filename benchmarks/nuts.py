@@ -62,7 +62,7 @@ def installed_samplers() -> list[str]:
 
 
 def default_sampler(n_obs: int | None = None) -> str:
-    from bayesgmm.inference import _default_sampler
+    from bayesgmm.fitting.nuts import default_sampler
 
     return _default_sampler(n_obs)
 
@@ -108,9 +108,10 @@ def _blackjax_one_chain(X, k, spec) -> dict:
     import jax
     from pymc.sampling.jax import get_jaxified_logp
 
-    from bayesgmm._blackjax import _chain_runner, _initial_positions
-    from bayesgmm.inference import em_start
-    from bayesgmm.model import Standardizer, build_model
+    from bayesgmm.fitting.blackjax_driver import _chain_runner, _initial_positions
+    from bayesgmm.fitting.start import em_start
+    from bayesgmm.model import build_model
+from bayesgmm.standardize import Standardizer
 
     Z = Standardizer.fit(X).transform(X)
     start = em_start(Z, k, random_state=spec["seed"])
@@ -136,8 +137,9 @@ def fit_textbook(spec: dict) -> dict:
     """Task: the textbook model sampled by ``pm.sample`` or nutpie, relabelled, timed."""
     import pymc as pm
 
-    from bayesgmm.inference import _draws_from_posterior, _jittered, em_start
-    from bayesgmm.model import Standardizer
+    from bayesgmm.fitting.nuts import draws_from_posterior
+    from bayesgmm.fitting.start import em_start, jittered
+    from bayesgmm.standardize import Standardizer
 
     from .models import textbook_model
 
@@ -149,7 +151,7 @@ def fit_textbook(spec: dict) -> dict:
     Z = std.transform(truth.X)
     start = em_start(Z, k, random_state=spec["seed"])
     rng = np.random.default_rng(spec["seed"])
-    initvals = [_jittered(start, rng) for _ in range(spec["chains"])]
+    initvals = [jittered(start, rng) for _ in range(spec["chains"])]
     model = textbook_model(Z, k)
     jax_backend = spec.get("backend", "default") == "jax"
     if spec["baseline"] == "pm.sample":
@@ -169,7 +171,7 @@ def fit_textbook(spec: dict) -> dict:
                               chains=spec["chains"], seed=spec["seed"], progress_bar=False)
     else:
         raise ValueError(f"unknown baseline {spec['baseline']!r}")
-    raw = _draws_from_posterior(idata["posterior"].to_dataset(), k, d)
+    raw = draws_from_posterior(idata["posterior"].to_dataset(), k, d)
     w, mu, chols = relabel_draws(raw["weights"], raw["means"], raw["chols"], start.means,
                                  start.covariances)
     wall = watch.seconds
@@ -301,7 +303,7 @@ def _warm_caches(section, d, n, configs, size, opts) -> None:
     """
     if not opts.warm_caches or opts.textbook_backend != "default":
         return
-    from bayesgmm.inference import _large_data_backend
+    from bayesgmm.fitting.compile import plan_compilation
 
     for model, sampler in configs:
         common = {"d": d, "n": n, "draws": 20, "tune": 20, "chains": size.chains,
@@ -309,7 +311,8 @@ def _warm_caches(section, d, n, configs, size, opts) -> None:
         if model == "pm.Mixture":
             spec = {**common, "task": "nuts_textbook", "seed": opts.seed, "baseline": sampler,
                     "init": opts.textbook_init, "backend": "default"}
-        elif sampler in ("nutpie", "pymc") and _large_data_backend("auto", n) == "numba":
+        elif sampler in ("nutpie", "pymc") and plan_compilation(
+                "auto", method="nuts", sampler=sampler, n_obs=n).nuts_backend == "numba":
             spec = {**common, "task": "nuts_ours", "seed": opts.seed + 1, "sampler": sampler}
         else:
             continue

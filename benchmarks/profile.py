@@ -14,20 +14,20 @@ from contextlib import ExitStack, contextmanager
 
 # (module, attribute, label): the steps of a fit, outermost first.
 STEPS = (
-    ("bayesgmm.inference", "em_start", "EM start (scikit-learn, n_init=5)"),
-    ("bayesgmm.inference", "build_model", "model build"),
-    ("bayesgmm.inference", "_run_nuts", "NUTS: compile + warm-up + sampling"),
+    ("bayesgmm.fitting.pipeline", "em_start", "EM start (scikit-learn, n_init=5)"),
+    ("bayesgmm.fitting.pipeline", "build_model", "model build"),
+    ("bayesgmm.fitting.pipeline", "run_nuts", "NUTS: compile + warm-up + sampling"),
     ("pymc.sampling.jax", "get_jaxified_logp", "  PyTensor -> JAX log density"),
     ("nutpie", "compile_pymc_model", "  nutpie compile"),
-    ("bayesgmm._nutpie", "compile_numba", "  nutpie compile (numba, cached callbacks)"),
+    ("bayesgmm.fitting.nutpie_driver", "compile_numba", "  nutpie compile (numba, cached callbacks)"),
     ("nutpie", "sample", "  nutpie warm-up + sampling"),
-    ("bayesgmm.inference", "_run_vi", "VI: compile + optimisation + draws"),
-    ("bayesgmm.inference", "_run_map", "MAP: compile + optimisation"),
-    ("bayesgmm.inference", "_assemble", "assemble the result"),
-    ("bayesgmm.inference", "gaussian_kl_cost", "  relabelling: KL costs"),
-    ("bayesgmm.inference", "pivot_permutations", "  relabelling: Hungarian"),
-    ("bayesgmm._math", "pointwise_loglik", "  pointwise log-likelihood"),
-    ("bayesgmm.inference", "check", "diagnostics (R-hat, ESS, checks)"),
+    ("bayesgmm.fitting.pipeline", "run_vi", "VI: compile + optimisation + draws"),
+    ("bayesgmm.fitting.pipeline", "run_map", "MAP: compile + optimisation"),
+    ("bayesgmm.fitting.pipeline", "assemble", "assemble the result"),
+    ("bayesgmm.fitting.result", "gaussian_kl_cost", "  relabelling: KL costs"),
+    ("bayesgmm.fitting.result", "pivot_permutations", "  relabelling: Hungarian"),
+    ("bayesgmm.fitting.result", "pointwise_log_likelihood", "  pointwise log-likelihood"),
+    ("bayesgmm.fitting.pipeline", "check", "diagnostics (R-hat, ESS, checks)"),
 )
 TRACE = "  JAX trace of the chain"
 XLA = "  XLA compile of the chain"

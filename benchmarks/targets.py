@@ -78,9 +78,11 @@ def _best_ours(results, d, n):
 
 def default_logp_backend(n_obs: int) -> str:
     """The logp section's backend that bayesgmm's default sampler runs at ``n_obs`` rows."""
-    from bayesgmm.inference import _default_sampler, _large_data_backend
+    from bayesgmm.fitting.compile import plan_compilation
+    from bayesgmm.fitting.nuts import default_sampler
 
-    if _default_sampler(n_obs) == "nutpie" and _large_data_backend("auto", n_obs) == "numba":
+    if default_sampler(n_obs) == "nutpie" and plan_compilation(
+            "auto", method="nuts", sampler="nutpie", n_obs=n_obs).nuts_backend == "numba":
         return "pytensor-default"
     return "jax"
 

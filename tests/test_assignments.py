@@ -7,8 +7,8 @@ from sklearn.mixture import GaussianMixture
 
 from bayesgmm import BayesianGMM, compare_assignments
 from bayesgmm.assignments import assignment_summary, coclustering, responsibilities
-from bayesgmm.baselines import PointEstimate
 from bayesgmm.datasets import make_mixture
+from bayesgmm.ml import PointEstimate
 
 
 def point_estimate(gm: GaussianMixture, X, order=None) -> PointEstimate:

@@ -51,29 +51,45 @@ def test_missing_sampler_names_the_extra(monkeypatch):
 
 
 def test_auto_sampler_is_the_fastest_measured_for_the_size():
-    # Measured (see inference._default_sampler): blackjax compiles faster and wins on small
+    # Measured (see bayesgmm.fitting.nuts.default_sampler): blackjax compiles faster and wins on small
     # data; nutpie needs fewer gradients per draw and won by 2x at N = 10,000.
-    from bayesgmm.inference import _BLACKJAX_MAX_ROWS, _default_sampler
+    from bayesgmm.fitting.compile import BLACKJAX_MAX_ROWS
+    from bayesgmm.fitting.nuts import default_sampler
 
     need("blackjax")
     need("nutpie")
-    assert _default_sampler(400) == "blackjax"
-    assert _default_sampler(_BLACKJAX_MAX_ROWS) == "blackjax"
-    assert _default_sampler(_BLACKJAX_MAX_ROWS + 1) == "nutpie"
-    assert _default_sampler() == "blackjax"
+    assert default_sampler(400) == "blackjax"
+    assert default_sampler(BLACKJAX_MAX_ROWS) == "blackjax"
+    assert default_sampler(BLACKJAX_MAX_ROWS + 1) == "nutpie"
+    assert default_sampler() == "blackjax"
 
 
 def test_large_data_compiles_with_numba():
-    # Above _BLACKJAX_MAX_ROWS nutpie and PyMC's sampler compile with numba, which runs the
+    # Above BLACKJAX_MAX_ROWS nutpie and PyMC's sampler compile with numba, which runs the
     # fused likelihood kernel (46 ns per point at D=5, K=3 against 118 in JAX); an explicit
     # backend wins, and nutpie, which has no C backend, takes numba for "c".
-    from bayesgmm.inference import _BLACKJAX_MAX_ROWS, _large_data_backend
+    from bayesgmm.fitting.compile import BLACKJAX_MAX_ROWS, plan_compilation
 
-    assert _large_data_backend("auto", _BLACKJAX_MAX_ROWS) == "jax"
-    assert _large_data_backend("auto", _BLACKJAX_MAX_ROWS + 1) == "numba"
-    assert _large_data_backend("jax", 10**6) == "jax"
-    assert _large_data_backend("numba", 10) == "numba"
-    assert _large_data_backend("c", 10) == "numba"
+    def plan(backend, n, sampler="nutpie", method="nuts"):
+        return plan_compilation(backend, method=method, sampler=sampler, n_obs=n)
+
+    assert plan("auto", BLACKJAX_MAX_ROWS).nuts_backend == "jax"
+    assert plan("auto", BLACKJAX_MAX_ROWS + 1).nuts_backend == "numba"
+    assert plan("jax", 10**6).nuts_backend == "jax"
+    assert plan("numba", 10).nuts_backend == "numba"
+    assert plan("c", 10).nuts_backend == "numba"
+    # PyMC's sampler on large data compiles with numba even where "auto" means JAX; VI and
+    # MAP keep JAX; the C backend stays C.
+    assert plan("auto", BLACKJAX_MAX_ROWS + 1, "pymc").compile_kwargs == {"mode": "NUMBA"}
+    assert plan("auto", BLACKJAX_MAX_ROWS + 1, "pymc", "advi").compile_kwargs == {"mode": "JAX"}
+    assert plan("c", 10, "pymc").compile_kwargs == {"mode": "CVM"}
+    # The data live in a pm.Data container (one cached compilation for every data set)
+    # exactly when nutpie or PyMC's sampler compile with numba.
+    assert plan("auto", BLACKJAX_MAX_ROWS + 1, "pymc").shared_data
+    assert plan("numba", 10, "nutpie").shared_data
+    assert not plan("numba", 10, "blackjax").shared_data
+    assert not plan("numba", 10, "nutpie", "advi").shared_data
+    assert not plan("auto", BLACKJAX_MAX_ROWS, "nutpie").shared_data
 
 
 @pytest.mark.parametrize("sampler", ["nutpie", "pymc"])

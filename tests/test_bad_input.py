@@ -33,8 +33,9 @@ import pytest
 from sklearn.exceptions import NotFittedError
 
 from bayesgmm import BayesianGMM, ConvergenceWarning, DataWarning, FitWarning, fit
-from bayesgmm.baselines import fit_em, fit_ml_gradient, singularity_path
 from bayesgmm.cli import main
+from bayesgmm.ml import fit_em, fit_ml_gradient
+from bayesgmm.singularity import singularity_path
 
 # ------------------------------------------------------------------------------------------
 # Data with known truth

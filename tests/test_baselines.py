@@ -8,17 +8,12 @@ from scipy.stats import multivariate_normal
 from sklearn.mixture import GaussianMixture
 
 from bayesgmm import ConvergenceWarning, FitWarning
-from bayesgmm.baselines import (
-    EM_STRATEGIES,
-    PointEstimate,
-    _negloglik,
-    _pack,
-    fit_em,
-    fit_ml_gradient,
-    singularity_path,
-)
 from bayesgmm.datasets import make_mixture
-from bayesgmm.model import Standardizer
+from bayesgmm.ml import EM_STRATEGIES, PointEstimate, fit_em, fit_ml_gradient
+from bayesgmm.ml.gradient import _negloglik
+from bayesgmm.ml.gradient import _pack_theta as _pack
+from bayesgmm.singularity import singularity_path
+from bayesgmm.standardize import Standardizer
 
 
 @pytest.fixture(scope="module")
@@ -96,11 +91,11 @@ def test_fit_start_on_a_subsample_then_all_rows(monkeypatch, refine_rows):
     # EM refines on all rows (or, above _EM_REFINE_ROWS, on a subsample of that many): it
     # must land on the truth (5 clusters, 2,400 points each on average: weights within
     # 0.01, means within 0.05 feature-sd).
-    from bayesgmm import inference
-    from bayesgmm.inference import em_start
+    from bayesgmm.fitting.start import em_start
+    from bayesgmm.ml import em
 
     if refine_rows is not None:
-        monkeypatch.setattr(inference, "_EM_REFINE_ROWS", refine_rows)
+        monkeypatch.setattr(em, "EM_REFINE_ROWS", refine_rows)
 
     truth = make_mixture(12_000, 5, 5, separation=6.0, random_state=0)
     std = Standardizer.fit(truth.X)
@@ -183,7 +178,7 @@ def test_gradient_matches_finite_differences(blobs):
 
 
 def test_pack_round_trip(em3):
-    from bayesgmm.baselines import _unpack
+    from bayesgmm.ml.gradient import _unpack_theta as _unpack
 
     chols = np.linalg.cholesky(em3.covariances)
     w, m, c = _unpack(_pack(em3.weights, em3.means, chols), 3, 2)
@@ -355,7 +350,7 @@ def _formula(k, d, covariance_type):
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_n_parameters_matches_formula_and_sklearn(covariance_type):
-    from bayesgmm.baselines import _n_parameters
+    from bayesgmm.covariance import n_parameters as _n_parameters
 
     for k, d in [(1, 1), (1, 4), (2, 1), (2, 3), (3, 2), (4, 5), (5, 10)]:
         sk = GaussianMixture(n_components=k, covariance_type=covariance_type)
@@ -518,7 +513,8 @@ def _n_cov(k, d, covariance_type):
 
 @pytest.mark.parametrize("covariance_type", COV_TYPES)
 def test_gradient_matches_finite_differences_per_structure(blobs, covariance_type):
-    from bayesgmm.baselines import _nll_and_grad, _unpack
+    from bayesgmm.ml.gradient import _nll_and_grad
+    from bayesgmm.ml.gradient import _unpack_theta as _unpack
 
     rng = np.random.default_rng(1)
     Z = (blobs.X[:60] - blobs.X.mean(axis=0)) / blobs.X.std(axis=0)

@@ -5,11 +5,12 @@ import pytest
 from helpers import need
 from scipy.optimize import linear_sum_assignment
 
-from bayesgmm._blackjax import sample_blackjax
 from bayesgmm.datasets import make_mixture
-from bayesgmm.inference import _jittered, em_start
-from bayesgmm.model import Standardizer, build_model, unpack_point
+from bayesgmm.fitting.blackjax_driver import sample_blackjax
+from bayesgmm.fitting.start import em_start, jittered
+from bayesgmm.model import build_model, unpack_point
 from bayesgmm.priors import Priors
+from bayesgmm.standardize import Standardizer
 
 K, D, CHAINS, TUNE, DRAWS = 3, 2, 2, 300, 300
 STATS = ("diverging", "tree_depth", "acceptance_rate", "energy", "n_steps", "step_size", "lp")
@@ -24,7 +25,7 @@ def problem():
     start = em_start(Z, K, random_state=0)
     model = build_model(Z, K, Priors())
     rng = np.random.default_rng(1)
-    initvals = [_jittered(start, rng) for _ in range(CHAINS)]
+    initvals = [jittered(start, rng) for _ in range(CHAINS)]
     return truth, std, model, initvals
 
 

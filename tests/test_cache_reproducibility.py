@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from helpers import need
 
-from bayesgmm import _fused
+from bayesgmm.likelihood import kernels
 
 
 def _inlined(kernel):
@@ -32,7 +32,7 @@ def _inlined(kernel):
 
 
 def _callers():
-    loglik, gradient = _inlined(_fused.loglik_kernel), _inlined(_fused.gradient_kernel)
+    loglik, gradient = _inlined(kernels.loglik_kernel), _inlined(kernels.gradient_kernel)
 
     @numba.njit
     def call_loglik(X, log_weights, means, prec, out, resp):
@@ -58,7 +58,7 @@ def test_kernels_give_the_same_bits_inlined_into_another_function():
         prec = np.tril(rng.normal(size=(k, d, d)) * 0.3) + 1.5 * np.eye(d)
         g = rng.normal(size=n)
         results = []
-        for fns in ((_fused.loglik_kernel, _fused.gradient_kernel), (loglik, gradient)):
+        for fns in ((kernels.loglik_kernel, kernels.gradient_kernel), (loglik, gradient)):
             out, resp = np.empty(n), np.empty((k, n))
             fns[0](X, log_weights, means, prec, out, resp)
             grads = np.empty(k), np.empty((k, d)), np.empty((k, d, d))

@@ -124,7 +124,7 @@ def test_cli_fit_end_to_end(blobs, tmp_path, capsys):
 
 def test_cli_covariance_structures(blobs, tmp_path, capsys):
     from bayesgmm import cli
-    from bayesgmm.model import COVARIANCE_TYPES
+    from bayesgmm.covariance import COVARIANCE_TYPES
 
     assert cli.COVARIANCE_TYPES == list(COVARIANCE_TYPES)
     csv = tmp_path / "data.csv"

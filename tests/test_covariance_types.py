@@ -10,13 +10,8 @@ from scipy.stats import multivariate_normal
 
 from bayesgmm import BayesianGMM
 from bayesgmm.datasets import make_mixture
-from bayesgmm.model import (
-    COVARIANCE_TYPES,
-    build_model,
-    covariance_names,
-    point_from_params,
-    unpack_point,
-)
+from bayesgmm.covariance import COVARIANCE_TYPES, covariance_names
+from bayesgmm.model import build_model, point_from_params, unpack_point
 
 
 def structured_covariances(covariance_type, k, d, rng):

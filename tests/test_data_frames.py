@@ -9,13 +9,13 @@ from helpers import need
 from sklearn.metrics import adjusted_rand_score
 
 from bayesgmm import BayesianGMM, DataWarning, FitWarning
-from bayesgmm._validation import (
+from bayesgmm.ml import fit_em
+from bayesgmm.validation import (
     MIN_VALUES_PER_PARAMETER,
     OUTLIER_ROBUST_Z,
     check_model_size,
     outlying_rows,
 )
-from bayesgmm.baselines import fit_em
 
 CENTERS = np.array([[-5.0, -4.0], [5.0, 4.0]])
 LABELS = np.repeat([0, 1], 50)
@@ -109,11 +109,11 @@ def _no_em(*args, **kwargs):
 def test_wide_data_refused_before_em(monkeypatch, call):
     # 50 rows x 10,000 columns: before, EM ran for minutes at 7.7 GB (the K x D x D
     # covariances); now refused at once, with advice.
-    import bayesgmm.baselines as baselines
-    import bayesgmm.inference as inference
+    import bayesgmm.fitting.pipeline as pipeline
+    import bayesgmm.ml.em as em
 
-    monkeypatch.setattr(inference, "em_start", _no_em)
-    monkeypatch.setattr(baselines, "_run_start", _no_em)
+    monkeypatch.setattr(pipeline, "em_start", _no_em)
+    monkeypatch.setattr(em, "_run_start", _no_em)
     X = np.random.default_rng(0).standard_normal((50, 10_000))
     advice = r"fewer features \(for example the leading principal components"
     with pytest.raises(ValueError, match=r"50 rows x 10000 features.*would not finish.*"
@@ -167,8 +167,8 @@ def test_em_start_finds_clusters_that_standardising_hides(seed):
     # one of its views.
     from scipy.stats import multivariate_normal
 
-    from bayesgmm.inference import em_start
-    from bayesgmm.model import Standardizer
+    from bayesgmm.fitting.start import em_start
+    from bayesgmm.standardize import Standardizer
 
     X, y = _two_clusters(400, 30, seed)
     std = Standardizer.fit(X)

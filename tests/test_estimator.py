@@ -6,7 +6,8 @@ import pytest
 from helpers import label_means, match, max_rhat
 from sklearn.metrics import adjusted_rand_score
 
-from bayesgmm import BayesianGMM, _math
+from bayesgmm import BayesianGMM
+from bayesgmm.likelihood import pointwise_log_likelihood
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +126,7 @@ def test_log_likelihood_group_is_independent_recomputation(map_fit, blobs):
     mu = post["means"].to_numpy()[0]
     chol = np.linalg.cholesky(post["covariances"].to_numpy()[0])
     ll = map_fit.idata_["log_likelihood"]["x"].to_numpy()[0]
-    np.testing.assert_allclose(ll, _math.pointwise_loglik(blobs.X, w, mu, chol), atol=1e-10)
+    np.testing.assert_allclose(ll, pointwise_log_likelihood(blobs.X, w, mu, chol), atol=1e-10)
 
 
 def test_loo_runs_on_result(nuts_fit):
@@ -290,11 +291,12 @@ def test_vi_start_sigma_reaches_every_variable(blobs):
     variables' names, PyMC ignored all but ``mu`` and left the rest at softplus(0) = 0.69.)"""
     import pymc as pm
 
-    from bayesgmm.inference import _quiet_pymc, _start_sigma, _vi_start_scale
+    from bayesgmm.fitting.compile import quiet_pymc
+    from bayesgmm.fitting.vi import _start_sigma, _vi_start_scale
     from bayesgmm.model import build_model
 
     model = build_model(blobs.X, 3)
-    with model, _quiet_pymc(True):
+    with model, quiet_pymc(True):
         approx = pm.ADVI(start_sigma=_start_sigma(model, 0.05), random_seed=0).approx
         std = approx.std.eval(mode="JAX")
     np.testing.assert_allclose(std, 0.05, rtol=1e-12)

@@ -1,4 +1,4 @@
-"""The fused likelihood Op (bayesgmm._fused) against SciPy and the PyTensor-graph version."""
+"""The fused likelihood Op (bayesgmm.likelihood) against SciPy and the PyTensor-graph version."""
 
 import numpy as np
 import pytensor
@@ -7,8 +7,9 @@ import pytest
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
-from bayesgmm import _fused, _math
-from bayesgmm.model import mixture_logp, mixture_logp_reference
+from bayesgmm import likelihood
+from bayesgmm.likelihood import kernels, ops, pointwise_log_likelihood, reference
+from bayesgmm.likelihood.ops import mixture_log_likelihood, mixture_log_likelihood_graph
 
 
 def random_params(rng, k, d):
@@ -31,7 +32,7 @@ def kernel(X, w, mu, chol):
     """The numba kernel called directly: (loglik, responsibilities (K, N))."""
     with np.errstate(divide="ignore"):
         logw = np.log(w)
-    return _fused._loglik(X, logw, mu, np.linalg.inv(chol))
+    return kernels.loglik(X, logw, mu, np.linalg.inv(chol))
 
 
 def test_exp_and_log_to_a_few_ulp():
@@ -42,8 +43,8 @@ def test_exp_and_log_to_a_few_ulp():
         out_e = np.empty_like(x)
         out_l = np.empty_like(y)
         bits = np.empty(x.size, np.int64)
-        _fused._exp_nonpositive(x, out_e, bits, x.size)
-        _fused._log_normal(y, out_l, bits, y.size)
+        kernels._exp_nonpositive(x, out_e, bits, x.size)
+        kernels._log_normal(y, out_l, bits, y.size)
         return out_e, out_l
 
     rng = np.random.default_rng(0)
@@ -91,7 +92,7 @@ def test_kernel_extremes(rng):
         else:
             c[1, 1, 0] = np.inf
         prec = np.linalg.inv(c) if bad != "inf_factor" else np.where(np.isfinite(c), c, np.inf)
-        out, _ = _fused._loglik(X, np.log(np.array([0.4, 0.6, 1e-9])), m, prec)
+        out, _ = kernels.loglik(X, np.log(np.array([0.4, 0.6, 1e-9])), m, prec)
         assert np.isnan(out).all(), bad
 
 
@@ -100,13 +101,14 @@ def test_pointwise_matches_numpy(rng, monkeypatch):
     X = rng.normal(size=(90, d))
     draws = [random_params(rng, k, d) for _ in range(s)]
     w, mu, chol = (np.stack([p[i] for p in draws]) for i in range(3))
-    ref = _math.pointwise_loglik_numpy(X, w, mu, chol)
-    np.testing.assert_allclose(_fused.pointwise_loglik(X, w, mu, chol), ref, rtol=0, atol=1e-10)
-    # _math.pointwise_loglik takes the kernel from _KERNEL_MIN_TERMS terms on, NumPy below.
-    np.testing.assert_array_equal(_math.pointwise_loglik(X, w, mu, chol), ref)
-    monkeypatch.setattr(_math, "_KERNEL_MIN_TERMS", s * X.shape[0] * k)
-    np.testing.assert_array_equal(_math.pointwise_loglik(X, w[None], mu[None], chol[None]),
-                                  _fused.pointwise_loglik(X, w, mu, chol)[None])
+    ref = reference.pointwise_log_likelihood_numpy(X, w, mu, chol)
+    np.testing.assert_allclose(kernels.pointwise_log_likelihood_numba(X, w, mu, chol), ref,
+                               rtol=0, atol=1e-10)
+    # pointwise_log_likelihood takes the kernel from KERNEL_MIN_TERMS terms on, NumPy below.
+    np.testing.assert_array_equal(pointwise_log_likelihood(X, w, mu, chol), ref)
+    monkeypatch.setattr(likelihood, "KERNEL_MIN_TERMS", s * X.shape[0] * k)
+    np.testing.assert_array_equal(pointwise_log_likelihood(X, w[None], mu[None], chol[None]),
+                                  kernels.pointwise_log_likelihood_numba(X, w, mu, chol)[None])
 
 
 @pytest.mark.parametrize("mode", ["FAST_RUN", "NUMBA", "JAX"])
@@ -119,7 +121,7 @@ def test_op_value_and_gradient_match_the_graph(rng, mode):
     g0 = rng.normal(size=n)  # an arbitrary upstream gradient, not only ones
     w, m, c = pt.vector("w"), pt.matrix("m"), pt.tensor3("c")
     results = []
-    for fn in (mixture_logp, mixture_logp_reference):
+    for fn in (mixture_log_likelihood, mixture_log_likelihood_graph):
         ll = fn(pt.constant(X), w, m, c, n_components=k, n_features=d)
         grads = pytensor.grad(pt.dot(ll, pt.constant(g0)), [w, m, c])
         f = pytensor.function([w, m, c], [ll, *grads], mode=mode)
@@ -135,9 +137,9 @@ def test_gradient_matches_finite_differences(rng):
     mu = rng.normal(size=(k, d))
     prec = np.linalg.inv(random_params(rng, k, d)[2])
     g = rng.normal(size=n)
-    f = lambda lw, m, p: g @ _fused._loglik(X, lw, m, p)[0]  # noqa: E731
-    resp = _fused._loglik(X, logw, mu, prec)[1]
-    g_lw, g_mu, g_prec = _fused._gradient(X, mu, prec, resp, g)
+    f = lambda lw, m, p: g @ kernels.loglik(X, lw, m, p)[0]  # noqa: E731
+    resp = kernels.loglik(X, logw, mu, prec)[1]
+    g_lw, g_mu, g_prec = kernels.gradient(X, mu, prec, resp, g)
     h = 1e-6
     for value, grad, mask in ((logw, g_lw, None), (mu, g_mu, None),
                               (prec, g_prec, np.tril(np.ones((d, d)), 0).astype(bool))):
@@ -163,16 +165,15 @@ def test_numba_cache_key_follows_the_kernel_source(monkeypatch):
 
     from pytensor.link.numba.dispatch.basic import numba_funcify_and_cache_key
 
-    from bayesgmm import _fused
 
-    _fused._register_backends()
-    source = Path(_fused.__file__).read_bytes()
-    assert _fused.kernel_version() == int(hashlib.sha256(source).hexdigest()[:15], 16)
+    ops._register_backends()
+    source = Path(kernels.__file__).read_bytes() + Path(ops.__file__).read_bytes()
+    assert ops.kernel_version() == int(hashlib.sha256(source).hexdigest()[:15], 16)
     keys = {numba_funcify_and_cache_key(op)[1]
-            for op in (_fused.MixtureLogLik(), _fused.MixtureLogLikGrad())}
+            for op in (ops.MixtureLogLik(), ops.MixtureLogLikGrad())}
     assert len(keys) == 2 and None not in keys
     # The key is derived from the version: another source gives other keys.
-    monkeypatch.setattr(_fused, "kernel_version", lambda: 1)
+    monkeypatch.setattr(ops, "kernel_version", lambda: 1)
     other = {numba_funcify_and_cache_key(op)[1]
-             for op in (_fused.MixtureLogLik(), _fused.MixtureLogLikGrad())}
+             for op in (ops.MixtureLogLik(), ops.MixtureLogLikGrad())}
     assert len(other) == 2 and not other & keys

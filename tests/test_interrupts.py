@@ -29,7 +29,9 @@ LATENCY = 10.0
 CHILD = textwrap.dedent("""
     import sys, time
     import numpy as np
-    import bayesgmm.inference as inf
+    import bayesgmm
+    import bayesgmm.fitting.pipeline as pipeline
+    import bayesgmm.fitting.vi as vi
     from bayesgmm.datasets import make_mixture
 
     case, n, d, draws, tune = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), \\
@@ -47,7 +49,7 @@ CHILD = textwrap.dedent("""
 
     kwargs = {}
     if case == "pymc":
-        orig_sample = inf.pm.sample
+        orig_sample = bayesgmm.fitting.nuts.pm.sample
         def sample(*args, **kw):
             mark("compiling")
             seen = set()
@@ -57,16 +59,16 @@ CHILD = textwrap.dedent("""
                     seen.add(phase)
                     mark(phase)
             return orig_sample(*args, callback=callback, **kw)
-        inf.pm.sample = sample
+        bayesgmm.fitting.nuts.pm.sample = sample
         kwargs = dict(method="nuts", sampler="pymc")
     elif case == "nutpie":
         import nutpie
-        import bayesgmm._nutpie as bn
+        import bayesgmm.fitting.nutpie_driver as bn
         announce(bn, "compile_numba", "compiling")
         announce(nutpie, "sample", "drawing")
         kwargs = dict(method="nuts", sampler="nutpie")
     elif case == "blackjax":
-        import bayesgmm._blackjax as bj
+        import bayesgmm.fitting.blackjax_driver as bj
         announce(bj, "_run_chains", "drawing")
         kwargs = dict(method="nuts", sampler="blackjax")
     elif case == "numpyro":
@@ -74,31 +76,31 @@ CHILD = textwrap.dedent("""
         announce(pj, "sample_jax_nuts", "compiling")
         kwargs = dict(method="nuts", sampler="numpyro")
     elif case in ("advi", "fullrank_advi"):
-        orig_call = inf._IterateAverage.__call__
+        orig_call = vi._IterateAverage.__call__
         def call(self, approx, losses, i):
             if i == 1:
                 mark("iterating")
             return orig_call(self, approx, losses, i)
-        inf._IterateAverage.__call__ = call
+        vi._IterateAverage.__call__ = call
         kwargs = dict(method=case, max_iter=10**6)
     elif case == "map":
         import scipy.optimize
         announce(scipy.optimize, "minimize", "optimising")
         kwargs = dict(method="map", max_iter=10**6)
     elif case == "em":
-        announce(inf, "em_start", "em")
+        announce(pipeline, "em_start", "em")
         kwargs = dict(method="map", n_init=10**4)
 
     X = make_mixture(n, 3, d, separation=6.0, random_state=0).X
     mark("start")
     try:
-        inf.fit(X, 3, draws=draws, tune=tune, chains=2, random_state=0, **kwargs)
+        bayesgmm.fit(X, 3, draws=draws, tune=tune, chains=2, random_state=0, **kwargs)
     except KeyboardInterrupt:
         mark("caught")
         t0 = time.process_time()  # every thread of the process
         time.sleep(2.0)
         print("idle_cpu", time.process_time() - t0, flush=True)
-        from bayesgmm._interrupt import pending
+        from bayesgmm.fitting.interrupt import pending
         if pending():  # numpyro's run goes on in a thread; do not wait for it
             import os, traceback
             traceback.print_exc()

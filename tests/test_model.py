@@ -5,8 +5,9 @@ import pytest
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
-from bayesgmm import _math
-from bayesgmm.model import Standardizer, build_model, point_from_params
+from bayesgmm.likelihood import pointwise_log_likelihood, reference
+from bayesgmm.model import build_model, point_from_params
+from bayesgmm.standardize import Standardizer
 
 
 def random_params(rng, k, d):
@@ -46,16 +47,16 @@ def test_numpy_kernels_match_scipy(rng):
     cov = np.stack([p[2] for p in draws])
     chol = np.linalg.cholesky(cov)
     ref = np.stack([scipy_loglik(X, *p) for p in draws])
-    np.testing.assert_allclose(_math.pointwise_loglik(X, w, mu, chol), ref, atol=1e-10)
+    np.testing.assert_allclose(pointwise_log_likelihood(X, w, mu, chol), ref, atol=1e-10)
     # Responsibilities are w_k N_k / sum_j w_j N_j, by Bayes' rule.
     joint = np.stack([
         np.stack([p[0][j] * multivariate_normal(p[1][j], p[2][j]).pdf(X) for j in range(k)], 1)
         for p in draws])
     expected = joint / joint.sum(axis=2, keepdims=True)
-    np.testing.assert_allclose(_math.responsibilities(X, w, mu, chol), expected, atol=1e-10)
-    np.testing.assert_allclose(_math.mean_responsibilities(X, w, mu, chol),
+    np.testing.assert_allclose(reference.responsibilities(X, w, mu, chol), expected, atol=1e-10)
+    np.testing.assert_allclose(reference.mean_responsibilities(X, w, mu, chol),
                                expected.mean(axis=0), atol=1e-10)
-    np.testing.assert_allclose(_math.log_predictive_density(X, w, mu, chol),
+    np.testing.assert_allclose(reference.log_predictive_density(X, w, mu, chol),
                                logsumexp(ref, axis=0) - np.log(5), atol=1e-10)
 
 
@@ -65,10 +66,10 @@ def test_kernels_chunk_over_draws(rng, monkeypatch):
     draws = [random_params(rng, k, d) for _ in range(7)]
     w, mu, cov = (np.stack([p[i] for p in draws]) for i in range(3))
     chol = np.linalg.cholesky(cov)
-    whole = _math.pointwise_loglik(X, w, mu, chol)
-    monkeypatch.setattr(_math, "_CHUNK_ELEMENTS", 300)  # forces chunks of one or two draws
-    np.testing.assert_allclose(_math.pointwise_loglik_numpy(X, w, mu, chol), whole, atol=1e-12)
-    np.testing.assert_allclose(_math.log_predictive_density(X, w, mu, chol),
+    whole = pointwise_log_likelihood(X, w, mu, chol)
+    monkeypatch.setattr(reference, "CHUNK_ELEMENTS", 300)  # forces chunks of one or two draws
+    np.testing.assert_allclose(reference.pointwise_log_likelihood_numpy(X, w, mu, chol), whole, atol=1e-12)
+    np.testing.assert_allclose(reference.log_predictive_density(X, w, mu, chol),
                                logsumexp(whole, axis=0) - np.log(7), atol=1e-10)
 
 

@@ -13,8 +13,9 @@ import pytest
 from helpers import need
 
 from bayesgmm.datasets import make_mixture
-from bayesgmm.inference import em_start
-from bayesgmm.model import Standardizer, build_model
+from bayesgmm.fitting.start import em_start
+from bayesgmm.model import build_model
+from bayesgmm.standardize import Standardizer
 
 _DOUBLE_P = ctypes.POINTER(ctypes.c_double)
 
@@ -70,7 +71,7 @@ def _check_against_pymc(model, compiled, rng):
 
 def test_callbacks_match_pymc_and_new_data_reuse_the_cache(blobs):
     need("nutpie")
-    from bayesgmm._nutpie import compile_numba
+    from bayesgmm.fitting.nutpie_driver import compile_numba
 
     rng = np.random.default_rng(3)
     model, start = _model(blobs.X)
@@ -91,7 +92,7 @@ def test_callbacks_match_pymc_and_new_data_reuse_the_cache(blobs):
 
 def test_non_finite_log_density_is_reported_to_nutpie(blobs):
     need("nutpie")
-    from bayesgmm._nutpie import compile_numba
+    from bayesgmm.fitting.nutpie_driver import compile_numba
 
     model, start = _model(blobs.X)
     compiled = compile_numba(model, start)
@@ -105,7 +106,7 @@ def test_model_with_constant_data_falls_back_to_nutpie(monkeypatch):
     need("nutpie")
     import nutpie
 
-    from bayesgmm._nutpie import compile_numba
+    from bayesgmm.fitting.nutpie_driver import compile_numba
 
     calls = []
     monkeypatch.setattr(nutpie, "compile_pymc_model",
@@ -127,7 +128,7 @@ def test_other_nutpie_callback_signature_falls_back(monkeypatch, blobs):
     import nutpie.compile_pymc as cp
     from numba.core import types
 
-    from bayesgmm._nutpie import compile_numba
+    from bayesgmm.fitting.nutpie_driver import compile_numba
 
     real = cp._make_c_logp_func
 

@@ -5,17 +5,17 @@ import pytest
 from helpers import label_means, match
 
 from bayesgmm import BayesianGMM
-from bayesgmm.inference import _best_separated_feature, _Start
+from bayesgmm.fitting.start import Start, best_separated_feature
 
 
 def test_auto_picks_the_feature_that_separates_every_pair():
     # Along x0 the means spread most (variance 16.9) but two of them coincide; along x1
     # every neighbour pair is 4 sds apart.
-    start = _Start(weights=np.full(3, 1 / 3), means=np.array([[-3.0, -4.0], [-3.1, 4.0],
+    start = Start(weights=np.full(3, 1 / 3), means=np.array([[-3.0, -4.0], [-3.1, 4.0],
                                                                [6.0, 0.0]]),
                    covariances=np.repeat(np.eye(2)[None] * 0.5, 3, axis=0))
     assert start.means.var(axis=0).argmax() == 0
-    assert _best_separated_feature(start) == 1
+    assert best_separated_feature(start) == 1
 
 
 @pytest.mark.parametrize("method", ["nuts", "map"])

@@ -14,8 +14,7 @@ import pytest
 import xarray as xr
 from helpers import need
 
-from bayesgmm import BayesianGMM, Priors, _io
-from bayesgmm._io import SavedFitError, UnverifiedFitWarning
+from bayesgmm import BayesianGMM, Priors, SavedFitError, UnverifiedFitWarning, _io
 
 
 @pytest.mark.parametrize("suffix", [".nc", ".zarr"])

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from bayesgmm import _math
-from bayesgmm.relabel import (
+from bayesgmm.likelihood import reference
+from bayesgmm.permutations import (
     apply_permutations,
     apply_permutations_last,
     gaussian_kl_cost,
@@ -40,7 +40,7 @@ def test_pivot_undoes_scrambling(scrambled_draws, blobs):
 
 def test_stephens_undoes_scrambling_and_agrees_with_pivot(scrambled_draws, blobs):
     w, means, covs, scramble = scrambled_draws
-    resp = _math.responsibilities(blobs.X[:150], w, means, np.linalg.cholesky(covs))
+    resp = reference.responsibilities(blobs.X[:150], w, means, np.linalg.cholesky(covs))
     perm, n_iter = stephens_permutations(resp)
     assert consistent(perm, scramble)
     assert n_iter < 20

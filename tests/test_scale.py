@@ -9,11 +9,12 @@ import pytest
 import xarray as xr
 from sklearn.metrics import adjusted_rand_score
 
-from bayesgmm import BayesianGMM, FitWarning, fit, inference
+from bayesgmm import BayesianGMM, FitWarning, fit
 from bayesgmm import assignments as assign
 from bayesgmm.cli import main
 from bayesgmm.datasets import make_mixture
 from bayesgmm.diagnostics import diagnose
+from bayesgmm.fitting import result as fit_result
 from bayesgmm.selection import loo, select_components
 
 
@@ -61,7 +62,7 @@ def test_cli_select_computes_loo_without_the_stored_log_likelihood(tmp_path, mon
                                                                     capsys):
     """With nothing stored (the threshold lowered to 0 bytes), select still ranks K."""
     path, _ = write_csv(tmp_path, 300)
-    monkeypatch.setattr(inference, "LOG_LIKELIHOOD_MAX_BYTES", 0)
+    monkeypatch.setattr(fit_result, "LOG_LIKELIHOOD_MAX_BYTES", 0)
     out = tmp_path / "sel"
     assert main(["select", str(path), "--max-components", "3", "--min-components", "3",
                  "--method", "advi", "--draws", "100", "--out", str(out)]) == 0
@@ -129,7 +130,7 @@ def test_cli_select_refuses_map_with_the_reason(tmp_path, capsys):
 # --- the log-likelihood when it is not stored ---
 
 def test_not_storing_warns_once_with_the_size_and_the_remedy(blobs, monkeypatch):
-    monkeypatch.setattr(inference, "LOG_LIKELIHOOD_MAX_BYTES", 1e3)
+    monkeypatch.setattr(fit_result, "LOG_LIKELIHOOD_MAX_BYTES", 1e3)
     with pytest.warns(FitWarning) as record:
         result = fit(blobs.X, 3, method="map", random_state=0)
     messages = [str(w.message) for w in record if "not stored" in str(w.message)]
@@ -186,7 +187,7 @@ def test_select_components_without_the_stored_group_gives_arviz_elpd(blobs):
     with the group built independently (NumPy, all at once)."""
     import arviz_stats as azs
 
-    from bayesgmm import _math
+    from bayesgmm.likelihood import reference
 
     sel = select_components(blobs.X[:200], 3, min_components=2, method="advi", draws=100,
                             store_log_likelihood=False, random_state=0)
@@ -195,7 +196,7 @@ def test_select_components_without_the_stored_group_gives_arviz_elpd(blobs):
         tree = sel.fits[k].idata_
         assert "log_likelihood" not in tree.children
         post = tree["posterior"]
-        ll = _math.pointwise_loglik_numpy(
+        ll = reference.pointwise_log_likelihood_numpy(
             tree["observed_data"]["x"].to_numpy(), post["weights"].to_numpy(),
             post["means"].to_numpy(), np.linalg.cholesky(post["covariances"].to_numpy()))
         full = tree.copy()

@@ -2,9 +2,11 @@
 
 import numpy as np
 
-from bayesgmm import BayesianGMM, _math
-from bayesgmm.inference import em_start
-from bayesgmm.model import Standardizer, build_model, log_posterior, point_from_params
+from bayesgmm import BayesianGMM
+from bayesgmm.fitting.start import em_start
+from bayesgmm.likelihood import pointwise_log_likelihood
+from bayesgmm.model import build_model, log_posterior, point_from_params
+from bayesgmm.standardize import Standardizer
 
 
 def test_loglik_unbounded_but_log_posterior_falls(blobs):
@@ -20,7 +22,7 @@ def test_loglik_unbounded_but_log_posterior_falls(blobs):
     loglik, lp = [], []
     for s in scales:
         chols = np.concatenate([start.chols, s * np.eye(2)[None]])
-        loglik.append(_math.pointwise_loglik(Z, weights[None], means[None], chols[None]).sum())
+        loglik.append(pointwise_log_likelihood(Z, weights[None], means[None], chols[None]).sum())
         lp.append(logpost(point_from_params(weights, means, chols)))
     loglik, lp = np.array(loglik), np.array(lp)
     # Two points at the mean of a component of scale s in 2-D: the log-likelihood grows like

@@ -120,7 +120,7 @@ def test_float32_and_integer_input_fit(rng, dtype):
 
 
 def test_count_distinct_rows_is_exact_up_to_the_cap():
-    from bayesgmm._validation import count_distinct_rows
+    from bayesgmm.validation import count_distinct_rows
 
     rng = np.random.default_rng(0)
     few = np.repeat(rng.normal(size=(3, 2)), 50, axis=0)[rng.permutation(150)]

@@ -1,10 +1,9 @@
-"""The mixture log-likelihood and its gradient as one fused PyTensor Op.
+"""numba kernels of the mixture log-likelihood and its gradient.
 
-``MixtureLogLik()(X, log_weights, means, prec)`` returns, for every row of ``X`` (N, D),
-``log sum_k w_k N(x_n | mu_k, (P_k^T P_k)^-1)`` (N,), and the responsibilities (K, N), where
-``prec`` holds ``P_k = L_k^-1``, the inverses of the lower Cholesky factors of the
-covariances (lower triangular, positive diagonal). Its gradient is a second Op,
-:class:`MixtureLogLikGrad`, which needs only the responsibilities and the weighted sufficient
+For every row of ``X`` (N, D), :func:`loglik` returns ``log sum_k w_k N(x_n | mu_k,
+(P_k^T P_k)^-1)`` (N,) and the responsibilities (K, N), where ``prec`` holds ``P_k = L_k^-1``,
+the inverses of the lower Cholesky factors of the covariances (lower triangular, positive
+diagonal). :func:`gradient` needs only the responsibilities and the weighted sufficient
 statistics of the residuals ``e = x - mu_k``:
 
 * ``S0_k = sum_n g_n r_nk``, ``S1_k = sum_n g_n r_nk e_n``, ``C_k = sum_n g_n r_nk e_n e_n^T``;
@@ -12,56 +11,41 @@ statistics of the residuals ``e = x - mu_k``:
 * d/d mu_k = P_k^T P_k S1_k;
 * d/d P_k = tril(diag(S0_k / P_k,ii) - P_k C_k).
 
-Three implementations, one per PyTensor backend:
+The points are processed in blocks of :data:`BLOCK` with the block's coordinates in rows, so
+every inner loop runs over points and compiles to SIMD instructions; ``exp`` and ``log`` are
+written out (:func:`_exp_nonpositive`, :func:`_log_normal`) because numba's call the scalar C
+library (no SVML here) and cost more than the rest of the forward pass. Both are accurate to a
+few ulp. :mod:`bayesgmm.likelihood.ops` wraps these kernels in PyTensor Ops;
+:mod:`bayesgmm.likelihood.reference` is the NumPy oracle they are tested against.
 
-* numba (PyTensor's NUMBA mode; also what :meth:`perform` calls, so the C and Python modes
-  use it too): the points are processed in blocks of :data:`BLOCK` with the block's
-  coordinates in rows, so every inner loop runs over points and compiles to SIMD
-  instructions; ``exp`` and ``log`` are written out (:func:`_exp_nonpositive`,
-  :func:`_log_normal`) because numba's call the scalar C library (no SVML here) and cost
-  more than the rest of the forward pass. Both are accurate to a few ulp.
-* JAX: the same formulas in ``jax.numpy``, used by nutpie's, numpyro's and blackjax's
-  JAX paths.
-
-The graph-level version, :func:`bayesgmm.model.mixture_logp_reference`, is the test oracle.
-
-No fastmath, here or (through :func:`exact_numba`) in the PyTensor graphs bayesgmm compiles
-with numba: numba keeps several copies of a compiled function, its own and one inside every
-function it is linked into (PyTensor's wrapper, the graph, nutpie's callback), optimised again
-there. A process that compiles calls the function's own copy, one that loads the graph from
-the on-disk cache runs the copy inside it, and flags that let LLVM choose the rounding
-("contract", "reassoc", "arcp", "afn") let the copies differ in the last bit, which NUTS
-turns into different draws from the same seed. Fused multiply-adds are written out
-(:func:`_fma`), and the sums over points run in :data:`BLOCK` interleaved partial sums, a
+No fastmath, here or (through :func:`bayesgmm.likelihood.ops.exact_numba`) in the PyTensor
+graphs bayesgmm compiles with numba: numba keeps several copies of a compiled function, its
+own and one inside every function it is linked into (PyTensor's wrapper, the graph, nutpie's
+callback), optimised again there. A process that compiles calls the function's own copy, one
+that loads the graph from the on-disk cache runs the copy inside it, and flags that let LLVM
+choose the rounding ("contract", "reassoc", "arcp", "afn") let the copies differ in the last
+bit, which NUTS turns into different draws from the same seed. Fused multiply-adds are written
+out (:func:`_fma`), and the sums over points run in :data:`BLOCK` interleaved partial sums, a
 fixed order that vectorises without "reassoc".
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import math
-from contextlib import contextmanager
-from pathlib import Path
 
 import numba
 import numpy as np
-import pytensor.tensor as pt
 from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic
-from pytensor.gradient import DisconnectedType, grad_not_implemented
-from pytensor.graph.basic import Apply
-from pytensor.graph.op import Op
 
-__all__ = ["MixtureLogLik", "MixtureLogLikGrad", "mixture_loglik", "pointwise_loglik",
-           "loglik_kernel",
-           "gradient_kernel", "BLOCK"]
+__all__ = ["BLOCK", "LOG_2PI", "loglik_kernel", "gradient_kernel", "loglik", "gradient",
+           "pointwise_log_likelihood_numba"]
 
 #: Points per block: the block's residuals (D x BLOCK) stay in L1 cache.
 BLOCK = 64
 
-_LOG_2PI = float(np.log(2.0 * np.pi))
+LOG_2PI = float(np.log(2.0 * np.pi))
 _INV_LN2 = float(1.0 / np.log(2.0))
 _LN2 = float(np.log(2.0))
 _LN2_HI = 6.93147180369123816490e-01  # ln 2 in two parts (Cody and Waite)
@@ -179,7 +163,7 @@ def _component_constants(log_weights, means, prec):
     k, d = means.shape
     const = np.empty(k)
     for c in range(k):
-        s = log_weights[c] - 0.5 * d * _LOG_2PI
+        s = log_weights[c] - 0.5 * d * LOG_2PI
         ok = log_weights[c] < np.inf and log_weights[c] == log_weights[c]
         for i in range(d):
             ok = ok and np.isfinite(means[c, i]) and prec[c, i, i] > 0.0
@@ -330,7 +314,7 @@ def gradient_kernel(X, means, prec, resp, g, g_log_weights, g_means, g_prec):
 
 
 @numba.njit(cache=True)
-def _loglik(X, log_weights, means, prec):
+def loglik(X, log_weights, means, prec):
     n = X.shape[0]
     out = np.empty(n)
     resp = np.empty((means.shape[0], n))
@@ -339,7 +323,7 @@ def _loglik(X, log_weights, means, prec):
 
 
 @numba.njit(cache=True)
-def _gradient(X, means, prec, resp, g):
+def gradient(X, means, prec, resp, g):
     k, d = means.shape
     g_log_weights = np.empty(k)
     g_means = np.empty((k, d))
@@ -349,11 +333,11 @@ def _gradient(X, means, prec, resp, g):
     return g_log_weights, g_means, g_prec
 
 
-def pointwise_loglik(X, weights, means, chols) -> np.ndarray:
+def pointwise_log_likelihood_numba(X, weights, means, chols) -> np.ndarray:
     """``log p(x_n | theta_s)`` for a stack of draws, shape (S, N).
 
     ``weights`` (S, K), ``means`` (S, K, D), ``chols`` (S, K, D, D) lower Cholesky factors.
-    The kernel of :class:`MixtureLogLik`, one draw per call (no (S, N, K) arrays).
+    The kernel of :class:`bayesgmm.likelihood.ops.MixtureLogLik`, one draw per call (no (S, N, K) arrays).
     """
     X = np.ascontiguousarray(X, dtype=np.float64)
     with np.errstate(divide="ignore"):
@@ -363,202 +347,5 @@ def pointwise_loglik(X, weights, means, chols) -> np.ndarray:
     prec = np.ascontiguousarray(np.linalg.inv(chols), dtype=np.float64)
     out = np.empty((log_weights.shape[0], X.shape[0]))
     for i in range(out.shape[0]):
-        out[i] = _loglik(X, log_weights[i], means[i], prec[i])[0]
+        out[i] = loglik(X, log_weights[i], means[i], prec[i])[0]
     return out
-
-
-def _as_float64(x):
-    x = pt.as_tensor_variable(x)
-    return x if x.dtype == "float64" else pt.cast(x, "float64")
-
-
-class MixtureLogLik(Op):
-    """Per-row mixture log-likelihood and responsibilities; see the module docstring.
-
-    Inputs: ``X`` (N, D), ``log_weights`` (K,), ``means`` (K, D), ``prec`` (K, D, D) with
-    ``prec[k] = L_k^-1``. Outputs: log-likelihood (N,), responsibilities (K, N).
-    """
-
-    __props__ = ()
-
-    def make_node(self, X, log_weights, means, prec):
-        X, log_weights, means, prec = map(_as_float64, (X, log_weights, means, prec))
-        for var, ndim, name in ((X, 2, "X"), (log_weights, 1, "log_weights"),
-                                (means, 2, "means"), (prec, 3, "prec")):
-            if var.ndim != ndim:
-                raise TypeError(f"MixtureLogLik: {name} must have {ndim} dimensions, "
-                                f"got {var.ndim}")
-        n = X.type.shape[0]
-        k = means.type.shape[0]
-        outputs = [pt.tensor(dtype="float64", shape=(n,)),
-                   pt.tensor(dtype="float64", shape=(k, n))]
-        return Apply(self, [X, log_weights, means, prec], outputs)
-
-    def perform(self, node, inputs, output_storage):
-        out, resp = _loglik(*inputs)
-        output_storage[0][0] = out
-        output_storage[1][0] = resp
-
-    def infer_shape(self, node, input_shapes):
-        n = input_shapes[0][0]
-        k = input_shapes[2][0]
-        return [(n,), (k, n)]
-
-    def pullback(self, inputs, outputs, output_grads):
-        X, log_weights, means, prec = inputs
-        g_loglik, g_resp = output_grads
-        if not isinstance(g_resp.type, DisconnectedType):
-            raise NotImplementedError("MixtureLogLik: the responsibilities have no gradient")
-        if isinstance(g_loglik.type, DisconnectedType):
-            return [grad_not_implemented(self, 0, X), log_weights.zeros_like(),
-                    means.zeros_like(), prec.zeros_like()]
-        g_w, g_m, g_p = MixtureLogLikGrad()(X, means, prec, outputs[1], g_loglik)
-        return [grad_not_implemented(self, 0, X), g_w, g_m, g_p]
-
-
-class MixtureLogLikGrad(Op):
-    """Gradient of ``sum_n g_n loglik_n`` from the responsibilities (see the module docstring).
-
-    Inputs: ``X`` (N, D), ``means`` (K, D), ``prec`` (K, D, D), ``resp`` (K, N), ``g`` (N,).
-    Outputs: the gradients with respect to the log-weights, means and ``prec``.
-    """
-
-    __props__ = ()
-
-    def make_node(self, X, means, prec, resp, g):
-        X, means, prec, resp, g = map(_as_float64, (X, means, prec, resp, g))
-        outputs = [pt.tensor(dtype="float64", shape=(means.type.shape[0],)),
-                   means.type(), prec.type()]
-        return Apply(self, [X, means, prec, resp, g], outputs)
-
-    def perform(self, node, inputs, output_storage):
-        for storage, value in zip(output_storage, _gradient(*inputs), strict=True):
-            storage[0] = value
-
-    def infer_shape(self, node, input_shapes):
-        return [(input_shapes[1][0],), input_shapes[1], input_shapes[2]]
-
-
-def mixture_loglik(X, log_weights, means, prec):
-    """Per-row mixture log-likelihood (N,) through :class:`MixtureLogLik`."""
-    _register_backends()
-    return MixtureLogLik()(X, log_weights, means, prec)[0]
-
-
-# ----------------------------------------------------------------------------- backends
-@functools.cache
-def kernel_version() -> int:
-    """A hash of this module's source: part of PyTensor's numba cache key for the Ops.
-
-    Compiled graphs are cached on disk with the kernels inside them, so a changed kernel
-    must change the key, or a graph compiled by an older bayesgmm would be loaded.
-    """
-    return int(hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:15], 16)
-
-
-@contextmanager
-def exact_numba():
-    """Compile PyTensor graphs for numba without fastmath inside this context.
-
-    PyTensor's default fastmath flags include "contract", "reassoc", "arcp" and "afn", with
-    which the copies of a compiled function (see the module docstring) round differently:
-    the same seed gave other draws depending on whether the graph came from the cache
-    (nutpie by 5e-9, PyMC's sampler by 8.6e-4). The flag is part of PyTensor's cache key.
-    PyMC's parallel chains inherit the compiled functions through ``fork``, Linux's default
-    start method up to Python 3.13.
-    """
-    import pytensor
-
-    with pytensor.config.change_flags(numba__fastmath=False):
-        yield
-
-
-def _register_numba():
-    from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
-
-    @register_funcify_default_op_cache_key(MixtureLogLik)
-    def _numba_loglik(op, node=None, **kwargs):
-        return _loglik, kernel_version()
-
-    @register_funcify_default_op_cache_key(MixtureLogLikGrad)
-    def _numba_gradient(op, node=None, **kwargs):
-        return _gradient, kernel_version()
-
-
-def _jax_forward(X, log_weights, means, prec):
-    import jax.numpy as jnp
-
-    k, d = means.shape
-    resid = X[None, :, :] - means[:, None, :]  # (K, N, D)
-    z = jnp.einsum("kij,knj->kni", jnp.tril(prec), resid)
-    logdet = jnp.sum(jnp.log(jnp.diagonal(prec, axis1=1, axis2=2)), axis=1)
-    lp = (log_weights + logdet - 0.5 * d * _LOG_2PI)[:, None] - 0.5 * jnp.sum(z * z, axis=2)
-    top = jnp.max(lp, axis=0)
-    e = jnp.exp(lp - top)
-    total = jnp.sum(e, axis=0)
-    return top + jnp.log(total), e / total
-
-
-def _jax_gradient(X, means, prec, resp, g):
-    import jax.numpy as jnp
-
-    w = resp * g  # (K, N)
-    resid = X[None, :, :] - means[:, None, :]  # (K, N, D)
-    s0 = jnp.sum(w, axis=1)
-    s1 = jnp.einsum("kn,knd->kd", w, resid)
-    c = jnp.einsum("kn,kni,knj->kij", w, resid, resid)
-    prec = jnp.tril(prec)
-    g_means = jnp.einsum("kji,kj->ki", prec, jnp.einsum("kij,kj->ki", prec, s1))
-    diag = jnp.diagonal(prec, axis1=1, axis2=2)
-    eye = jnp.eye(means.shape[1])
-    g_prec = jnp.tril(eye * (s0[:, None] / diag)[:, None, :] - prec @ c)
-    return s0, g_means, g_prec
-
-
-def _register_jax():
-    import importlib.util
-
-    if importlib.util.find_spec("jax") is None:  # no JAX, no JAX backend
-        return
-    import jax
-    from pytensor.link.jax.dispatch import jax_funcify
-
-    @jax.custom_vjp
-    def forward(X, log_weights, means, prec):
-        return _jax_forward(X, log_weights, means, prec)
-
-    def forward_fwd(X, log_weights, means, prec):
-        out = _jax_forward(X, log_weights, means, prec)
-        return out, (X, means, prec, out[1])
-
-    def forward_bwd(res, cotangents):
-        # JAX's own autodiff of the log density (blackjax, numpyro, nutpie's JAX backend)
-        # gets the closed-form gradient. The responsibilities' cotangent is ignored: in a
-        # log density they only feed MixtureLogLikGrad, which is never differentiated.
-        X, means, prec, resp = res
-        g_w, g_m, g_p = _jax_gradient(X, means, prec, resp, cotangents[0])
-        return (None, g_w, g_m, g_p)
-
-    forward.defvjp(forward_fwd, forward_bwd)
-
-    @jax_funcify.register(MixtureLogLik)
-    def _jax_loglik(op, **kwargs):
-        return forward
-
-    @jax_funcify.register(MixtureLogLikGrad)
-    def _jax_grad(op, **kwargs):
-        return _jax_gradient
-
-
-_REGISTERED = []
-
-
-def _register_backends() -> None:
-    """Register the numba and JAX implementations, once, when the first graph is built.
-
-    Importing JAX costs about a second; ``import bayesgmm`` should not pay it.
-    """
-    if not _REGISTERED:
-        _register_numba()
-        _register_jax()
-        _REGISTERED.append(True)

@@ -15,9 +15,10 @@ import numbers
 
 import numpy as np
 
-from ._validation import check_positive_int
-from .model import check_covariance_type
+from .covariance import check_covariance_type
 from .priors import Priors
+from .seeds import check_random_state
+from .validation import check_positive_int
 
 __all__ = ["BACKENDS", "METHODS", "PARAMETER_CONSTRAINTS", "SAMPLERS", "check_params"]
 
@@ -72,14 +73,10 @@ def _boolean(optional: bool):
 
 
 def _random_state(value, name: str):
-    if value is None or isinstance(value, np.random.Generator):
-        return value
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        if value < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {value}.")
-        return int(value)
-    raise TypeError(f"{name} must be None, an int or a numpy Generator, got "
-                    f"{type(value).__name__}.")
+    if value is not None and not isinstance(value, np.random.Generator):
+        check_random_state(value, name)
+        value = int(value)
+    return value
 
 
 def _priors(value, name: str) -> Priors:

@@ -32,7 +32,7 @@ import threading
 import numpy as np
 import xarray as xr
 
-from ._interrupt import abandon, wait_for, wait_interruptibly
+from .interrupt import abandon, wait_for, wait_interruptibly
 
 __all__ = ["sample_blackjax"]
 

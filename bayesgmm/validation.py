@@ -8,17 +8,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["DataWarning", "check_data", "check_features", "check_model_size",
-           "check_n_components", "check_positive_int", "has_feature_names", "outlying_rows"]
+from .exceptions import DataWarning
 
-# Attribute of a fit's groups: 1 if the data it was fitted to had feature names (a data frame
-# with string column names), 0 if not; scikit-learn's feature_names_in_ rule.
-FEATURE_NAMES_ATTR = "bayesgmm_feature_names_in"
-
-
-class DataWarning(UserWarning):
-    """The data can be fitted, but something about it deserves attention."""
-
+__all__ = ["check_data", "check_features", "check_model_size",
+           "check_n_components", "check_positive_int", "has_feature_names", "outlying_rows",
+           "default_feature_names", "count_distinct_rows", "describe_outliers"]
 
 def _describe_rows(mask: np.ndarray, limit: int = 5) -> str:
     rows = np.flatnonzero(mask)
@@ -114,21 +108,8 @@ def has_feature_names(X) -> bool:
     return _frame_with_names(X)[1]
 
 
-def fitted_feature_names(result) -> list[str] | None:
-    """The feature names a fit saw (the DataTree of :func:`bayesgmm.fit`), or None if none.
-
-    Fits saved before :data:`FEATURE_NAMES_ATTR` existed count as named unless their names
-    are the defaults ``x0``, ``x1``, ...
-    """
-    post = result["posterior"]
-    names = [str(f) for f in post["feature"].to_numpy()]
-    flag = post.attrs.get(FEATURE_NAMES_ATTR)
-    if flag is None:
-        return None if names == default_feature_names(len(names)) else names
-    return names if int(flag) else None
-
-
-def check_features(X, result, *, name: str = "X") -> np.ndarray:
+def check_features(X, fitted: list[str] | None, n_features: int, *,
+                   name: str = "X") -> np.ndarray:
     """Data to predict for against a fit: as :func:`check_data`, columns checked by name.
 
     As scikit-learn does: when the fit saw feature names, a data frame must have the same
@@ -138,8 +119,11 @@ def check_features(X, result, *, name: str = "X") -> np.ndarray:
     Parameters
     ----------
     X : array-like or data frame of shape (n_samples, n_features)
-    result : xarray.DataTree
-        The fit (:func:`bayesgmm.fit`, or a BayesianGMM's ``idata_``).
+    fitted : list of str or None
+        The feature names the fit saw (None: it saw none; see
+        :func:`bayesgmm.fitting.result.feature_names_in`).
+    n_features : int
+        The number of features the fit saw.
     name : str
         How to call the data in messages.
 
@@ -147,7 +131,6 @@ def check_features(X, result, *, name: str = "X") -> np.ndarray:
     -------
     ndarray of shape (n_samples, n_features), float64
     """
-    fitted = fitted_feature_names(result)
     frame, named = _frame_with_names(X, name)
     if fitted is not None and named:
         given = [str(c) for c in frame.columns]
@@ -163,7 +146,7 @@ def check_features(X, result, *, name: str = "X") -> np.ndarray:
                 how += f": pass the fitted columns in that order, {name}[{fitted}]"
             raise ValueError(f"{name} has columns {given}, but the model was fitted on "
                              f"{fitted}; {how}.")
-    values = check_data(X, n_features=result["posterior"].sizes["feature"], name=name)[0]
+    values = check_data(X, n_features=n_features, name=name)[0]
     if fitted is not None and frame is None:
         # (a frame with non-string column labels is taken by position, as an array)
         warnings.warn(f"{name} has no feature names, but the model was fitted with feature "

@@ -130,7 +130,7 @@ def compile_numba(model, initial_point: dict):
     nutpie compiled model
         Accepted by ``nutpie.sample``; the draws carry the model's variable names and dims.
     """
-    from ._fused import exact_numba
+    from ..likelihood.ops import exact_numba
 
     with exact_numba():  # same draws whether the graphs are compiled now or loaded
         return _compile(model, initial_point)

@@ -42,24 +42,14 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from .exceptions import SavedFitError, UnverifiedFitWarning
+
 PARAMS_ATTR = "bayesgmm_estimator_params"
 VERSION_ATTR = "bayesgmm_format_version"
 CHECKSUM_ATTR = "bayesgmm_checksums"
 FORMAT_VERSION = 1
 _SETTINGS_KEY = "settings"  # the checksum entry of the settings JSON
 _ZARR_METADATA = {"zarr.json", ".zattrs", ".zgroup", ".zarray", ".zmetadata"}
-
-
-class SavedFitError(ValueError):
-    """A file that cannot be loaded as a bayesgmm fit.
-
-    It is unreadable, damaged, from a newer bayesgmm, or holds settings or a posterior
-    that are not valid; the message names the file and what is wrong.
-    """
-
-
-class UnverifiedFitWarning(UserWarning):
-    """A fit saved by an older bayesgmm, without checksums: its contents cannot be verified."""
 
 
 def _engine(path: Path) -> str:
@@ -471,7 +461,7 @@ def _verify(stored, groups: dict[str, xr.Dataset], settings: str, where: str) ->
 
 def check_settings(params: dict, version: int, shown) -> dict:
     """The saved settings, checked as the fit checks them, as constructor arguments."""
-    from ._params import PARAMETER_CONSTRAINTS, check_params
+    from .params import PARAMETER_CONSTRAINTS, check_params
 
     where = _describe(Path(shown))
     unknown = sorted(set(params) - set(PARAMETER_CONSTRAINTS))

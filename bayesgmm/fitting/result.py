@@ -1,0 +1,300 @@
+"""The layout of a fit's ``xarray.DataTree``, written once: how it is built and read."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+import numpy as np
+import pymc as pm
+import xarray as xr
+
+from ..exceptions import FitWarning
+from ..likelihood import KERNEL_MIN_TERMS, pointwise_log_likelihood
+from ..likelihood.kernels import pointwise_log_likelihood_numba
+from ..likelihood.reference import pointwise_log_likelihood_numpy
+from ..permutations import apply_permutations, gaussian_kl_cost, pivot_permutations
+from ..validation import check_features, default_feature_names
+from .vi import elbo_converged
+
+__all__ = ["LOG_LIKELIHOOD_MAX_BYTES", "LOG_LIKELIHOOD_NOT_STORED", "assemble", "as_tree",
+           "FitInfo", "fit_info", "feature_names_in", "checked_data", "Draws",
+           "posterior_draws", "thinned_draws", "sample_coords", "point_blocks",
+           "log_likelihood_blocks", "total_log_likelihood", "METHOD_ATTR", "SAMPLER_ATTR",
+           "COVARIANCE_TYPE_ATTR", "WEIGHT_CONCENTRATION_ATTR", "ORDER_BY_ATTR",
+           "PRIORS_ATTR", "FEATURE_NAMES_ATTR"]
+
+# Attributes of every group of a fit.
+METHOD_ATTR = "bayesgmm_method"  # "nuts", "advi", "fullrank_advi" or "map"
+SAMPLER_ATTR = "bayesgmm_sampler"  # the NUTS sampler that ran; "" for the other methods
+PRIORS_ATTR = "bayesgmm_priors"  # repr of the Priors
+WEIGHT_CONCENTRATION_ATTR = "bayesgmm_weight_concentration"
+COVARIANCE_TYPE_ATTR = "bayesgmm_covariance_type"
+ORDER_BY_ATTR = "bayesgmm_order_by"  # the ordered feature's name; "" without the constraint
+# 1 if the data it was fitted to had feature names (a data frame with string column names),
+# 0 if not; scikit-learn's feature_names_in_ rule.
+FEATURE_NAMES_ATTR = "bayesgmm_feature_names_in"
+
+
+# Largest pointwise log-likelihood (chains x draws x N doubles) stored by default.
+LOG_LIKELIHOOD_MAX_BYTES = 200e6
+# How the warning that the group was not stored begins (selection recognises it by this).
+LOG_LIKELIHOOD_NOT_STORED = "Pointwise log-likelihood not stored"
+
+
+def assemble(X, names, std, start, out, *, method, sampler, priors,
+              store_log_likelihood, named_features=False) -> xr.DataTree:
+    w, mu, chols = out["draws"]["weights"], out["draws"]["means"], out["draws"]["chols"]
+    stats, elbo = out.get("sample_stats"), out.get("elbo")
+    n_chains, n_draws, k = w.shape
+    d = mu.shape[-1]
+    flat = n_chains * n_draws
+    if start.order_by is None:
+        # Relabel every draw to the EM start, on the standardised scale.
+        covs_std = chols @ np.swapaxes(chols, -1, -2)
+        cost = gaussian_kl_cost(mu.reshape(flat, k, d), covs_std.reshape(flat, k, d, d),
+                                start.means, start.covariances)
+        perm = pivot_permutations(cost)
+    else:  # the ordering constraint fixes the labels
+        perm = np.tile(np.arange(k), (flat, 1))
+    w = apply_permutations(w.reshape(flat, k), perm)
+    mu = apply_permutations(mu.reshape(flat, k, d), perm)
+    chols = apply_permutations(chols.reshape(flat, k, d, d), perm)
+    # Back to the user's scale.
+    means = std.means_to_user(mu)
+    chols_user = std.chols_to_user(chols)
+    covs = chols_user @ np.swapaxes(chols_user, -1, -2)
+    sigmas = np.sqrt(np.diagonal(covs, axis1=-2, axis2=-1))
+
+    shape = (n_chains, n_draws)
+    cd = ("chain", "draw")
+    coords = {"chain": np.arange(n_chains), "draw": np.arange(n_draws),
+              "component": np.arange(k), "feature": names, "feature_bis": names}
+    attrs = {
+        "created_at": datetime.now(UTC).isoformat(),
+        "inference_library": "pymc",
+        "inference_library_version": pm.__version__,
+        METHOD_ATTR: method,
+        SAMPLER_ATTR: sampler if method == "nuts" else "",
+        PRIORS_ATTR: repr(priors),
+        WEIGHT_CONCENTRATION_ATTR: priors.weight_concentration,
+        COVARIANCE_TYPE_ATTR: start.covariance_type,
+        ORDER_BY_ATTR: "" if start.order_by is None else str(names[start.order_by]),
+        FEATURE_NAMES_ATTR: int(named_features),
+    }
+    posterior = xr.Dataset(
+        {
+            "weights": (cd + ("component",), w.reshape(shape + (k,))),
+            "means": (cd + ("component", "feature"), means.reshape(shape + (k, d))),
+            "sigmas": (cd + ("component", "feature"), sigmas.reshape(shape + (k, d))),
+            "covariances": (cd + ("component", "feature", "feature_bis"),
+                            covs.reshape(shape + (k, d, d))),
+        },
+        coords=coords,
+        attrs=attrs,
+    )
+    n = X.shape[0]
+    tree: dict[str, xr.Dataset] = {"posterior": posterior}
+    if store_log_likelihood is None:
+        store_log_likelihood = flat * n * 8 <= LOG_LIKELIHOOD_MAX_BYTES
+        if not store_log_likelihood:
+            warnings.warn(
+                f"{LOG_LIKELIHOOD_NOT_STORED}: {n_chains} chain(s) x {n_draws} draws x "
+                f"{n} points take {flat * n * 8 / 1e6:.0f} MB (more than "
+                f"{LOG_LIKELIHOOD_MAX_BYTES / 1e6:.0f} MB). bayesgmm.selection.loo(fit) and "
+                f"select_components compute LOO from the draws in chunks, and "
+                f"bayesgmm.assignments.log_likelihood(fit) returns the array; for arviz_stats."
+                f"loo(fit) itself, fit with store_log_likelihood=True.", FitWarning,
+                stacklevel=3)
+    if store_log_likelihood:
+        ll = pointwise_log_likelihood(X, w, means, chols_user).reshape(shape + (n,))
+        tree["log_likelihood"] = xr.Dataset(
+            {"x": (cd + ("obs",), ll)}, coords={**coords, "obs": np.arange(n)}, attrs=attrs)
+    tree["observed_data"] = xr.Dataset(
+        {"x": (("obs", "feature"), X)}, coords={"obs": np.arange(n), "feature": names},
+        attrs=attrs)
+    tree["constant_data"] = xr.Dataset(
+        {"center": ("feature", std.center), "scale": ("feature", std.scale)},
+        coords={"feature": names}, attrs=attrs)
+    if stats is not None:
+        tree["sample_stats"] = stats.assign_attrs(attrs)
+    tree["relabeling"] = xr.Dataset(
+        {"permutation": (cd + ("component",), perm.reshape(shape + (k,)))},
+        coords={k_: coords[k_] for k_ in ("chain", "draw", "component")}, attrs=attrs)
+    if elbo is not None:
+        tree["variational"] = xr.Dataset(
+            {"elbo": ("iteration", elbo)}, coords={"iteration": np.arange(elbo.size)},
+            attrs={**attrs, "converged": int(elbo_converged(elbo))})
+    if "optimizer" in out:
+        tree["optimizer"] = xr.Dataset(attrs={**attrs, **out["optimizer"]})
+    start_covs = start.covariances * np.outer(std.scale, std.scale)
+    tree["initial_point"] = xr.Dataset(
+        {
+            "weights": ("component", start.weights),
+            "means": (("component", "feature"), std.means_to_user(start.means)),
+            "covariances": (("component", "feature", "feature_bis"), start_covs),
+        },
+        coords={key: coords[key] for key in ("component", "feature", "feature_bis")},
+        attrs=attrs,
+    )
+    return xr.DataTree.from_dict(tree)
+
+
+# ----------------------------------------------------------------------------- reading a fit
+def as_tree(fitted) -> xr.DataTree:
+    """The DataTree of a fit: ``fitted`` itself, or a fitted BayesianGMM's ``idata_``.
+
+    Every function that reads a fit takes either, and calls this first.
+    """
+    if isinstance(fitted, xr.DataTree):
+        return fitted
+    idata = getattr(fitted, "idata_", None)
+    if idata is None:
+        raise TypeError("Pass a fitted BayesianGMM or the xarray.DataTree that bayesgmm.fit "
+                        f"returns, got {type(fitted).__name__} (is the model fitted?).")
+    return idata
+
+
+@dataclass(frozen=True)
+class FitInfo:
+    """How a fit was made, read from its posterior's attributes.
+
+    Files saved by older versions may lack an attribute; the defaults here are what those
+    versions did.
+    """
+
+    method: str
+    sampler: str
+    covariance_type: str
+    weight_concentration: float
+    order_by: str
+
+    @property
+    def sparse(self) -> bool:
+        """A sparse Dirichlet prior (an overfitted mixture): empty components are intended."""
+        return self.weight_concentration < 1.0
+
+
+def fit_info(fitted) -> FitInfo:
+    """:class:`FitInfo` of a fit (a BayesianGMM or its DataTree)."""
+    attrs = as_tree(fitted)["posterior"].attrs
+    return FitInfo(
+        method=str(attrs.get(METHOD_ATTR, "nuts")),
+        sampler=str(attrs.get(SAMPLER_ATTR, "")),
+        covariance_type=str(attrs.get(COVARIANCE_TYPE_ATTR, "full")),
+        weight_concentration=float(attrs.get(WEIGHT_CONCENTRATION_ATTR, 1.0)),
+        order_by=str(attrs.get(ORDER_BY_ATTR, "")),
+    )
+
+
+def feature_names_in(fitted) -> list[str] | None:
+    """The feature names a fit saw, or None if it saw none (an array).
+
+    Fits saved before :data:`FEATURE_NAMES_ATTR` existed count as named unless their names
+    are the defaults ``x0``, ``x1``, ...
+    """
+    post = as_tree(fitted)["posterior"]
+    names = [str(f) for f in post["feature"].to_numpy()]
+    flag = post.attrs.get(FEATURE_NAMES_ATTR)
+    if flag is None:
+        return None if names == default_feature_names(len(names)) else names
+    return names if int(flag) else None
+
+
+def checked_data(fitted, X=None, *, name: str = "X") -> np.ndarray:
+    """The points to evaluate a fit at: its fitted data when ``X`` is None, else ``X``
+    checked against the fit's features (by name where the fit saw names).
+    """
+    tree = as_tree(fitted)
+    if X is None:
+        return tree["observed_data"]["x"].to_numpy()
+    return check_features(X, feature_names_in(tree), tree["posterior"].sizes["feature"],
+                          name=name)
+
+
+class Draws(NamedTuple):
+    """Posterior draws flattened over (chain, draw): S = chains x draws."""
+
+    weights: np.ndarray  # (S, K)
+    means: np.ndarray  # (S, K, D)
+    chols: np.ndarray  # (S, K, D, D), lower Cholesky factors of the covariances
+
+
+def posterior_draws(fitted, draws: np.ndarray | None = None) -> Draws:
+    """Weights, means and Cholesky factors of every posterior draw, flattened.
+
+    ``fitted``: a BayesianGMM, its DataTree, or a posterior node or Dataset. ``draws``:
+    indices along ``draw`` to keep (see :func:`thinned_draws`), in every chain.
+    """
+    post = fitted if isinstance(fitted, (xr.Dataset, xr.DataTree)) and "weights" in fitted \
+        else as_tree(fitted)["posterior"]
+    if draws is not None:
+        post = post.isel(draw=draws)
+    k, d = post.sizes["component"], post.sizes["feature"]
+    w = post["weights"].to_numpy().reshape(-1, k)
+    means = post["means"].to_numpy().reshape(-1, k, d)
+    covs = post["covariances"].to_numpy().reshape(-1, k, d, d)
+    return Draws(w, means, np.linalg.cholesky(covs))
+
+
+def thinned_draws(n_draws: int, n_chains: int, max_draws: int) -> np.ndarray:
+    """Draw indices, evenly spread, so that all chains together keep about ``max_draws``."""
+    per_chain = max(1, int(max_draws) // n_chains)
+    return np.unique(np.linspace(0, n_draws - 1, min(per_chain, n_draws)).round().astype(int))
+
+
+def sample_coords(post, draws: np.ndarray | None = None) -> dict:
+    """``chain`` and ``draw`` coordinates of a posterior, of the kept ``draws`` if given."""
+    draw = post["draw"].to_numpy()
+    return {"chain": post["chain"].to_numpy(),
+            "draw": draw if draws is None else draw[draws]}
+
+
+# Per-draw values held at once when working through the points in blocks: 32 MB of doubles.
+BLOCK_ELEMENTS = 4_000_000
+
+
+def point_blocks(n_points: int, per_point: int) -> list[slice]:
+    """Consecutive blocks of points, each holding about :data:`BLOCK_ELEMENTS` values."""
+    step = max(1, BLOCK_ELEMENTS // max(1, per_point))
+    return [slice(start, min(n_points, start + step)) for start in range(0, n_points, step)]
+
+
+def log_likelihood_blocks(fitted, X: np.ndarray, draws: np.ndarray | None = None):
+    """Log p(x_n | theta) for blocks of points: yields (slice, array (chain, draw, block)).
+
+    Uses the same implementation as the fit's stored group (chosen by the total size, see
+    :func:`bayesgmm.likelihood.pointwise_log_likelihood`), so the numbers agree with it.
+    """
+    post = as_tree(fitted)["posterior"]
+    if draws is not None:
+        post = post.isel(draw=draws)
+    c, s = post.sizes["chain"], post.sizes["draw"]
+    w, means, chols = posterior_draws(post)
+    k = w.shape[1]
+    if w.shape[0] * X.shape[0] * k < KERNEL_MIN_TERMS:
+        kernel = pointwise_log_likelihood_numpy
+    else:
+        kernel = pointwise_log_likelihood_numba
+    for sl in point_blocks(X.shape[0], c * s):
+        yield sl, kernel(X[sl], w, means, chols).reshape(c, s, -1)
+
+
+def total_log_likelihood(fitted) -> xr.DataArray | None:
+    """Sum over points of log p(x_n | theta) per draw, (chain, draw); None without data.
+
+    From the stored group when there is one, else computed block by block of points.
+    """
+    tree = as_tree(fitted)
+    if "log_likelihood" in tree.children:
+        return tree["log_likelihood"]["x"].sum("obs")
+    if "observed_data" not in tree.children:
+        return None
+    post = tree["posterior"]
+    X = tree["observed_data"]["x"].to_numpy()
+    total = np.zeros((post.sizes["chain"], post.sizes["draw"]))
+    for _, block in log_likelihood_blocks(tree, X):
+        total += block.sum(axis=-1)
+    return xr.DataArray(total, dims=("chain", "draw"), coords=sample_coords(post))

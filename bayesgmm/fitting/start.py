@@ -1,0 +1,137 @@
+"""Where every fit starts: the best EM solution, jittered per chain, ordered if asked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..ml.em import em_for_start
+from ..model import point_from_params
+from ..validation import count_distinct_rows
+
+__all__ = ["Start", "em_start", "jittered", "resolve_order_by", "best_separated_feature"]
+
+
+@dataclass(frozen=True)
+class Start:
+    """A point estimate on the standardised scale."""
+
+    weights: np.ndarray  # (K,)
+    means: np.ndarray  # (K, D)
+    covariances: np.ndarray  # (K, D, D)
+    order_by: int | None = None  # feature the model's means are ordered along, if any
+    covariance_type: str = "full"
+
+    def ordered(self, order_by: int | None) -> Start:
+        """The same solution, components sorted along feature ``order_by`` (if given)."""
+        if order_by is None:
+            return self
+        idx = np.argsort(self.means[:, order_by], kind="stable")
+        return Start(self.weights[idx], self.means[idx], self.covariances[idx], order_by,
+                      self.covariance_type)
+
+    def point(self) -> dict:
+        return point_from_params(self.weights, self.means, self.chols, self.order_by,
+                                 self.covariance_type)
+
+    @property
+    def chols(self) -> np.ndarray:
+        return np.linalg.cholesky(self.covariances)
+
+
+def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
+             random_state: int | None = None, sparse: bool = False,
+             covariance_type: str = "full", raw=None) -> Start:
+    """The best EM solution of ``covariance_type`` on standardised data.
+
+    ``n_init`` starts of several strategies (see :func:`~bayesgmm.ml.em.em_for_start`). ``raw``: ``(X, standardizer)``
+    with ``Z = standardizer.transform(X)``; then one of those strategies (k-means on the
+    user's units) sees ``X`` itself. Standardising shrinks a separation along one feature
+    when the other features are noise: at D=20, N=800 (two clusters 11 sd apart along one
+    feature) EM on ``Z`` alone found them for 3 of 4 seeds, and at D=30, N=400 for none.
+
+    The covariances are regularised (1e-3 on the diagonal, in feature standard deviations),
+    and weights kept above 1e-3, so the start lies inside the support of the priors.
+
+    ``sparse=True`` (a sparse Dirichlet prior on the weights: an overfitted mixture) starts
+    where such a posterior puts its mass: EM with the number of components K' <= K that
+    has the lowest BIC, padded with K - K' empty components of weight 1e-3, each as wide
+    as the data (identity covariance on the standardised scale) and near its centre. A wide
+    component explains no point better than the fitted ones, so the likelihood pushes its
+    weight down; empty components started on data points with narrow covariances were
+    pulled into the clusters instead (N=200, K=8: all eight filled, and NUTS did not empty
+    them again), and a K-way split of the data would leave NUTS to merge components across
+    low-probability valleys.
+    """
+    k = n_components
+    d = Z.shape[1]
+    n_distinct = count_distinct_rows(Z, k)  # exact up to k: _em only compares it with K' <= k
+    if sparse and k > 1:
+        fits = [em_for_start(Z, j, n_init, random_state, covariance_type, n_distinct, raw)
+                for j in range(1, k + 1)]
+        best = int(np.argmin([f[3] for f in fits]))
+        weights, means, covs, _ = fits[best]
+        pad = k - weights.size
+        if pad:
+            rng = np.random.default_rng(random_state)
+            weights = np.concatenate([weights * (1 - pad * 1e-3), np.full(pad, 1e-3)])
+            means = np.concatenate([means, 0.1 * rng.standard_normal((pad, d))])
+            pad_covs = (np.repeat(covs[:1], pad, 0) if covariance_type == "tied"
+                        else np.repeat(np.eye(d)[None], pad, 0))
+            covs = np.concatenate([covs, pad_covs])
+    else:
+        weights, means, covs, _ = em_for_start(Z, k, n_init, random_state, covariance_type, n_distinct,
+                                      raw)
+    weights = np.maximum(weights, 1e-3)
+    weights = weights / weights.sum()
+    covs = 0.5 * (covs + np.swapaxes(covs, -1, -2)) + 1e-6 * np.eye(d)
+    return Start(weights=weights, means=np.array(means, dtype=float), covariances=covs,
+                  covariance_type=covariance_type)
+
+
+def jittered(start: Start, rng: np.random.Generator, scale: float = 0.05) -> dict:
+    """A chain's start: the EM solution with small noise, as a constrained PyMC point."""
+    k, d = start.means.shape
+    sds = np.sqrt(np.diagonal(start.covariances, axis1=1, axis2=2))
+    means = start.means + scale * sds * rng.standard_normal((k, d))
+    weights = start.weights * np.exp(scale * rng.standard_normal(k))
+    chols = start.chols * np.exp(scale * rng.standard_normal((k, d)))[:, :, None]
+    return point_from_params(weights / weights.sum(), means, chols, start.order_by,
+                             start.covariance_type)
+
+
+def best_separated_feature(start: Start) -> int:
+    """Feature along which the EM components are best separated.
+
+    For each feature, sort the component means along it and take the smallest gap between
+    neighbours in units of their pooled standard deviation along that feature; return the
+    feature where this smallest gap is largest. The ordering constraint then binds least: a
+    feature of large spread can still hold two components at the same place.
+    """
+    sds = np.sqrt(np.diagonal(start.covariances, axis1=1, axis2=2))  # (K, D)
+    idx = np.argsort(start.means, axis=0)
+    m = np.take_along_axis(start.means, idx, axis=0)
+    s = np.take_along_axis(sds, idx, axis=0)
+    gaps = np.diff(m, axis=0) / np.sqrt(s[1:] ** 2 + s[:-1] ** 2)
+    return int(np.argmax(gaps.min(axis=0)))
+
+
+def resolve_order_by(order_by, names: list[str], start: Start, k: int) -> int | None:
+    """Feature index for the ordering constraint (None: no constraint)."""
+    if order_by is None:
+        return None
+    if k < 2:
+        raise ValueError("order_by needs n_components >= 2: one component has no order.")
+    if isinstance(order_by, str):
+        if order_by == "auto":
+            return best_separated_feature(start)
+        if order_by not in names:
+            raise ValueError(f"order_by={order_by!r} is not a feature; the features are "
+                             f"{names} (or pass 'auto' or a column index).")
+        return names.index(order_by)
+    if isinstance(order_by, (int, np.integer)) and not isinstance(order_by, bool) \
+            and 0 <= order_by < len(names):
+        return int(order_by)
+    raise ValueError(f"order_by must be None, 'auto', a feature name or a column index in "
+                     f"[0, {len(names)}), got {order_by!r}.")

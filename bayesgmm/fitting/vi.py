@@ -1,0 +1,149 @@
+"""Variational inference: mean-field, full-rank and minibatch ADVI from the EM start."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pymc as pm
+
+from ..seeds import draw_seed
+from .compile import quiet_pymc
+from .interrupt import reraise_interrupts
+from .nuts import draws_from_posterior
+
+__all__ = ["run_vi", "elbo_converged"]
+
+
+class _ElboPlateau:
+    """Callback that stops VI once the ELBO stops rising (see :func:`elbo_converged`)."""
+
+    def __init__(self, window: int = 500):
+        self.window = window
+
+    def __call__(self, approx, losses, i):
+        # On StopIteration PyMC keeps the history without the last loss: decide on what it
+        # keeps, or the final check on that history can disagree and warn for nothing.
+        if i % self.window == 0 and elbo_converged(-np.asarray(losses[:-1]), self.window):
+            raise StopIteration("ELBO converged")
+
+
+class _IterateAverage:
+    """Polyak-Ruppert averaging of the variational parameters.
+
+    With a constant step, stochastic gradients (Monte Carlo ELBO estimates, and minibatches
+    above all) leave the final iterate wandering around the optimum; the average of the
+    recent iterates sits much closer to it. This keeps an exponential moving average over
+    about ``tau`` iterations (a plain running mean for the first ``tau``), and
+    :meth:`apply` writes it into the approximation at the end.
+    """
+
+    def __init__(self, tau: int = 250):
+        self.tau = tau
+        self.n = 0
+        self.avg: dict[str, np.ndarray] = {}
+
+    def __call__(self, approx, losses, i):
+        self.n += 1
+        rate = 1.0 / min(self.n, self.tau)
+        for name, shared in approx.shared_params.items():
+            value = shared.get_value()
+            if name not in self.avg:
+                self.avg[name] = np.array(value, dtype=float)
+            else:
+                self.avg[name] += rate * (value - self.avg[name])
+
+    def apply(self, approx) -> None:
+        for name, shared in approx.shared_params.items():
+            if name in self.avg:
+                shared.set_value(self.avg[name].astype(shared.dtype))
+
+
+def _start_sigma(model, scale: float) -> dict:
+    """``start_sigma`` for PyMC's ADVI: ``scale`` for every unconstrained coordinate.
+
+    PyMC matches the keys to the value variables' names ("weights_simplex__",
+    "chol_cov_0_cholesky-cov-packed__"); under the random variables' names every transformed
+    variable silently kept PyMC's default of 0.69, and at N=1e6, D=10, K=10 that blur made
+    the mean field collapse onto one broad component (mean error 7.7).
+    """
+    ip = model.initial_point()
+    return {vv.name: np.full(np.size(ip[vv.name]), scale) for vv in model.value_vars}
+
+
+def _vi_start_scale(n_obs: int, k: int) -> float:
+    """Start standard deviation of the mean field: 0.05, or ``1 / sqrt(N / K)`` if smaller.
+
+    ``1 / sqrt(N / K)`` is the order of the posterior sd of a component mean on the
+    standardised scale: at N=1e6 the approximation's sd of the means then came out 1.1x the
+    analytic posterior sd, against 3.4x from 0.05.
+    """
+    return float(min(0.05, 1.0 / np.sqrt(max(n_obs, 1) / k)))
+
+
+@reraise_interrupts
+def run_vi(model, start, *, method, draws, max_iter, rng, compile_kwargs, progressbar,
+            n_obs):
+    """Mean-field ADVI from the EM start; full-rank ADVI then starts from the mean field.
+
+    PyMC's default start (unit standard deviations on the unconstrained scale, Adagrad at
+    1e-3) took about 20,000 iterations on 500 points; starting the standard deviations at
+    0.05 and using Adam at 0.02 converges in about 2,000. The result is the average of the
+    recent iterates (:class:`_IterateAverage`): with minibatches of 256 rows out of 6,000
+    the last iterate was up to 0.16 feature-sd from the sample means, the average 0.013.
+    """
+    k, d = start.means.shape
+    start_point = start.point()
+    window = 500
+    with model, quiet_pymc(not progressbar):
+        # The JAX backend copies PyMC's random generator into the compiled graph and says so;
+        # the seed still fixes the result.
+        warnings.filterwarnings("ignore", message=".*RandomType SharedVariables.*")
+        # PyMC builds the approximation from the model's initial point, whose default fails
+        # for D=1 (LKJCholeskyCov with n=1): give every variable the EM start instead.
+        for name, value in start_point.items():
+            model.set_initval(model[name], value)
+        inference = pm.ADVI(start=start_point,
+                            start_sigma=_start_sigma(model, _vi_start_scale(n_obs, k)),
+                            random_seed=draw_seed(rng))
+        averager = _IterateAverage()
+        approx = inference.fit(max_iter, obj_optimizer=pm.adam(learning_rate=0.02),
+                               callbacks=[averager, _ElboPlateau(window)],
+                               progressbar=progressbar, compile_kwargs=compile_kwargs)
+        averager.apply(approx)
+        hist = np.asarray(approx.hist, dtype=float)
+        if method == "fullrank_advi":
+            mf_mean = approx.mean.get_value()
+            mf_std = approx.std.eval()
+            inference = pm.FullRankADVI(start=start_point, random_seed=draw_seed(rng))
+            params = inference.approx.shared_params
+            params["mu"].set_value(mf_mean)
+            n = mf_std.size
+            rows, cols = np.tril_indices(n)
+            # The diagonal of L is stored as rho, with sigma = softplus(rho).
+            rho = np.log(np.expm1(mf_std))
+            params["L_tril"].set_value(np.where(rows == cols, rho[rows], 0.0))
+            averager = _IterateAverage()
+            approx = inference.fit(max_iter, obj_optimizer=pm.adam(learning_rate=0.002),
+                                   callbacks=[averager, _ElboPlateau(window)],
+                                   progressbar=progressbar, compile_kwargs=compile_kwargs)
+            averager.apply(approx)
+            # One history for the whole fit: the mean-field phase, then the full-rank one.
+            hist = np.concatenate([hist, np.asarray(approx.hist, dtype=float)])
+        idata = approx.sample(draws, random_seed=draw_seed(rng))
+    draws_ = draws_from_posterior(idata["posterior"].to_dataset(), k, d, start.covariance_type)
+    return {"draws": draws_, "elbo": -hist}
+
+
+def elbo_converged(elbo: np.ndarray, window: int = 500) -> bool:
+    """Whether the ELBO has stopped rising.
+
+    The mean over the last ``window`` iterations differs from the mean over the window before
+    by less than three Monte Carlo standard errors, or by less than 1e-4 relative.
+    """
+    elbo = np.asarray(elbo, dtype=float)
+    if elbo.size < 2 * window or not np.isfinite(elbo[-2 * window:]).all():
+        return False
+    last, prev = elbo[-window:], elbo[-2 * window:-window]
+    noise = 3.0 * np.sqrt(last.var() / window + prev.var() / window)
+    return bool(abs(last.mean() - prev.mean()) <= max(noise, 1e-4 * abs(last.mean())))

@@ -1,0 +1,316 @@
+"""The mixture log-likelihood as PyTensor Ops, and the backends that compile them.
+
+``MixtureLogLik()(X, log_weights, means, prec)`` returns the per-row log-likelihood (N,) and
+the responsibilities (K, N) (see :mod:`bayesgmm.likelihood.kernels` for the formulas); its
+gradient is a second Op, :class:`MixtureLogLikGrad`. Two implementations, one per PyTensor
+backend:
+
+* numba (PyTensor's NUMBA mode; also what :meth:`perform` calls, so the C and Python modes
+  use it too): the kernels of :mod:`bayesgmm.likelihood.kernels`.
+* JAX: the same formulas in ``jax.numpy``, used by nutpie's, numpyro's and blackjax's
+  JAX paths.
+
+:func:`mixture_log_likelihood` is the likelihood term the model uses (the Cholesky factors
+inverted in the graph, then the fused Op); :func:`mixture_log_likelihood_graph`, the same
+likelihood as a plain PyTensor graph, is its test oracle.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytensor.tensor as pt
+from pytensor.gradient import DisconnectedType, grad_not_implemented
+from pytensor.graph.basic import Apply
+from pytensor.graph.op import Op
+from pytensor.tensor.linalg import solve_triangular
+
+from . import kernels
+from .kernels import LOG_2PI
+
+__all__ = ["MixtureLogLik", "MixtureLogLikGrad", "fused_log_likelihood",
+           "mixture_log_likelihood", "mixture_log_likelihood_graph", "exact_numba",
+           "kernel_version"]
+
+
+def _as_float64(x):
+    x = pt.as_tensor_variable(x)
+    return x if x.dtype == "float64" else pt.cast(x, "float64")
+
+
+class MixtureLogLik(Op):
+    """Per-row mixture log-likelihood and responsibilities; see :mod:`bayesgmm.likelihood.kernels`.
+
+    Inputs: ``X`` (N, D), ``log_weights`` (K,), ``means`` (K, D), ``prec`` (K, D, D) with
+    ``prec[k] = L_k^-1``. Outputs: log-likelihood (N,), responsibilities (K, N).
+    """
+
+    __props__ = ()
+
+    def make_node(self, X, log_weights, means, prec):
+        X, log_weights, means, prec = map(_as_float64, (X, log_weights, means, prec))
+        for var, ndim, name in ((X, 2, "X"), (log_weights, 1, "log_weights"),
+                                (means, 2, "means"), (prec, 3, "prec")):
+            if var.ndim != ndim:
+                raise TypeError(f"MixtureLogLik: {name} must have {ndim} dimensions, "
+                                f"got {var.ndim}")
+        n = X.type.shape[0]
+        k = means.type.shape[0]
+        outputs = [pt.tensor(dtype="float64", shape=(n,)),
+                   pt.tensor(dtype="float64", shape=(k, n))]
+        return Apply(self, [X, log_weights, means, prec], outputs)
+
+    def perform(self, node, inputs, output_storage):
+        out, resp = kernels.loglik(*inputs)
+        output_storage[0][0] = out
+        output_storage[1][0] = resp
+
+    def infer_shape(self, node, input_shapes):
+        n = input_shapes[0][0]
+        k = input_shapes[2][0]
+        return [(n,), (k, n)]
+
+    def pullback(self, inputs, outputs, output_grads):
+        X, log_weights, means, prec = inputs
+        g_loglik, g_resp = output_grads
+        if not isinstance(g_resp.type, DisconnectedType):
+            raise NotImplementedError("MixtureLogLik: the responsibilities have no gradient")
+        if isinstance(g_loglik.type, DisconnectedType):
+            return [grad_not_implemented(self, 0, X), log_weights.zeros_like(),
+                    means.zeros_like(), prec.zeros_like()]
+        g_w, g_m, g_p = MixtureLogLikGrad()(X, means, prec, outputs[1], g_loglik)
+        return [grad_not_implemented(self, 0, X), g_w, g_m, g_p]
+
+
+class MixtureLogLikGrad(Op):
+    """Gradient of ``sum_n g_n loglik_n`` from the responsibilities (see :mod:`bayesgmm.likelihood.kernels`).
+
+    Inputs: ``X`` (N, D), ``means`` (K, D), ``prec`` (K, D, D), ``resp`` (K, N), ``g`` (N,).
+    Outputs: the gradients with respect to the log-weights, means and ``prec``.
+    """
+
+    __props__ = ()
+
+    def make_node(self, X, means, prec, resp, g):
+        X, means, prec, resp, g = map(_as_float64, (X, means, prec, resp, g))
+        outputs = [pt.tensor(dtype="float64", shape=(means.type.shape[0],)),
+                   means.type(), prec.type()]
+        return Apply(self, [X, means, prec, resp, g], outputs)
+
+    def perform(self, node, inputs, output_storage):
+        for storage, value in zip(output_storage, kernels.gradient(*inputs), strict=True):
+            storage[0] = value
+
+    def infer_shape(self, node, input_shapes):
+        return [(input_shapes[1][0],), input_shapes[1], input_shapes[2]]
+
+
+def fused_log_likelihood(X, log_weights, means, prec):
+    """Per-row mixture log-likelihood (N,) through :class:`MixtureLogLik`."""
+    _register_backends()
+    return MixtureLogLik()(X, log_weights, means, prec)[0]
+
+
+def _core_parameters(weights, means, chols, n_components: int | None = None):
+    """The likelihood's parameters without batch dimensions, and K.
+
+    CustomDist hands them over with broadcast batch dimensions of length 1. K comes from
+    ``n_components``, else from the static shape of ``means``.
+    """
+    while weights.ndim > 1:
+        weights = weights[0]
+    while means.ndim > 2:
+        means = means[0]
+    while chols.ndim > 3:
+        chols = chols[0]
+    k = n_components if n_components is not None else means.type.shape[0]
+    if k is None:
+        raise ValueError("the mixture likelihood needs n_components when the means have no "
+                         "static shape")
+    return weights, means, chols, k
+
+
+def mixture_log_likelihood(value, weights, means, chols, n_components: int | None = None,
+                 n_features: int | None = None):
+    """Per-observation log-likelihood of the mixture, assignments summed out.
+
+    Computed by one fused Op (:class:`MixtureLogLik`) from the inverses of
+    the Cholesky factors; its gradient comes from the responsibilities and the weighted
+    sufficient statistics of the residuals in one more pass over the data.
+
+    Parameters
+    ----------
+    value : TensorVariable of shape (N, D)
+    weights : TensorVariable of shape (K,)
+    means : TensorVariable of shape (K, D)
+    chols : TensorVariable of shape (K, D, D), lower Cholesky factors of the covariances
+    n_components : int, optional
+        K, when the static shape of ``means`` does not tell it.
+    n_features : int, optional
+        D, when the static shape of ``means`` does not tell it.
+
+    Returns
+    -------
+    TensorVariable of shape (N,)
+    """
+    weights, means, chols, k = _core_parameters(weights, means, chols, n_components)
+    d = n_features if n_features is not None else means.type.shape[1]
+    if d is None:
+        raise ValueError("mixture_log_likelihood needs n_features when the means have no static shape")
+    eye = pt.eye(int(d))
+    prec = pt.stack([solve_triangular(chols[j], eye, lower=True) for j in range(k)])
+    return fused_log_likelihood(value, pt.log(weights), means, prec)
+
+
+def mixture_log_likelihood_graph(value, weights, means, chols, n_components: int | None = None,
+                           n_features: int | None = None):
+    """:func:`mixture_log_likelihood` written as a PyTensor graph: the test oracle for the fused Op.
+
+    A loop over components: each small Cholesky factor is inverted once, then the residuals
+    are multiplied by it. Parameters and result as for :func:`mixture_log_likelihood`; a known
+    ``n_features`` also makes the diagonals of the factors read at constant indices.
+    """
+    weights, means, chols, k = _core_parameters(weights, means, chols, n_components)
+    d = means.shape[-1] if n_features is None else int(n_features)
+    eye = pt.eye(d)
+    comps = []
+    for j in range(k):
+        linv = solve_triangular(chols[j], eye, lower=True)
+        z = pt.dot(value - means[j], linv.T)
+        if n_features is None:
+            diagonal = pt.diagonal(chols[j])
+        else:
+            # Constant indices: for diagonal factors (covariance_type "diag"/"spherical")
+            # PyTensor rewrites pt.diagonal into an arange of a symbolic length, which its
+            # JAX backend cannot compile.
+            idx = np.arange(d)
+            diagonal = chols[j][idx, idx]
+        comps.append(-0.5 * pt.sum(z**2, axis=1) - pt.sum(pt.log(diagonal)))
+    logp = pt.stack(comps, axis=1) + pt.log(weights) - 0.5 * pt.cast(d, "float64") * LOG_2PI
+    return pt.logsumexp(logp, axis=1, keepdims=False)
+
+
+# ----------------------------------------------------------------------------- backends
+@functools.cache
+def kernel_version() -> int:
+    """A hash of the kernels' and the Ops' source: part of PyTensor's numba cache key.
+
+    Compiled graphs are cached on disk with the kernels inside them, so a changed kernel
+    must change the key, or a graph compiled by an older bayesgmm would be loaded.
+    """
+    digest = hashlib.sha256()
+    for path in (Path(kernels.__file__), Path(__file__)):
+        digest.update(path.read_bytes())
+    return int(digest.hexdigest()[:15], 16)
+
+
+@contextmanager
+def exact_numba():
+    """Compile PyTensor graphs for numba without fastmath inside this context.
+
+    PyTensor's default fastmath flags include "contract", "reassoc", "arcp" and "afn", with
+    which the copies of a compiled function (see :mod:`bayesgmm.likelihood.kernels`) round differently:
+    the same seed gave other draws depending on whether the graph came from the cache
+    (nutpie by 5e-9, PyMC's sampler by 8.6e-4). The flag is part of PyTensor's cache key.
+    PyMC's parallel chains inherit the compiled functions through ``fork``, Linux's default
+    start method up to Python 3.13.
+    """
+    import pytensor
+
+    with pytensor.config.change_flags(numba__fastmath=False):
+        yield
+
+
+def _register_numba():
+    from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
+
+    @register_funcify_default_op_cache_key(MixtureLogLik)
+    def _numba_loglik(op, node=None, **kwargs):
+        return kernels.loglik, kernel_version()
+
+    @register_funcify_default_op_cache_key(MixtureLogLikGrad)
+    def _numba_gradient(op, node=None, **kwargs):
+        return kernels.gradient, kernel_version()
+
+
+def _jax_forward(X, log_weights, means, prec):
+    import jax.numpy as jnp
+
+    k, d = means.shape
+    resid = X[None, :, :] - means[:, None, :]  # (K, N, D)
+    z = jnp.einsum("kij,knj->kni", jnp.tril(prec), resid)
+    logdet = jnp.sum(jnp.log(jnp.diagonal(prec, axis1=1, axis2=2)), axis=1)
+    lp = (log_weights + logdet - 0.5 * d * LOG_2PI)[:, None] - 0.5 * jnp.sum(z * z, axis=2)
+    top = jnp.max(lp, axis=0)
+    e = jnp.exp(lp - top)
+    total = jnp.sum(e, axis=0)
+    return top + jnp.log(total), e / total
+
+
+def _jax_gradient(X, means, prec, resp, g):
+    import jax.numpy as jnp
+
+    w = resp * g  # (K, N)
+    resid = X[None, :, :] - means[:, None, :]  # (K, N, D)
+    s0 = jnp.sum(w, axis=1)
+    s1 = jnp.einsum("kn,knd->kd", w, resid)
+    c = jnp.einsum("kn,kni,knj->kij", w, resid, resid)
+    prec = jnp.tril(prec)
+    g_means = jnp.einsum("kji,kj->ki", prec, jnp.einsum("kij,kj->ki", prec, s1))
+    diag = jnp.diagonal(prec, axis1=1, axis2=2)
+    eye = jnp.eye(means.shape[1])
+    g_prec = jnp.tril(eye * (s0[:, None] / diag)[:, None, :] - prec @ c)
+    return s0, g_means, g_prec
+
+
+def _register_jax():
+    import importlib.util
+
+    if importlib.util.find_spec("jax") is None:  # no JAX, no JAX backend
+        return
+    import jax
+    from pytensor.link.jax.dispatch import jax_funcify
+
+    @jax.custom_vjp
+    def forward(X, log_weights, means, prec):
+        return _jax_forward(X, log_weights, means, prec)
+
+    def forward_fwd(X, log_weights, means, prec):
+        out = _jax_forward(X, log_weights, means, prec)
+        return out, (X, means, prec, out[1])
+
+    def forward_bwd(res, cotangents):
+        # JAX's own autodiff of the log density (blackjax, numpyro, nutpie's JAX backend)
+        # gets the closed-form gradient. The responsibilities' cotangent is ignored: in a
+        # log density they only feed MixtureLogLikGrad, which is never differentiated.
+        X, means, prec, resp = res
+        g_w, g_m, g_p = _jax_gradient(X, means, prec, resp, cotangents[0])
+        return (None, g_w, g_m, g_p)
+
+    forward.defvjp(forward_fwd, forward_bwd)
+
+    @jax_funcify.register(MixtureLogLik)
+    def _jax_loglik(op, **kwargs):
+        return forward
+
+    @jax_funcify.register(MixtureLogLikGrad)
+    def _jax_grad(op, **kwargs):
+        return _jax_gradient
+
+
+_REGISTERED = []
+
+
+def _register_backends() -> None:
+    """Register the numba and JAX implementations, once, when the first graph is built.
+
+    Importing JAX costs about a second; ``import bayesgmm`` should not pay it.
+    """
+    if not _REGISTERED:
+        _register_numba()
+        _register_jax()
+        _REGISTERED.append(True)
