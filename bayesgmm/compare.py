@@ -11,8 +11,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 from scipy.optimize import linear_sum_assignment
 
+from .assignments import assignment_summary
+from .estimator import as_estimator
 from .validation import check_data
 
 __all__ = ["compare_assignments", "AssignmentComparison"]
@@ -90,9 +93,9 @@ def compare_assignments(model, other, X, y_true=None, X_test=None, *, confident:
 
     Parameters
     ----------
-    model : BayesianGMM
-        A fitted Bayesian mixture.
-    other : PointEstimate or BayesianGMM
+    model : BayesianGMM or xarray.DataTree
+        A Bayesian fit (a fitted estimator, or the result of :func:`bayesgmm.fit`).
+    other : PointEstimate, BayesianGMM or xarray.DataTree
         The fit to compare with (for example :func:`bayesgmm.ml.fit_em`), with the
         same number of components.
     X : array-like of shape (N, D)
@@ -126,12 +129,11 @@ def compare_assignments(model, other, X, y_true=None, X_test=None, *, confident:
     """
     from sklearn.metrics import adjusted_rand_score
 
-    from .assignments import assignment_summary
-
     if not 0 < confident < 1:
         raise ValueError(f"confident must lie in (0, 1), got {confident!r}.")
-    if getattr(model, "idata_", None) is None:
-        raise TypeError("model must be a fitted BayesianGMM (call .fit first).")
+    model = as_estimator(model)
+    if isinstance(other, xr.DataTree):
+        other = as_estimator(other)
     if not hasattr(other, "predict_proba"):
         raise TypeError("other must be a PointEstimate (bayesgmm.ml) or a fitted "
                         f"BayesianGMM, got {type(other).__name__}.")

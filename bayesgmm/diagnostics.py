@@ -33,7 +33,7 @@ import xarray as xr
 
 from .covariance import SINGULAR_EIGENVALUE, n_parameters
 from .exceptions import ConvergenceWarning, FitWarning, LabelSwitchingWarning
-from .fitting.result import fit_info, total_log_likelihood
+from .fitting.result import as_tree, fit_info, total_log_likelihood
 from .permutations import gaussian_kl_cost, pivot_permutations
 from .validation import describe_outliers
 
@@ -248,13 +248,13 @@ def _elbo_noise(result: xr.DataTree, k: int, d: int) -> float | None:
     return sd / float(np.sqrt(n_parameters(k, d, covariance_type) / 2))
 
 
-def diagnose(result: xr.DataTree) -> Diagnostics:
+def diagnose(fitted) -> Diagnostics:
     """Measure everything that can go wrong with a fit and list the problems found.
 
     Parameters
     ----------
-    result : xarray.DataTree
-        A result of :func:`bayesgmm.fit` (or ``BayesianGMM.idata_``).
+    fitted : BayesianGMM or xarray.DataTree
+        A fit (a fitted estimator, or the result of :func:`bayesgmm.fit`).
 
     Returns
     -------
@@ -273,6 +273,7 @@ def diagnose(result: xr.DataTree) -> Diagnostics:
     >>> report.ok, report.optimizer_converged
     (True, True)
     """
+    result = as_tree(fitted)
     post = result["posterior"]
     info = fit_info(result)
     method, sampler = info.method, info.sampler
@@ -304,8 +305,22 @@ def diagnose(result: xr.DataTree) -> Diagnostics:
     diag = Diagnostics(method=method, sampler=sampler, n_chains=n_chains, n_draws=n_draws,
                        mean_weights=mean_w, min_eigenvalue=min_eig, chain_permutations=perms,
                        sparse=sparse, checked_components=checked)
-    problems = diag.problems
+    _component_checks(result, diag, occupied)
+    if method == "nuts":
+        _nuts_checks(result, diag, sub)
+    if "variational" in result.children:
+        _vi_checks(result, diag)
+    if "optimizer" in result.children:
+        _map_checks(result, diag)
+    return diag
 
+
+def _component_checks(result: xr.DataTree, diag: Diagnostics, occupied: np.ndarray) -> None:
+    """Empty components, near-singular covariances, chains in other label permutations."""
+    problems, checked, min_eig = diag.problems, diag.checked_components, diag.min_eigenvalue
+    mean_w, perms, n_chains = diag.mean_weights, diag.chain_permutations, diag.n_chains
+    k = mean_w.size
+    n_obs = result["observed_data"].sizes["obs"] if "observed_data" in result.children else None
     if n_obs is not None and checked.size == k:
         empty = np.flatnonzero(~occupied)
         if empty.size:
@@ -341,7 +356,11 @@ def diagnose(result: xr.DataTree) -> Diagnostics:
         perm = result["relabeling"]["permutation"].to_numpy()
         diag.relabelled_fraction = (perm != np.arange(k)).any(axis=-1).mean(axis=1)
 
-    if method == "nuts" and "sample_stats" in result.children:
+
+def _nuts_checks(result: xr.DataTree, diag: Diagnostics, sub: xr.Dataset) -> None:
+    """Divergences, tree depth, R-hat and ESS (of the checked components), chains in modes."""
+    problems, n_chains, n_draws, sparse = diag.problems, diag.n_chains, diag.n_draws, diag.sparse
+    if "sample_stats" in result.children:
         stats = result["sample_stats"]
         if "diverging" in stats:
             diag.n_divergent = int(stats["diverging"].sum())
@@ -368,7 +387,7 @@ def diagnose(result: xr.DataTree) -> Diagnostics:
                    if sparse else ""),
                 ConvergenceWarning))
 
-    if method == "nuts" and n_chains > 1 and n_draws >= 4:
+    if n_chains > 1 and n_draws >= 4:
         diag.max_rhat, diag.min_ess_bulk, diag.min_ess_tail = _rhat_ess(
             sub, ("weights", "means", "sigmas"))
         # From the stored group, or computed block by block when the fit did not store it.
@@ -404,52 +423,66 @@ def diagnose(result: xr.DataTree) -> Diagnostics:
                 f"Increase draws.",
                 ConvergenceWarning))
 
-    if "variational" in result.children:
-        diag.elbo_converged = bool(result["variational"].attrs.get("converged", 0))
-        if not diag.elbo_converged:
-            problems.append(Problem(
-                "ELBO",
-                "The ELBO has not converged: increase max_iter (the ELBO history is in "
-                "result['variational']['elbo']).",
-                ConvergenceWarning))
-        noise = diag.elbo_noise = _elbo_noise(result, k, post.sizes["feature"])
-        # Only for an ELBO that has stopped rising (a rising one is reported above).
-        if diag.elbo_converged and noise is not None and noise > ELBO_NOISE_MAX:
-            problems.append(Problem(
-                "ELBO noise",
-                f"The ELBO's draw-to-draw noise is {noise:.0f} times what a good Gaussian "
-                f"approximation gives (about sqrt(n_parameters / 2)): the approximation "
-                f"puts mass where the model fits very badly, so its draws, log-likelihood "
-                f"and LOO are not to be trusted. Use method='nuts', or a simpler "
-                f"covariance_type ('diag' has far fewer parameters than 'full' in many "
-                f"dimensions).",
-                ConvergenceWarning))
-    if "optimizer" in result.children:
-        diag.optimizer_converged = bool(result["optimizer"].attrs.get("converged", 0))
-        if not diag.optimizer_converged:
-            problems.append(Problem(
-                "MAP",
-                f"The optimiser stopped before converging "
-                f"({result['optimizer'].attrs.get('message', '')}): the point may not be the "
-                f"MAP. Increase max_iter, or use method='nuts'.",
-                ConvergenceWarning))
-    return diag
 
 
-def check(result: xr.DataTree, *, stacklevel: int = 2) -> Diagnostics:
+def _vi_checks(result: xr.DataTree, diag: Diagnostics) -> None:
+    """The ELBO has stopped rising, and its noise is that of a good approximation."""
+    post = result["posterior"]
+    problems, k = diag.problems, post.sizes["component"]
+    diag.elbo_converged = bool(result["variational"].attrs.get("converged", 0))
+    if not diag.elbo_converged:
+        problems.append(Problem(
+            "ELBO",
+            "The ELBO has not converged: increase max_iter (the ELBO history is in "
+            "result['variational']['elbo']).",
+            ConvergenceWarning))
+    noise = diag.elbo_noise = _elbo_noise(result, k, post.sizes["feature"])
+    # Only for an ELBO that has stopped rising (a rising one is reported above).
+    if diag.elbo_converged and noise is not None and noise > ELBO_NOISE_MAX:
+        problems.append(Problem(
+            "ELBO noise",
+            f"The ELBO's draw-to-draw noise is {noise:.0f} times what a good Gaussian "
+            f"approximation gives (about sqrt(n_parameters / 2)): the approximation "
+            f"puts mass where the model fits very badly, so its draws, log-likelihood "
+            f"and LOO are not to be trusted. Use method='nuts', or a simpler "
+            f"covariance_type ('diag' has far fewer parameters than 'full' in many "
+            f"dimensions).",
+            ConvergenceWarning))
+
+
+def _map_checks(result: xr.DataTree, diag: Diagnostics) -> None:
+    """The optimiser converged."""
+    problems = diag.problems
+    diag.optimizer_converged = bool(result["optimizer"].attrs.get("converged", 0))
+    if not diag.optimizer_converged:
+        problems.append(Problem(
+            "MAP",
+            f"The optimiser stopped before converging "
+            f"({result['optimizer'].attrs.get('message', '')}): the point may not be the "
+            f"MAP. Increase max_iter, or use method='nuts'.",
+            ConvergenceWarning))
+
+
+def check(fitted, *, stacklevel: int = 2) -> Diagnostics:
     """:func:`diagnose` a fit and issue one warning (with advice) per problem found.
+
+    Parameters
+    ----------
+    fitted : BayesianGMM or xarray.DataTree
+    stacklevel : int, default 2
+        Where the warnings point: 2 is the caller of ``check``.
 
     Returns
     -------
     Diagnostics
     """
-    diag = diagnose(result)
+    diag = diagnose(fitted)
     for problem in diag.problems:
         warnings.warn(problem.message, problem.category, stacklevel=stacklevel + 1)
     return diag
 
 
-def summary(result: xr.DataTree, var_names=("weights", "means", "sigmas")) -> pd.DataFrame:
+def summary(fitted, var_names=("weights", "means", "sigmas")) -> pd.DataFrame:
     """The posterior summary table of a fit, on relabelled draws.
 
     NUTS with several chains: mean, sd, HDI, MCSE, bulk and tail ESS and R-hat (ArviZ).
@@ -457,8 +490,8 @@ def summary(result: xr.DataTree, var_names=("weights", "means", "sigmas")) -> pd
 
     Parameters
     ----------
-    result : xarray.DataTree
-        A result of :func:`bayesgmm.fit`.
+    fitted : BayesianGMM or xarray.DataTree
+        A fit (a fitted estimator, or the result of :func:`bayesgmm.fit`).
     var_names : sequence of str, default ("weights", "means", "sigmas")
         Posterior variables to summarise (``covariances`` is also available).
 
@@ -477,6 +510,7 @@ def summary(result: xr.DataTree, var_names=("weights", "means", "sigmas")) -> pd
     >>> table.index.tolist()
     ['weights[0]', 'weights[1]', 'means[0, x0]', 'means[1, x0]', 'sigmas[0, x0]', 'sigmas[1, x0]']
     """
+    result = as_tree(fitted)
     post = result["posterior"]
     if post.sizes["draw"] == 1 and post.sizes["chain"] == 1:
         rows = {}

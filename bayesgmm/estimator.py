@@ -10,12 +10,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from .diagnostics import Diagnostics, diagnose, summary
 from .fitting.pipeline import fit as fit_tree
-from .fitting.result import feature_names_in, posterior_draws
+from .fitting.result import as_tree, feature_names_in, fit_info, posterior_draws
 from .likelihood.reference import log_predictive_density, mean_responsibilities
+from .params import DEFAULTS
 from .priors import Priors
 from .validation import check_features, check_positive_int
 
-__all__ = ["BayesianGMM"]
+__all__ = ["BayesianGMM", "as_estimator"]
 
 
 class BayesianGMM(BaseEstimator):
@@ -79,14 +80,20 @@ class BayesianGMM(BaseEstimator):
     True
     """
 
-    def __init__(self, n_components: int = 2, *, covariance_type: str = "full",
-                 method: str = "nuts", draws: int = 1000,
-                 tune: int = 1000, chains: int = 2, priors: Priors | dict | None = None,
-                 random_state=None, sampler: str = "auto", target_accept: float = 0.8,
-                 cores: int | None = None, max_iter: int = 10_000, n_init: int = 5,
-                 batch_size: int | None = None, order_by: int | str | None = None,
-                 backend: str = "auto",
-                 store_log_likelihood: bool | None = None, progressbar: bool = False):
+    def __init__(self, n_components: int = DEFAULTS["n_components"], *,
+                 covariance_type: str = DEFAULTS["covariance_type"],
+                 method: str = DEFAULTS["method"], draws: int = DEFAULTS["draws"],
+                 tune: int = DEFAULTS["tune"], chains: int = DEFAULTS["chains"],
+                 priors: Priors | dict | None = DEFAULTS["priors"],
+                 random_state=DEFAULTS["random_state"], sampler: str = DEFAULTS["sampler"],
+                 target_accept: float = DEFAULTS["target_accept"],
+                 cores: int | None = DEFAULTS["cores"], max_iter: int = DEFAULTS["max_iter"],
+                 n_init: int = DEFAULTS["n_init"],
+                 batch_size: int | None = DEFAULTS["batch_size"],
+                 order_by: int | str | None = DEFAULTS["order_by"],
+                 backend: str = DEFAULTS["backend"],
+                 store_log_likelihood: bool | None = DEFAULTS["store_log_likelihood"],
+                 progressbar: bool = DEFAULTS["progressbar"]):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.method = method
@@ -195,7 +202,7 @@ class BayesianGMM(BaseEstimator):
         ------
         FileNotFoundError
             Nothing at ``path``.
-        bayesgmm._io.SavedFitError
+        bayesgmm.SavedFitError
             A ``ValueError`` naming the file and what is wrong: not readable (damaged,
             truncated, not netCDF or zarr), corrupted (a checksum does not match: the
             message names the variable), saved by a newer bayesgmm, or holding an invalid
@@ -227,6 +234,40 @@ class BayesianGMM(BaseEstimator):
         except np.linalg.LinAlgError as exc:
             raise SavedFitError(f"{str(path)!r}: the posterior's covariances are not "
                                 f"positive definite; the file is damaged.") from exc
+        return model
+
+    @classmethod
+    def from_fit(cls, result: xr.DataTree) -> BayesianGMM:
+        """A fitted estimator around the result of :func:`bayesgmm.fit`.
+
+        Its settings (components, method, sampler, covariance structure) are read from the
+        result; it predicts, scores and plots as the estimator that made such a fit would.
+
+        Parameters
+        ----------
+        result : xarray.DataTree
+
+        Returns
+        -------
+        BayesianGMM
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from bayesgmm import BayesianGMM, fit
+        >>> X = np.concatenate([np.full((20, 1), -3.0), np.full((20, 1), 3.0)])
+        >>> X += np.random.default_rng(0).normal(size=X.shape)
+        >>> model = BayesianGMM.from_fit(fit(X, 2, method="map", random_state=0))
+        >>> model.n_components, model.predict(X[:2]).shape
+        (2, (2,))
+        """
+        tree = as_tree(result)
+        info = fit_info(tree)
+        model = cls(tree["posterior"].sizes["component"], method=info.method,
+                    sampler=info.sampler or DEFAULTS["sampler"],
+                    covariance_type=info.covariance_type)
+        model.idata_ = tree
+        model._set_from_idata(tree)
         return model
 
     def fit_predict(self, X, y=None) -> np.ndarray:
@@ -312,3 +353,18 @@ class BayesianGMM(BaseEstimator):
         """
         check_is_fitted(self, "idata_")
         return diagnose(self.idata_)
+
+
+def as_estimator(fitted) -> BayesianGMM:
+    """``fitted`` as a fitted :class:`BayesianGMM`: itself, or wrapped around a DataTree.
+
+    Raises TypeError for anything else (and for an unfitted estimator).
+    """
+    if isinstance(fitted, BayesianGMM):
+        check_is_fitted(fitted, "idata_")
+        return fitted
+    if isinstance(fitted, xr.DataTree):
+        return BayesianGMM.from_fit(fitted)
+    raise TypeError("Pass a fitted BayesianGMM or the xarray.DataTree that bayesgmm.fit "
+                    f"returns, got {type(fitted).__name__}.")
+

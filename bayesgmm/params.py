@@ -20,7 +20,8 @@ from .priors import Priors
 from .seeds import check_random_state
 from .validation import check_positive_int
 
-__all__ = ["BACKENDS", "METHODS", "PARAMETER_CONSTRAINTS", "SAMPLERS", "check_params"]
+__all__ = ["BACKENDS", "DEFAULTS", "METHODS", "PARAMETER_CONSTRAINTS", "SAMPLERS",
+           "check_params"]
 
 METHODS = ("nuts", "advi", "fullrank_advi", "map")
 SAMPLERS = ("auto", "pymc", "nutpie", "numpyro", "blackjax")
@@ -97,6 +98,29 @@ def _order_by(value, name: str):
                      f"integer >= 0), got {value!r}.")
 
 
+#: The default of every setting of :func:`bayesgmm.fit` and :class:`bayesgmm.BayesianGMM`:
+#: both signatures read them from here.
+DEFAULTS = {
+    "n_components": 2,
+    "method": "nuts",
+    "sampler": "auto",
+    "draws": 1000,
+    "chains": 2,
+    "tune": 1000,
+    "max_iter": 10_000,
+    "n_init": 5,
+    "cores": None,
+    "batch_size": None,
+    "target_accept": 0.8,
+    "priors": None,
+    "covariance_type": "full",
+    "backend": "auto",
+    "random_state": None,
+    "order_by": None,
+    "store_log_likelihood": None,
+    "progressbar": False,
+}
+
 #: Every setting of :func:`bayesgmm.fit` and :class:`bayesgmm.BayesianGMM`, and its check.
 PARAMETER_CONSTRAINTS = {
     "n_components": _Integer(1),
@@ -143,7 +167,7 @@ def check_params(params: dict) -> dict:
 
     Examples
     --------
-    >>> from bayesgmm._params import check_params
+    >>> from bayesgmm.params import check_params
     >>> check_params({"draws": 500, "method": "map"})
     {'method': 'map', 'draws': 500}
     >>> check_params({"method": "gibbs"})

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fitting.result import posterior_draws
+from .estimator import as_estimator
+from .fitting.result import as_tree, posterior_draws
 from .likelihood import pointwise_log_likelihood
 
 __all__ = ["plot_clusters", "plot_density", "plot_pairs", "plot_elbo", "plot_disagreements",
@@ -59,8 +60,8 @@ def plot_clusters(model, X, *, features=(0, 1), ax=None, n_std: float = 2.0,
 
     Parameters
     ----------
-    model : BayesianGMM
-        A fitted model.
+    model : BayesianGMM or xarray.DataTree
+        A fit (a fitted estimator, or the result of :func:`bayesgmm.fit`).
     X : array-like of shape (n_samples, n_features)
     features : pair of int or str, default (0, 1)
         The two features to show (positions or names).
@@ -78,6 +79,7 @@ def plot_clusters(model, X, *, features=(0, 1), ax=None, n_std: float = 2.0,
     """
     import matplotlib.pyplot as plt
 
+    model = as_estimator(model)
     names = list(model.feature_names_in_)
     idx = _feature_index(model, features)
     Xa = _as_array(X)
@@ -119,7 +121,7 @@ def plot_density(model, X=None, *, features=(0, 1), ax=None, grid_size: int = 80
 
     Parameters
     ----------
-    model : BayesianGMM
+    model : BayesianGMM or xarray.DataTree
     X : array-like, optional
         Points to overlay (and to set the plotted range; default: the fitted data).
     features : pair of int or str, default (0, 1)
@@ -135,6 +137,7 @@ def plot_density(model, X=None, *, features=(0, 1), ax=None, grid_size: int = 80
     """
     from scipy.special import logsumexp
 
+    model = as_estimator(model)
     idx = _feature_index(model, features)
     Xa = _as_array(model.idata_["observed_data"]["x"].to_numpy() if X is None else X)
     w, means, chols = posterior_draws(model)
@@ -167,7 +170,7 @@ def plot_pairs(model, X, *, axes=None, n_posterior_ellipses: int = 10, random_st
 
     Parameters
     ----------
-    model : BayesianGMM
+    model : BayesianGMM or xarray.DataTree
     X : array-like
     axes : ndarray of matplotlib Axes of shape (D, D), optional
     n_posterior_ellipses : int, default 10
@@ -179,6 +182,7 @@ def plot_pairs(model, X, *, axes=None, n_posterior_ellipses: int = 10, random_st
     """
     import matplotlib.pyplot as plt
 
+    model = as_estimator(model)
     d = model.n_features_in_
     if axes is None:
         _, axes = plt.subplots(d, d, figsize=(2.6 * d, 2.6 * d), squeeze=False)
@@ -218,7 +222,7 @@ def plot_elbo(fitted, ax=None, *, smooth: int = 50):
     -------
     matplotlib.axes.Axes
     """
-    tree = getattr(fitted, "idata_", fitted)
+    tree = as_tree(fitted)
     if "variational" not in tree.children:
         raise ValueError("plot_elbo needs a variational fit (method='advi' or "
                          "'fullrank_advi'); this one has no ELBO history.")

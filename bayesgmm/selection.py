@@ -420,7 +420,7 @@ def sparse_mixture(X, max_components: int = 10, *, concentration: float = 0.01,
     Notes
     -----
     The fit starts from the EM solution with the lowest BIC over 1..K components, padded
-    with empty components (see :func:`bayesgmm.inference.em_start`), and its diagnostics
+    with empty components (see :func:`bayesgmm.fitting.start.em_start`), and its diagnostics
     compute R-hat and ESS over the non-empty components only.
 
     Examples

@@ -19,7 +19,7 @@ def singularity_path(X, n_components, point_index, scales=None, *, priors=None,
                      random_state=None):
     """Log-likelihood and log posterior as one component collapses onto one data point.
 
-    An EM solution with K - 1 components (:func:`bayesgmm.inference.em_start`, on the
+    An EM solution with K - 1 components (:func:`bayesgmm.fitting.start.em_start`, on the
     standardised data) explains the data; the K-th component, with weight 1 / N (the others
     scaled by (N - 1) / N), sits on row ``point_index`` (mean = that row) with covariance
     ``scale**2 * I`` on the standardised scale, ``scale`` in feature standard deviations. As

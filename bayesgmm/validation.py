@@ -271,8 +271,8 @@ def check_data(
 def count_distinct_rows(X: np.ndarray, at_most: int) -> int:
     """The number of distinct rows of ``X`` if it is at most ``at_most``, else ``at_most + 1``.
 
-    Counts the first rows first: sorting all rows (``np.unique``) took 0.85 s at N=1e6,
-    D=10, and only data with very few distinct rows need it.
+    Counts the first rows first: sorting all rows (``np.unique``) is slow on large data,
+    and only data with very few distinct rows need it.
     """
     head = X[: 10 * (at_most + 1)]
     if head.shape[0] < X.shape[0] and np.unique(head, axis=0).shape[0] > at_most:

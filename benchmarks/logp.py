@@ -16,7 +16,7 @@ Backends, and who uses them:
   are timed one Python call per evaluation, which adds the call overhead (tens of
   microseconds; it matters only at small N).
 
-bayesgmm's likelihood is one fused Op (:mod:`bayesgmm._fused`: a numba kernel, and JAX code
+bayesgmm's likelihood is one fused Op (:mod:`bayesgmm.likelihood`: a numba kernel, and JAX code
 with a closed-form gradient). References beside the models (:mod:`benchmarks.candidates`):
 bayesgmm's model with its likelihood as a PyTensor graph (before the fused Op), with a
 candidate log-likelihood that whitens all components with one matrix product, and that
@@ -50,7 +50,7 @@ def _compile(model_name: str, backend: str, Z):
     if model_name == "pm.Mixture":  # compiled as a user of PyMC compiles it
         return pytensor_logp_grad(model, K_DEFAULT, d, mode)
     # bayesgmm's own models as bayesgmm.fit compiles them: numba without fastmath, so that
-    # the draws do not depend on the state of the cache (bayesgmm._fused.exact_numba).
+    # the draws do not depend on the state of the cache (bayesgmm.likelihood.ops.exact_numba).
     from bayesgmm.likelihood.ops import exact_numba
 
     with exact_numba():
@@ -83,7 +83,7 @@ def run(size: Size, opts) -> Section:
         f"PyMC sampler); pytensor-default = PyTensor's default mode, numba (pm.sample and "
         f"nutpie on the textbook model; bayesgmm's nutpie above 3,000 rows), both timed one "
         f"Python call per evaluation. bayesgmm's likelihood is one fused Op "
-        f"(bayesgmm/_fused.py); 'graph likelihood' is the same model with the likelihood as a "
+        f"(bayesgmm/likelihood/); 'graph likelihood' is the same model with the likelihood as a "
         f"PyTensor graph, as before that Op. 'candidate: one GEMM' is bayesgmm's model with the "
         f"log-likelihood of benchmarks/candidates.py; the hand-written JAX likelihoods have no "
         f"priors and no PyTensor in between, their gradient by autodiff or in closed form "

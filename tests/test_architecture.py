@@ -217,8 +217,9 @@ def test_no_private_names_across_modules():
     ("bayesgmm.fitting", ("bayesgmm.estimator", "bayesgmm.plotting", "bayesgmm.cli",
                           "bayesgmm.compare", "bayesgmm.selection", "bayesgmm.assignments",
                           "matplotlib")),
-    ("bayesgmm.ml", ("bayesgmm.fitting", "bayesgmm.model", "bayesgmm.estimator", "bayesgmm.plotting",
-                     "bayesgmm.cli", "bayesgmm.diagnostics", "matplotlib", "pymc")),
+    ("bayesgmm.ml", ("bayesgmm.fitting", "bayesgmm.model", "bayesgmm.estimator",
+                     "bayesgmm.plotting", "bayesgmm.cli", "bayesgmm.diagnostics", "matplotlib",
+                     "pymc")),
 ])
 def test_layers(layer, forbidden):
     bad = {name: sorted(m for m in seen if any(m == f or m.startswith(f + ".")
@@ -246,3 +247,36 @@ def test_result_attributes_written_in_one_place():
             if isinstance(node, ast.Constant) and node.value in names:
                 found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.value}")
     assert found == []
+
+
+# docs/architecture.md: each layer imports only itself and the layers above it.
+LAYERS = [
+    ["exceptions", "params", "seeds", "validation", "covariance", "standardize", "priors"],
+    ["likelihood"],
+    ["ml"],
+    ["model", "permutations"],
+    ["fitting", "diagnostics"],
+    ["estimator", "assignments", "relabel", "singularity", "selection", "compare",
+     "plotting", "io", "datasets"],
+    ["cli", ""],
+]
+
+
+def _layer(module: str) -> int:
+    rest = module.removeprefix("bayesgmm").removeprefix(".")
+    top = rest.split(".")[0]
+    for i, names in enumerate(LAYERS):
+        if top in names:
+            return i
+    raise AssertionError(f"{module} is in no layer of docs/architecture.md: add it")
+
+
+def test_layers_import_only_upwards():
+    modules = _modules(PACKAGE)
+    wrong = []
+    for name, path in modules.items():
+        for module, _, line in _imports(name, path, modules):
+            if _layer(module) > _layer(name):
+                wrong.append(f"{name}:{line} (layer {_layer(name)}) imports {module} "
+                             f"(layer {_layer(module)})")
+    assert wrong == []

@@ -41,16 +41,10 @@ def _nuts_backend(backend: str, n_obs: int) -> str:
     """The compiler of nutpie and PyMC's sampler: numba on large data, else JAX.
 
     Large: above ``BLACKJAX_MAX_ROWS`` rows; ``backend="numba"`` or ``"c"`` ask for numba.
-
-    numba runs the fused likelihood kernel (:mod:`bayesgmm.likelihood`) at about 45 ns per point
-    at D=5, K=3 against about 110-130 ns in JAX. It compiled in about 8.5 s the first time
-    and 2 s once cached (nutpie, :mod:`bayesgmm.fitting.nutpie_driver`; the model then holds its data in
-    a ``pm.Data`` container so the cache serves any data set), against 2-5 s for JAX.
-    Measured at D=5, N=1e4, 2 chains x (1000 + 1000): nutpie 59.5 s with JAX, 24.6 s with
-    numba through ``nutpie.compile_pymc_model`` and 16.3 s with the cached callbacks
-    (13.2 s with target_accept 0.8); PyMC's sampler 109 s with JAX (chains one after the
-    other), 43.7 s with numba, 26.1-26.2 s with numba and the chains in two processes,
-    19.4 s with the ``pm.Data`` model and target_accept 0.8 (14.4 s at D=2, N=1e4).
+    numba runs the fused likelihood kernel (:mod:`bayesgmm.likelihood.kernels`), faster per
+    point than JAX, and nutpie's numba callbacks are cached on disk
+    (:mod:`bayesgmm.fitting.nutpie_driver`); JAX compiles faster, which wins on small data.
+    The timings are in docs/fitting.md ("Why these defaults").
     """
     if backend in ("numba", "c"):  # nutpie has no C backend
         return "numba"

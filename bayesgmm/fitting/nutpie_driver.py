@@ -3,8 +3,8 @@
 ``nutpie.compile_pymc_model(backend="numba")`` wraps the model's log-density+gradient in a
 ``numba.cfunc`` that numba cannot cache (it reads nutpie's data record through dynamic
 globals). Every fit then optimises the whole model's LLVM module again, because a function
-loaded from numba's cache cannot be linked into a new one: 7.6 s of the 9.9 s nutpie spent
-compiling at D=5, N=1e4, K=3 with every cache warm.
+loaded from numba's cache cannot be linked into a new one, and that optimisation was most of
+nutpie's compile time with every cache warm (docs/fitting.md, "Why these defaults").
 
 Here nutpie's own helper builds the same PyTensor functions (log-density+gradient of the flat
 unconstrained vector, and the map to the stored variables), and the two C callbacks are
@@ -13,8 +13,8 @@ key for the compiled graph. The data enter as an argument (the model must hold t
 ``pm.Data`` container ``x_data``, see ``build_model(shared_data=True)``): the callback reads
 the data's address and row count from a small array nutpie hands it, so the compiled code
 depends on neither the values nor the number of rows. Every data set fitted with the same
-model structure (K, D, covariance structure, priors) then loads the callbacks from the cache:
-compilation took 2.6 s at D=5, N=1e4, against 9.9 s, with the same draws at the same speed.
+model structure (K, D, covariance structure, priors) then loads the callbacks from the cache,
+and samples the same draws at the same speed.
 
 It leans on nutpie helpers that are not public (``_make_functions``,
 ``_prepare_dims_and_coords``, ``CompiledPyMCModel``) and on PyTensor's numba cache; where

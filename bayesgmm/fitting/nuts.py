@@ -19,7 +19,12 @@ __all__ = ["ADAPTERS", "NutsSettings", "default_sampler", "require_sampler", "ru
 
 
 def draws_from_posterior(post: xr.Dataset, k: int, d: int,
-                          covariance_type: str = "full") -> dict[str, np.ndarray]:
+                         covariance_type: str = "full") -> dict[str, np.ndarray]:
+    """Weights, means and Cholesky factors (chain, draw, ...) of the model's variables.
+
+    ``post`` holds ``weights``, ``mu`` and the covariance variables, as the fitters return
+    them.
+    """
     names = ["weights", "mu"] + covariance_names(covariance_type, k)
     point = {name: post[name].to_numpy() for name in names}
     return unpack_point(point, k, d, covariance_type)
@@ -28,15 +33,10 @@ def draws_from_posterior(post: xr.Dataset, k: int, d: int,
 def default_sampler(n_obs: int | None = None) -> str:
     """The fastest installed sampler for ``n_obs`` rows.
 
-    Measured here (2 cores; K=3; 2 chains x (1000 tune + 1000 draws), compile included, to
-    a converged posterior, numba caches warm): D=2, N=1,000: blackjax 9.3 s, nutpie
-    12.9 s, numpyro 22.0 s, PyMC 29.2 s (compilation dominates, and JAX compiles faster
-    than nutpie's JAX path). D=2, N=10,000: nutpie 10.7 s, PyMC 14.4 s, blackjax 37.3 s;
-    D=5, N=10,000: nutpie 13.2 s, PyMC 19.4 s, blackjax 57.2 s (nutpie runs the numba
-    likelihood kernel there, 2.5x faster per gradient than JAX, and its adaptation needs
-    fewer gradient evaluations per draw, 7.0 against 8.3). Hence blackjax up to
-    ``BLACKJAX_MAX_ROWS`` rows and nutpie above, each falling back to the other, then to
-    PyMC's own.
+    blackjax up to ``BLACKJAX_MAX_ROWS`` rows (compilation dominates there, and JAX
+    compiles fastest), nutpie above (the numba likelihood kernel, and an adaptation that
+    needs fewer gradients per draw), each falling back to the other, then to PyMC's own.
+    The timings behind the choice are in docs/fitting.md ("Why these defaults").
     """
     import importlib.util
 

@@ -1,32 +1,12 @@
-"""Fit the Bayesian Gaussian mixture by NUTS, variational inference or MAP.
+"""The fit pipeline: :func:`fit` for every method.
 
-One entry point, :func:`fit`, returns the same kind of object for every method: an
-``xarray.DataTree`` with groups
-
-``posterior``
-    ``weights`` (chain, draw, component), ``means`` (..., component, feature), ``sigmas``
-    (..., component, feature) and ``covariances`` (..., component, feature, feature_bis),
-    on the user's scale, relabelled so every draw has the same component order. VI: draws
-    from the approximation (one chain); MAP: the optimum as one draw.
-``log_likelihood``
-    ``x`` (chain, draw, obs), log p(x_n | theta) per observation, for LOO.
-``observed_data``
-    ``x`` (obs, feature).
-``constant_data``
-    ``center`` and ``scale`` (feature) of the internal standardisation.
-``sample_stats``
-    the sampler's statistics (NUTS only).
-``relabeling``
-    ``permutation`` (chain, draw, component): which sampled component became each reported one.
-``variational``
-    ``elbo`` (iteration), the ELBO history (VI only).
-``initial_point``
-    the EM solution the fit started from (``weights``, ``means``, ``covariances``).
+X -> checks -> standardise -> EM start -> PyMC model -> NUTS, VI or MAP -> the result's
+``xarray.DataTree`` (:mod:`bayesgmm.fitting.result` describes its layout) -> diagnostics.
 
 Ctrl-C (SIGINT) during any phase of any method raises ``KeyboardInterrupt``; no truncated
-fit is returned (see :mod:`bayesgmm.fitting.interrupt`). Compiled JAX code cannot be stopped: after
-an interrupt, numpyro's run and blackjax's current warm-up or chunk of draws finish in a
-background thread, which the interpreter waits for at exit.
+fit is returned (see :mod:`bayesgmm.fitting.interrupt`). Compiled JAX code cannot be
+stopped: after an interrupt, numpyro's run and blackjax's current warm-up or chunk of draws
+finish in a background thread, which the interpreter waits for at exit.
 """
 
 from __future__ import annotations
@@ -36,7 +16,7 @@ import xarray as xr
 from ..diagnostics import check
 from ..likelihood.ops import exact_numba
 from ..model import build_model
-from ..params import check_params
+from ..params import DEFAULTS, check_params
 from ..priors import Priors
 from ..seeds import check_random_state, draw_seed
 from ..standardize import Standardizer
@@ -53,25 +33,25 @@ __all__ = ["fit"]
 
 def fit(
     X,
-    n_components: int = 2,
+    n_components: int = DEFAULTS["n_components"],
     *,
-    method: str = "nuts",
-    priors: Priors | dict | None = None,
-    draws: int = 1000,
-    tune: int = 1000,
-    chains: int = 2,
-    cores: int | None = None,
-    sampler: str = "auto",
-    target_accept: float = 0.8,
-    max_iter: int = 10_000,
-    n_init: int = 5,
-    batch_size: int | None = None,
-    order_by: int | str | None = None,
-    covariance_type: str = "full",
-    backend: str = "auto",
-    store_log_likelihood: bool | None = None,
-    random_state=None,
-    progressbar: bool = False,
+    method: str = DEFAULTS["method"],
+    priors: Priors | dict | None = DEFAULTS["priors"],
+    draws: int = DEFAULTS["draws"],
+    tune: int = DEFAULTS["tune"],
+    chains: int = DEFAULTS["chains"],
+    cores: int | None = DEFAULTS["cores"],
+    sampler: str = DEFAULTS["sampler"],
+    target_accept: float = DEFAULTS["target_accept"],
+    max_iter: int = DEFAULTS["max_iter"],
+    n_init: int = DEFAULTS["n_init"],
+    batch_size: int | None = DEFAULTS["batch_size"],
+    order_by: int | str | None = DEFAULTS["order_by"],
+    covariance_type: str = DEFAULTS["covariance_type"],
+    backend: str = DEFAULTS["backend"],
+    store_log_likelihood: bool | None = DEFAULTS["store_log_likelihood"],
+    random_state=DEFAULTS["random_state"],
+    progressbar: bool = DEFAULTS["progressbar"],
 ) -> xr.DataTree:
     """Fit a Bayesian Gaussian mixture and return the result as an ``xarray.DataTree``.
 
@@ -101,21 +81,16 @@ def fit(
         in ``min(chains, cpu_count)`` processes when it compiles with numba (above; scripts
         on macOS and Windows then need an ``if __name__ == "__main__":`` guard); numpyro
         vectorises them; blackjax runs one compiled chain per thread, ``min(chains,
-        cpu_count)`` at a time.
+        cpu_count)`` at a time (see :func:`bayesgmm.fitting.compile.default_cores`).
     sampler : {"auto", "pymc", "nutpie", "numpyro", "blackjax"}, default "auto"
         NUTS implementation; all sample the same model. "auto" takes the fastest
-        installed, as measured here: blackjax up to 3,000 rows, nutpie above (3.5x as fast
-        at D=2 and 4.3x at D=5 with 10,000 rows), then PyMC's own (see
-        ``bayesgmm.fitting.nuts.default_sampler`` for the timings). nutpie, numpyro and blackjax are optional
-        extras (``pip install 'bayesgmm[blackjax]'``, or ``'bayesgmm[all]'``).
+        installed: blackjax up to 3,000 rows, nutpie above, then PyMC's own (the timings
+        behind this choice are in docs/fitting.md). nutpie, numpyro and blackjax are
+        optional extras (``pip install 'bayesgmm[blackjax]'``, or ``'bayesgmm[all]'``).
     target_accept : float, default 0.8
         NUTS target acceptance rate (the default of PyMC, Stan, nutpie and numpyro). Raise
-        it (0.9-0.95) if divergences are reported. Measured here with the default sampler
-        on five data sets (blobs, overlapping blobs, iris, 8 components in 2-D, D=5 with
-        10,000 rows; two seeds each): no divergences at 0.8 or 0.9; at 0.8 larger bulk
-        ESS on the first three and the same failures to converge on the 8 components (one
-        seed each); at D=5 7.0 gradients per draw against 12.1-13.0, bulk ESS 1,887-2,329
-        against 2,337-2,397, fit 11.7-14.2 s against 16.0-17.4 s.
+        it (0.9-0.95) if divergences are reported (docs/fitting.md has the comparison of
+        0.8 and 0.9 on five data sets).
     max_iter : int, default 10000
         Maximum VI iterations (stops earlier once the ELBO stops rising), or MAP optimiser
         iterations.
@@ -140,12 +115,12 @@ def fit(
         ``covariances`` are always (K, D, D). Spherical components are spherical in the
         user's units: the data are then scaled by one common scale, not per column.
     backend : {"auto", "jax", "numba", "c"}, default "auto"
-        PyTensor compilation backend; "auto" uses JAX when installed (it compiles in 2-5
-        seconds), except for nutpie and PyMC's sampler above 3,000 rows, which then
-        compile with numba: its likelihood kernel is about 2.5x faster per gradient. numba
-        caches the compiled model on disk for every data set of the same structure (K, D,
-        covariance structure, priors, ordering): at D=5 the first compilation on a machine
-        took about 8.5 s, later ones about 2 s.
+        PyTensor compilation backend; "auto" uses JAX when installed (it compiles fastest),
+        except for nutpie and PyMC's sampler above 3,000 rows, which then compile with
+        numba, whose likelihood kernel is faster per gradient (see
+        :func:`bayesgmm.fitting.compile.plan_compilation`; timings in docs/fitting.md).
+        numba caches the compiled model on disk for every data set of the same structure
+        (K, D, covariance structure, priors, ordering).
     store_log_likelihood : bool, optional
         Store the pointwise log-likelihood (chains x draws x N doubles). Default: when it
         takes at most 200 MB; otherwise a :class:`FitWarning` says so, and

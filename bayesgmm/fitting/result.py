@@ -1,4 +1,37 @@
-"""The layout of a fit's ``xarray.DataTree``, written once: how it is built and read."""
+"""The layout of a fit's ``xarray.DataTree``, written once: how it is built and read.
+
+Every method returns the same groups:
+
+``posterior``
+    ``weights`` (chain, draw, component), ``means`` (..., component, feature), ``sigmas``
+    (..., component, feature) and ``covariances`` (..., component, feature, feature_bis),
+    on the user's scale, relabelled so every draw has the same component order. VI: draws
+    from the approximation (one chain); MAP: the optimum as one draw.
+``log_likelihood``
+    ``x`` (chain, draw, obs), log p(x_n | theta) per observation, for LOO (stored when it
+    takes at most :data:`LOG_LIKELIHOOD_MAX_BYTES`).
+``observed_data``
+    ``x`` (obs, feature).
+``constant_data``
+    ``center`` and ``scale`` (feature) of the internal standardisation.
+``sample_stats``
+    the sampler's statistics (NUTS only).
+``relabeling``
+    ``permutation`` (chain, draw, component): which sampled component became each
+    reported one.
+``variational``
+    ``elbo`` (iteration), the ELBO history, and the attribute ``converged`` (VI only).
+``optimizer``
+    attributes only: ``converged``, ``message``, ``log_posterior``, ``iterations`` (MAP only).
+``initial_point``
+    the EM solution the fit started from (``weights``, ``means``, ``covariances``).
+
+Each group's attributes include the ``*_ATTR`` constants below (method, sampler, priors,
+covariance structure, ordering, whether the data had feature names). :func:`assemble`
+builds the tree; everything that reads a fit uses the accessors here (:func:`as_tree`,
+:func:`fit_info`, :func:`posterior_draws`, :func:`checked_data`, ...), so that the layout is
+known in one module.
+"""
 
 from __future__ import annotations
 
@@ -45,7 +78,12 @@ LOG_LIKELIHOOD_NOT_STORED = "Pointwise log-likelihood not stored"
 
 
 def assemble(X, names, std, start, out, *, method, sampler, priors,
-              store_log_likelihood, named_features=False) -> xr.DataTree:
+             store_log_likelihood, named_features=False) -> xr.DataTree:
+    """The result's DataTree from a fitter's draws (standardised scale) and its start.
+
+    Every draw is relabelled to the EM start (pivot relabelling), unless the ordering
+    constraint fixes the labels, then mapped back to the user's scale with ``std``.
+    """
     w, mu, chols = out["draws"]["weights"], out["draws"]["means"], out["draws"]["chols"]
     stats, elbo = out.get("sample_stats"), out.get("elbo")
     n_chains, n_draws, k = w.shape
@@ -204,8 +242,10 @@ def feature_names_in(fitted) -> list[str] | None:
 
 
 def checked_data(fitted, X=None, *, name: str = "X") -> np.ndarray:
-    """The points to evaluate a fit at: its fitted data when ``X`` is None, else ``X``
-    checked against the fit's features (by name where the fit saw names).
+    """The points to evaluate a fit at.
+
+    Its fitted data when ``X`` is None, else ``X`` checked against the fit's features (by
+    name where the fit saw names).
     """
     tree = as_tree(fitted)
     if X is None:

@@ -22,9 +22,9 @@ from .reference import flat_draws, pointwise_log_likelihood_numpy
 __all__ = ["pointwise_log_likelihood", "KERNEL_MIN_TERMS"]
 
 
-# From this many (draw, point, component) terms on, pointwise_loglik uses the numba kernel:
-# NumPy needs 20-40 ns per term at D=5, the kernel about 10, and its first compilation on a
-# machine (cached on disk afterwards) about 3 s.
+# From this many (draw, point, component) terms on, pointwise_log_likelihood uses the numba
+# kernel: it is a few times faster per term than NumPy, but its first compilation on a
+# machine (cached on disk afterwards) takes seconds (docs/fitting.md, "Why these defaults").
 KERNEL_MIN_TERMS = 50_000_000
 
 

@@ -315,6 +315,7 @@ def gradient_kernel(X, means, prec, resp, g, g_log_weights, g_means, g_prec):
 
 @numba.njit(cache=True)
 def loglik(X, log_weights, means, prec):
+    """Per-row log-likelihood (N,) and responsibilities (K, N) of one set of parameters."""
     n = X.shape[0]
     out = np.empty(n)
     resp = np.empty((means.shape[0], n))
@@ -324,6 +325,7 @@ def loglik(X, log_weights, means, prec):
 
 @numba.njit(cache=True)
 def gradient(X, means, prec, resp, g):
+    """Gradients of ``sum_n g_n loglik_n``: log-weights (K,), means (K, D), ``prec``."""
     k, d = means.shape
     g_log_weights = np.empty(k)
     g_means = np.empty((k, d))
@@ -337,7 +339,8 @@ def pointwise_log_likelihood_numba(X, weights, means, chols) -> np.ndarray:
     """``log p(x_n | theta_s)`` for a stack of draws, shape (S, N).
 
     ``weights`` (S, K), ``means`` (S, K, D), ``chols`` (S, K, D, D) lower Cholesky factors.
-    The kernel of :class:`bayesgmm.likelihood.ops.MixtureLogLik`, one draw per call (no (S, N, K) arrays).
+    The kernel of :class:`bayesgmm.likelihood.ops.MixtureLogLik`, one draw per call (no
+    (S, N, K) arrays).
     """
     X = np.ascontiguousarray(X, dtype=np.float64)
     with np.errstate(divide="ignore"):

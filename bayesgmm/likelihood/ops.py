@@ -52,6 +52,7 @@ class MixtureLogLik(Op):
     __props__ = ()
 
     def make_node(self, X, log_weights, means, prec):
+        """The Apply node, inputs cast to float64."""
         X, log_weights, means, prec = map(_as_float64, (X, log_weights, means, prec))
         for var, ndim, name in ((X, 2, "X"), (log_weights, 1, "log_weights"),
                                 (means, 2, "means"), (prec, 3, "prec")):
@@ -65,16 +66,19 @@ class MixtureLogLik(Op):
         return Apply(self, [X, log_weights, means, prec], outputs)
 
     def perform(self, node, inputs, output_storage):
+        """Run the numba kernel (the C and Python modes)."""
         out, resp = kernels.loglik(*inputs)
         output_storage[0][0] = out
         output_storage[1][0] = resp
 
     def infer_shape(self, node, input_shapes):
+        """(N,) and (K, N)."""
         n = input_shapes[0][0]
         k = input_shapes[2][0]
         return [(n,), (k, n)]
 
     def pullback(self, inputs, outputs, output_grads):
+        """The gradient through :class:`MixtureLogLikGrad` (none for ``X``)."""
         X, log_weights, means, prec = inputs
         g_loglik, g_resp = output_grads
         if not isinstance(g_resp.type, DisconnectedType):
@@ -87,7 +91,9 @@ class MixtureLogLik(Op):
 
 
 class MixtureLogLikGrad(Op):
-    """Gradient of ``sum_n g_n loglik_n`` from the responsibilities (see :mod:`bayesgmm.likelihood.kernels`).
+    """Gradient of ``sum_n g_n loglik_n`` from the responsibilities.
+
+    The formulas are in :mod:`bayesgmm.likelihood.kernels`.
 
     Inputs: ``X`` (N, D), ``means`` (K, D), ``prec`` (K, D, D), ``resp`` (K, N), ``g`` (N,).
     Outputs: the gradients with respect to the log-weights, means and ``prec``.
@@ -96,16 +102,19 @@ class MixtureLogLikGrad(Op):
     __props__ = ()
 
     def make_node(self, X, means, prec, resp, g):
+        """The Apply node, inputs cast to float64."""
         X, means, prec, resp, g = map(_as_float64, (X, means, prec, resp, g))
         outputs = [pt.tensor(dtype="float64", shape=(means.type.shape[0],)),
                    means.type(), prec.type()]
         return Apply(self, [X, means, prec, resp, g], outputs)
 
     def perform(self, node, inputs, output_storage):
+        """Run the numba kernel (the C and Python modes)."""
         for storage, value in zip(output_storage, kernels.gradient(*inputs), strict=True):
             storage[0] = value
 
     def infer_shape(self, node, input_shapes):
+        """(K,), and the shapes of the means and ``prec``."""
         return [(input_shapes[1][0],), input_shapes[1], input_shapes[2]]
 
 
@@ -160,7 +169,8 @@ def mixture_log_likelihood(value, weights, means, chols, n_components: int | Non
     weights, means, chols, k = _core_parameters(weights, means, chols, n_components)
     d = n_features if n_features is not None else means.type.shape[1]
     if d is None:
-        raise ValueError("mixture_log_likelihood needs n_features when the means have no static shape")
+        raise ValueError("mixture_log_likelihood needs n_features when the means have no "
+                         "static shape")
     eye = pt.eye(int(d))
     prec = pt.stack([solve_triangular(chols[j], eye, lower=True) for j in range(k)])
     return fused_log_likelihood(value, pt.log(weights), means, prec)
@@ -213,8 +223,8 @@ def exact_numba():
     """Compile PyTensor graphs for numba without fastmath inside this context.
 
     PyTensor's default fastmath flags include "contract", "reassoc", "arcp" and "afn", with
-    which the copies of a compiled function (see :mod:`bayesgmm.likelihood.kernels`) round differently:
-    the same seed gave other draws depending on whether the graph came from the cache
+    which the copies of a compiled function (see :mod:`bayesgmm.likelihood.kernels`) round
+    differently: the same seed gave other draws depending on whether the graph came from the cache
     (nutpie by 5e-9, PyMC's sampler by 8.6e-4). The flag is part of PyTensor's cache key.
     PyMC's parallel chains inherit the compiled functions through ``fork``, Linux's default
     start method up to Python 3.13.

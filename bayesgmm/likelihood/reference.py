@@ -53,6 +53,7 @@ def weighted_log_densities(X: np.ndarray, weights: np.ndarray, means: np.ndarray
 
 
 def draw_chunks(n_draws: int, n_obs: int, k: int, d: int) -> Iterator[slice]:
+    """Slices of the draws, each holding about :data:`CHUNK_ELEMENTS` values of N x K x D."""
     per_draw = max(1, n_obs * k * max(d, 1))
     step = max(1, CHUNK_ELEMENTS // per_draw)
     for start in range(0, n_draws, step):
@@ -60,13 +61,15 @@ def draw_chunks(n_draws: int, n_obs: int, k: int, d: int) -> Iterator[slice]:
 
 
 def flat_draws(weights, means, chols):
+    """The parameters with their batch (draw) dimensions flattened into one."""
     k, d = means.shape[-2:]
     return (weights.reshape(-1, k), means.reshape(-1, k, d), chols.reshape(-1, k, d, d))
 
 
 def pointwise_log_likelihood_numpy(X, weights, means, chols) -> np.ndarray:
-    """Log p(x_n | theta_s) for every draw, shape (*batch, N), chunked over draws: the test
-    oracle of the numba kernel.
+    """Log p(x_n | theta_s) for every draw, shape (*batch, N), chunked over draws.
+
+    The test oracle of the numba kernel.
     """
     batch = weights.shape[:-1]
     w, m, c = flat_draws(weights, means, chols)

@@ -393,11 +393,9 @@ def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: f
         converged=bool(gm.converged_), method="em", info=info, covariance_type=covariance_type)
 
 
-# EM for the start: fit_em's strategies run on at most EM_START_ROWS rows (they cost ~29 s
-# at N=1e5, D=5, K=5 with 5 starts), then one EM refines on at most EM_REFINE_ROWS rows.
-# Measured with 10,000 and all rows: em_start took 2.5 s at N=1e4, D=5, K=3 and 34 s at
-# N=1e6, D=10, K=10 (mostly the refinement on all rows); with 3,000 and 100,000 rows it is
-# about 1.6 s and 4 s, with the same components. The sampler or VI does the rest.
+# EM for the start: fit_em's strategies run on at most EM_START_ROWS rows, then one EM
+# refines on at most EM_REFINE_ROWS rows; on all rows the start took minutes at N=1e6 for the
+# same components (docs/fitting.md, "Why these defaults"). The sampler or VI does the rest.
 EM_START_ROWS = 3_000
 EM_REFINE_ROWS = 100_000
 

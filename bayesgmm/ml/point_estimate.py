@@ -192,9 +192,8 @@ class PointEstimate:
 def one_thread():
     """Run BLAS and OpenMP on one thread while fitting.
 
-    EM on small data makes many D x D solves; with two busy cores, OpenBLAS on two threads
-    made scipy's ``solve_triangular`` on a 4 x 4 matrix take 8.5 ms instead of 0.02 ms here,
-    and a scikit-learn EM run on iris 2.5 s instead of 0.02 s.
+    EM on small data makes many D x D solves, for which a second BLAS thread fighting a busy
+    core costs hundreds of times the solve itself (docs/fitting.md, "Why these defaults").
     """
     from threadpoolctl import threadpool_limits
 
@@ -202,6 +201,7 @@ def one_thread():
 
 
 def check_number(value, name: str, *, minimum: float, strict: bool) -> float:
+    """``value`` as a float if it is a finite number above (or at) ``minimum``, else raise."""
     ok = (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
           and math.isfinite(value) and (value > minimum if strict else value >= minimum))
     if not ok:
