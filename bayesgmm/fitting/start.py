@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..covariance import structure
 from ..ml.em import em_for_start
 from ..model import point_from_params
 from ..validation import count_distinct_rows
@@ -77,8 +78,7 @@ def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
             rng = np.random.default_rng(random_state)
             weights = np.concatenate([weights * (1 - pad * 1e-3), np.full(pad, 1e-3)])
             means = np.concatenate([means, 0.1 * rng.standard_normal((pad, d))])
-            pad_covs = (np.repeat(covs[:1], pad, 0) if covariance_type == "tied"
-                        else np.repeat(np.eye(d)[None], pad, 0))
+            pad_covs = structure(covariance_type).empty_covariances(covs, pad)
             covs = np.concatenate([covs, pad_covs])
     else:
         weights, means, covs, _ = em_for_start(Z, k, n_init, random_state, covariance_type, n_distinct,
