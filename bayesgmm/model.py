@@ -1,15 +1,16 @@
 """The PyMC model of the Bayesian Gaussian mixture, with the assignments summed out.
 
-The model is built on standardised data (see :class:`bayesgmm.standardize.Standardizer`); results are mapped back to
-the user's scale by :mod:`bayesgmm.fitting.result`.
+The model is built on standardised data (see :class:`bayesgmm.standardize.Standardizer`);
+results are mapped back to the user's scale by :mod:`bayesgmm.fitting.result`.
 
 The likelihood ``log p(x_n | theta) = logsumexp_k(log w_k + log N(x_n | mu_k, L_k L_k^T))`` is
 one fused Op (:mod:`bayesgmm.likelihood.ops`) with numba and JAX implementations: each small
 Cholesky factor is inverted once in the graph, and the Op does the per-point work. At D=5,
 N=1e4, K=3 the whole model's log-density+gradient costs about 45 ns per point in numba
 (nutpie's backend for large data) and 110-130 ns in JAX, against about 120 and 180 ns for the
-same likelihood written as a PyTensor graph (:func:`~bayesgmm.likelihood.ops.mixture_log_likelihood_graph`, kept as the test
-oracle) and 2-2.4x that for the textbook ``pm.Mixture`` model (see ``benchmarks/``).
+same likelihood written as a PyTensor graph
+(:func:`~bayesgmm.likelihood.ops.mixture_log_likelihood_graph`, kept as the test oracle) and
+2-2.4x that for the textbook ``pm.Mixture`` model (see ``benchmarks/``).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ __all__ = ["ADAPTERS", "NutsSettings", "default_sampler", "require_sampler", "ru
 
 def draws_from_posterior(post: xr.Dataset, k: int, d: int,
                           covariance_type: str = "full") -> dict[str, np.ndarray]:
+    """Weights, means and Cholesky factors (chain, draw, ...) of a posterior's draws."""
     names = ["weights", "mu"] + covariance_names(covariance_type, k)
     point = {name: post[name].to_numpy() for name in names}
     return unpack_point(point, k, d, covariance_type)

@@ -109,7 +109,8 @@ def _resolve_init(init, Z: np.ndarray, std: Standardizer, k: int, rng,
 
         with one_thread(), warnings.catch_warnings():
             warnings.simplefilter("ignore", SkConvergenceWarning)  # fewer distinct points
-            labels = KMeans(n_clusters=k, n_init=1, random_state=draw_seeds(rng, 1)[0]).fit(Z).labels_
+            kmeans = KMeans(n_clusters=k, n_init=1, random_state=draw_seeds(rng, 1)[0])
+            labels = kmeans.fit(Z).labels_
         weights, means, covs = params_from_labels(Z, labels, k, 1e-6)
         return weights, means, project_covariances(weights, covs, covariance_type)
     if isinstance(init, PointEstimate):

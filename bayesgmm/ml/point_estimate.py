@@ -186,6 +186,10 @@ def one_thread():
 
 
 def check_number(value, name: str, *, minimum: float, strict: bool) -> float:
+    """``value`` as a float if it is a finite number above ``minimum`` (or at it), else raise.
+
+    ``strict``: the value must exceed ``minimum``.
+    """
     ok = (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
           and math.isfinite(value) and (value > minimum if strict else value >= minimum))
     if not ok:
