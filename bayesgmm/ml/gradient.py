@@ -215,6 +215,7 @@ def fit_ml_gradient(X, n_components, *, init=None, random_state=None, max_iter: 
     Examples
     --------
     >>> from bayesgmm.datasets import make_mixture
+    >>> from bayesgmm.ml import fit_em
     >>> X = make_mixture(200, 2, 2, random_state=0).X
     >>> est = fit_ml_gradient(X, 2, random_state=0)
     >>> est.method, est.converged, est.info["diverged"]
