@@ -19,7 +19,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from .covariance import check_covariance_type, covariance_names
+from .covariance import packed_cholesky, structure
 from .likelihood.ops import mixture_log_likelihood
 from .priors import Priors
 from .validation import default_feature_names
@@ -28,17 +28,6 @@ __all__ = ["build_model", "packed_cholesky", "log_posterior",
            "point_from_params", "unpack_point"]
 
 COMPONENT, FEATURE, OBS = "component", "feature", "obs"
-
-def packed_cholesky(chols: np.ndarray) -> np.ndarray:
-    """Pack lower-triangular factors (..., D, D) the way ``pm.LKJCholeskyCov`` stores them."""
-    d = chols.shape[-1]
-    rows, cols = np.tril_indices(d)
-    return chols[..., rows, cols]
-
-
-def _unpack(packed, d: int):
-    rows, cols = np.tril_indices(d)
-    return pt.zeros((len(packed), d, d))[:, rows, cols].set(pt.stack(packed))
 
 
 def build_model(
@@ -99,7 +88,7 @@ def build_model(
     ['chol_cov_0', 'chol_cov_1', 'chol_cov_2', 'mu', 'weights']
     """
     priors = Priors() if priors is None else priors
-    covariance_type = check_covariance_type(covariance_type)
+    covariances = structure(covariance_type)
     n, d = Z.shape
     k = int(n_components)
     names = list(feature_names) if feature_names is not None else default_feature_names(d)
@@ -123,7 +112,10 @@ def build_model(
             mu_rest = pm.Normal("mu_rest", 0.0, priors.mean_scale, shape=(k, d - 1))
             mu = pm.Deterministic("mu", join_ordered(mu_order, mu_rest, int(order_by)),
                                   dims=(COMPONENT, FEATURE))
-        chols = _covariance_block(covariance_type, k, d, priors)
+        # The structure object creates its covariance variables and returns their Cholesky
+        # factors: its PyMC code is a method of its class in bayesgmm.covariance (which
+        # imports PyMC only there), so that everything a structure means is in one class.
+        chols = covariances.prior(k, d, priors, (COMPONENT, FEATURE))
         signature = "(k),(k,d),(k,d,d)->(d)"
 
         def logp(value, w, m, c):
@@ -147,29 +139,6 @@ def build_model(
     return model
 
 
-def _covariance_block(covariance_type: str, k: int, d: int, priors: Priors):
-    """The covariance priors of a structure, returned as Cholesky factors (K, D, D)."""
-    def lkj(name):
-        return pm.LKJCholeskyCov(
-            name, n=d, eta=priors.lkj_eta,
-            sd_dist=pm.InverseGamma.dist(priors.scale_shape, priors.scale_scale, shape=d),
-            compute_corr=False)
-
-    if covariance_type == "full":
-        return _unpack([lkj(f"chol_cov_{j}") for j in range(k)], d)
-    if covariance_type == "tied":
-        return pt.broadcast_to(_unpack([lkj("chol_cov")], d), (k, d, d))
-    idx = np.arange(d)
-    if covariance_type == "diag":
-        sigma = pm.InverseGamma("sigma", priors.scale_shape, priors.scale_scale,
-                                dims=(COMPONENT, FEATURE))
-    else:
-        sigma = pm.InverseGamma("sigma", priors.scale_shape, priors.scale_scale,
-                                dims=COMPONENT)
-        sigma = pt.broadcast_to(sigma[:, None], (k, d))
-    return pt.zeros((k, d, d))[:, idx, idx].set(sigma)
-
-
 def join_ordered(mu_order, mu_rest, order_by: int):
     """Means (K, D) from the ordered feature (K,) and the others (K, D-1), in PyTensor."""
     col = mu_order[:, None]
@@ -182,20 +151,7 @@ def unpack_point(point: dict, n_components: int, n_features: int,
 
     Works on arrays with leading draw dimensions too.
     """
-    d, k = n_features, n_components
-    eye = np.eye(d)
-    if covariance_type in ("full", "tied"):
-        rows, cols = np.tril_indices(d)
-        names = covariance_names(covariance_type, k)
-        packed = np.stack([np.asarray(point[name]) for name in names], axis=-2)
-        chols = np.zeros(packed.shape[:-1] + (d, d))
-        chols[..., rows, cols] = packed
-        if covariance_type == "tied":
-            chols = np.broadcast_to(chols, chols.shape[:-3] + (k, d, d)).copy()
-    elif covariance_type == "diag":
-        chols = np.asarray(point["sigma"])[..., None] * eye
-    else:
-        chols = np.asarray(point["sigma"])[..., None, None] * eye
+    chols = structure(covariance_type).unpack(point, n_components, n_features)
     return {"weights": np.asarray(point["weights"]), "means": np.asarray(point["mu"]),
             "chols": chols}
 
@@ -221,19 +177,7 @@ def point_from_params(weights: np.ndarray, means: np.ndarray, chols: np.ndarray,
         # A strictly increasing start: sort (jitter may swap near ties), then separate ties.
         point["mu_order"] = np.sort(col) + 1e-6 * np.arange(col.size)
         point["mu_rest"] = np.delete(means, j, axis=1)
-    chols = np.asarray(chols, dtype=float)
-    variances = np.sum(chols**2, axis=-1)  # diagonal of L L^T: (K, D)
-    if covariance_type == "full":
-        packed = packed_cholesky(chols)
-        for j in range(packed.shape[0]):
-            point[f"chol_cov_{j}"] = packed[j]
-    elif covariance_type == "tied":
-        mean_cov = np.mean(chols @ np.swapaxes(chols, -1, -2), axis=0)
-        point["chol_cov"] = packed_cholesky(np.linalg.cholesky(mean_cov))
-    elif covariance_type == "diag":
-        point["sigma"] = np.sqrt(variances)
-    else:
-        point["sigma"] = np.sqrt(variances.mean(axis=-1))
+    point.update(structure(covariance_type).pack(np.asarray(chols, dtype=float)))
     return point
 
 

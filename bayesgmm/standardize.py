@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .covariance import structure
+
 __all__ = ["Standardizer"]
 
 
@@ -57,9 +59,10 @@ class Standardizer:
 
         Spherical components are spheres in the user's units only if every feature is
         scaled alike: "spherical" uses one common scale, the other structures (invariant to
-        per-feature scaling) each column's standard deviation.
+        per-feature scaling) each column's standard deviation (the structure's
+        :attr:`~bayesgmm.covariance.CovarianceStructure.common_scale`).
         """
-        return cls.fit(X, common_scale=covariance_type == "spherical")
+        return cls.fit(X, common_scale=structure(covariance_type).common_scale)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Map data to the standardised scale."""

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .covariance import DIAG, structure
 from .exceptions import DataWarning
 
 __all__ = ["check_data", "check_features", "check_model_size",
@@ -390,20 +391,6 @@ MAX_POSTERIOR_BYTES = 4e9
 MAX_WORK_PER_EVALUATION = 1e11
 
 
-def _values_per_parameter(n: int, d: int, k: int, covariance_type: str) -> tuple[float, int]:
-    """(data values per free parameter of a component, the component's free parameters)."""
-    rows = n / k
-    if covariance_type == "full":
-        p = d + d * (d + 1) // 2
-        return rows * d / p, p
-    if covariance_type == "diag":
-        return rows * d / (2 * d), 2 * d
-    if covariance_type == "spherical":
-        return rows * d / (d + 1), d + 1
-    shared = d * (d + 1) // 2  # tied: the means per component, one covariance for all rows
-    return min(rows, n * d / shared), d + shared
-
-
 def check_model_size(n: int, d: int, k: int, covariance_type: str, *, n_draws: int = 1,
                      batch_size: int | None = None, name: str = "X") -> None:
     """Refuse fits that cannot finish, and warn when the data cannot pin the model down.
@@ -436,13 +423,13 @@ def check_model_size(n: int, d: int, k: int, covariance_type: str, *, n_draws: i
             f"of {d} x {d} would take {size / 1e9:.3g} GB (the limit is "
             f"{MAX_POSTERIOR_BYTES / 1e9:g} GB). Use {fewer}, or fewer draws.")
     rows = n if batch_size is None else min(batch_size, n)
-    per_eval = (rows * k * d * d + k * d**3 if covariance_type in ("full", "tied")
-                else rows * k * d)
+    covariance = structure(covariance_type)
+    per_eval = covariance.evaluation_cost(rows, k, d)
     # Whatever the structure, the EM start estimates and inverts K D x D matrices and the
     # result keeps and factors them for every draw.
     setup = min(n, 3000) * k * d * d + k * d**3 * max(n_draws, 1)
     if max(per_eval, setup) > MAX_WORK_PER_EVALUATION:
-        if per_eval >= setup and covariance_type in ("full", "tied"):
+        if per_eval >= setup and covariance.dense:  # D x D factors: diagonal ones cost less
             advice = f"covariance_type='diag', {fewer}"
         else:
             advice = fewer + ("" if per_eval < setup else ", or fewer rows")
@@ -455,10 +442,10 @@ def check_model_size(n: int, d: int, k: int, covariance_type: str, *, n_draws: i
             f"{name} ({n} rows x {d} features) with {k} '{covariance_type}' components needs "
             f"about {max(per_eval, setup):.2g} operations for {what}: the fit would not "
             f"finish. Use {advice}.")
-    ratio, p = _values_per_parameter(n, d, k, covariance_type)
+    ratio, p = covariance.values_per_parameter(n, d, k)
     if ratio < MIN_VALUES_PER_PARAMETER and p > n / k:
-        if covariance_type in ("full", "tied"):
-            r_diag, p_diag = _values_per_parameter(n, d, k, "diag")
+        if covariance.dense:
+            r_diag, p_diag = DIAG.values_per_parameter(n, d, k)
             advice = (f"Use covariance_type='diag' ({p_diag} parameters per component, "
                       f"{r_diag:.3g} values each), {fewer}, or fewer components")
         else:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..model import covariance_names, unpack_point
+from ..covariance import covariance_names
+from ..model import unpack_point
 from ..seeds import draw_seed
 from .compile import quiet_pymc
 from .interrupt import reraise_interrupts

@@ -8,7 +8,8 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
-from ..model import covariance_names, unpack_point
+from ..covariance import covariance_names
+from ..model import unpack_point
 from ..seeds import draw_seed
 from .compile import BLACKJAX_MAX_ROWS, Compilation, default_cores, quiet_pymc
 from .interrupt import reraise_interrupts, wait_interruptibly

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..covariance import structure
 from ..ml.em import em_for_start
 from ..model import point_from_params
 from ..validation import count_distinct_rows
@@ -32,11 +33,13 @@ class Start:
                       self.covariance_type)
 
     def point(self) -> dict:
+        """The solution as a constrained PyMC point of the model."""
         return point_from_params(self.weights, self.means, self.chols, self.order_by,
                                  self.covariance_type)
 
     @property
     def chols(self) -> np.ndarray:
+        """Cholesky factors (K, D, D) of the covariances."""
         return np.linalg.cholesky(self.covariances)
 
 
@@ -45,11 +48,12 @@ def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
              covariance_type: str = "full", raw=None) -> Start:
     """The best EM solution of ``covariance_type`` on standardised data.
 
-    ``n_init`` starts of several strategies (see :func:`~bayesgmm.ml.em.em_for_start`). ``raw``: ``(X, standardizer)``
-    with ``Z = standardizer.transform(X)``; then one of those strategies (k-means on the
-    user's units) sees ``X`` itself. Standardising shrinks a separation along one feature
-    when the other features are noise: at D=20, N=800 (two clusters 11 sd apart along one
-    feature) EM on ``Z`` alone found them for 3 of 4 seeds, and at D=30, N=400 for none.
+    ``n_init`` starts of several strategies (see :func:`~bayesgmm.ml.em.em_for_start`).
+    ``raw``: ``(X, standardizer)`` with ``Z = standardizer.transform(X)``; then one of those
+    strategies (k-means on the user's units) sees ``X`` itself. Standardising shrinks a
+    separation along one feature when the other features are noise: at D=20, N=800 (two
+    clusters 11 sd apart along one feature) EM on ``Z`` alone found them for 3 of 4 seeds,
+    and at D=30, N=400 for none.
 
     The covariances are regularised (1e-3 on the diagonal, in feature standard deviations),
     and weights kept above 1e-3, so the start lies inside the support of the priors.
@@ -77,12 +81,11 @@ def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
             rng = np.random.default_rng(random_state)
             weights = np.concatenate([weights * (1 - pad * 1e-3), np.full(pad, 1e-3)])
             means = np.concatenate([means, 0.1 * rng.standard_normal((pad, d))])
-            pad_covs = (np.repeat(covs[:1], pad, 0) if covariance_type == "tied"
-                        else np.repeat(np.eye(d)[None], pad, 0))
+            pad_covs = structure(covariance_type).empty_covariances(covs, pad)
             covs = np.concatenate([covs, pad_covs])
     else:
-        weights, means, covs, _ = em_for_start(Z, k, n_init, random_state, covariance_type, n_distinct,
-                                      raw)
+        weights, means, covs, _ = em_for_start(Z, k, n_init, random_state, covariance_type,
+                                               n_distinct, raw)
     weights = np.maximum(weights, 1e-3)
     weights = weights / weights.sum()
     covs = 0.5 * (covs + np.swapaxes(covs, -1, -2)) + 1e-6 * np.eye(d)

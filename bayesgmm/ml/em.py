@@ -16,6 +16,7 @@ from ..covariance import (
     SINGULAR_EIGENVALUE,
     check_covariance_type,
     expand_covariances,
+    structure,
     structured_precisions,
 )
 from ..exceptions import ConvergenceWarning, FitWarning
@@ -32,8 +33,8 @@ __all__ = ["EM_STRATEGIES", "fit_em", "em_for_start", "params_from_labels"]
 EM_STRATEGIES = ("hierarchical", "kmeans", "k-means++", "random_from_data", "random")
 
 # A component is degenerate when it explains fewer points (weight * N) than its covariance
-# needs to be non-singular without the regularisation (D + 1 for "full", 2 for "diag" and
-# "spherical"; no count for "tied", whose covariance is estimated from all N points), or when
+# needs to be non-singular without the regularisation (the structure's min_count: D + 1 for
+# "full", 2 for "diag" and "spherical"; none for "tied", estimated from all N points), or when
 # the smallest eigenvalue of its covariance, in feature-variance units and without the
 # regularisation EM adds, is under diagnostics.SINGULAR_EIGENVALUE (see _degeneracy).
 
@@ -73,24 +74,20 @@ def _degeneracy(weights, covariances, n: int, reg: float,
                 covariance_type: str = "full") -> tuple[bool, int, str]:
     """Whether a solution on the standardised scale is degenerate, which component, and why.
 
-    ``covariances`` are (K, D, D), or scikit-learn's ``covariances_`` of ``covariance_type``.
-    Degenerate: a component explains fewer points (weight * N) than its ML covariance needs
-    to be non-singular (D + 1 for "full", 2 for "diag" and "spherical", no minimum for
-    "tied", whose covariance is pooled over all N points), or the smallest eigenvalue of its
-    covariance without the regularisation ``reg`` (in units of the feature variances, i.e. on
-    the correlation scale) is under 1e-6.
+    ``covariances`` are scikit-learn's ``covariances_`` of ``covariance_type``. Degenerate: a
+    component explains fewer points (weight * N) than its ML covariance needs to be
+    non-singular (:meth:`~bayesgmm.covariance.CovarianceStructure.min_count`: D + 1 for
+    "full", 2 for "diag" and "spherical", no minimum for "tied", whose covariance is pooled
+    over all N points), or the smallest eigenvalue of its covariance without the
+    regularisation ``reg`` (in units of the feature variances, i.e. on the correlation
+    scale) is under 1e-6.
     """
     counts = np.asarray(weights) * n
     k = counts.shape[0]
-    c = np.asarray(covariances, dtype=float)
-    if covariance_type == "spherical":
-        covs = c.reshape(k, 1, 1)  # one variance per component (expanded or not)
-        if c.ndim == 3:
-            covs = c[:, :1, :1]
-    else:
-        covs = expand_covariances(c, covariance_type, k, c.shape[-1])
+    covariance = structure(covariance_type)
+    covs = covariance.singular_blocks(np.asarray(covariances, dtype=float), k)
     d = covs.shape[-1]
-    min_count = {"full": d + 1, "diag": 2, "spherical": 2, "tied": 0}[covariance_type]
+    min_count = covariance.min_count(d)
     eig = np.linalg.eigvalsh(covs - reg * np.eye(d)).min(axis=1)
     reasons = []
     for j in range(counts.shape[0]):
@@ -367,12 +364,7 @@ def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: f
         warnings.warn(
             f"EM did not converge within max_iter={max_iter} iterations (tol={tol}) from the "
             f"chosen start; increase max_iter or tol.", ConvergenceWarning, stacklevel=2)
-    if covariance_type == "full":
-        chols = std.chols_to_user(np.linalg.cholesky(gm.covariances_))
-        covariances = chols @ np.swapaxes(chols, 1, 2)
-    else:  # scaling the expanded matrices keeps zeros zero and shared matrices identical
-        covariances = (expand_covariances(gm.covariances_, covariance_type, k, d)
-                       * np.outer(std.scale, std.scale))
+    covariances = structure(covariance_type).covariances_to_user(gm.covariances_, k, d, std)
     info = {
         "n_iter": starts[best]["n_iter"],
         "strategy": starts[best]["strategy"],

@@ -16,6 +16,7 @@ import numpy as np
 from ..covariance import (
     check_covariance_type,
     project_covariances,
+    structure,
 )
 from ..exceptions import ConvergenceWarning
 from ..likelihood import reference
@@ -34,17 +35,14 @@ def _nll_and_grad(k: int, d: int, covariance_type: str = "full"):
     """Jitted JAX function: (theta, Z) -> (negative log-likelihood, its gradient).
 
     ``theta`` holds K - 1 logits (component 0's is fixed at 0), the K x D means, then the
-    covariance parameters of ``covariance_type`` (see :func:`_pack`). One function is
+    covariance parameters of ``covariance_type`` (see :func:`_pack_theta`). One function is
     compiled and cached per (K, D, covariance_type); call it inside ``jax.enable_x64(True)``.
     """
     import jax
     import jax.numpy as jnp
-    from jax.scipy.linalg import solve_triangular
     from jax.scipy.special import logsumexp
 
-    rows, cols = np.tril_indices(d)
-    diag = rows == cols
-    t = rows.size
+    covariances = structure(covariance_type)
 
     def nll(theta, Z):
         logits = jnp.concatenate([jnp.zeros(1, dtype=theta.dtype), theta[: k - 1]])
@@ -52,19 +50,7 @@ def _nll_and_grad(k: int, d: int, covariance_type: str = "full"):
         means = theta[k - 1: k - 1 + k * d].reshape(k, d)
         cov = theta[k - 1 + k * d:]
         resid = jnp.swapaxes(Z[None, :, :] - means[:, None, :], 1, 2)  # (K, D, N)
-        if covariance_type == "diag":  # (K, D) log standard deviations
-            log_sd = cov.reshape(k, d)
-            z = resid * jnp.exp(-log_sd)[:, :, None]
-            logdet = jnp.sum(log_sd, axis=1)
-        elif covariance_type == "spherical":  # (K,) log standard deviations
-            z = resid * jnp.exp(-cov)[:, None, None]
-            logdet = d * cov
-        else:  # packed Cholesky factors: K of them ("full") or one shared ("tied")
-            packed = cov.reshape(-1, t)
-            chols = jnp.zeros((packed.shape[0], d, d), dtype=theta.dtype).at[:, rows, cols].set(
-                jnp.where(diag, jnp.exp(packed), packed))
-            z = solve_triangular(jnp.broadcast_to(chols, (k, d, d)), resid, lower=True)
-            logdet = jnp.broadcast_to(jnp.sum(jnp.where(diag, packed, 0.0), axis=1), (k,))
+        z, logdet = covariances.whiten(cov, resid, k, d)
         logp = (logw[:, None] - 0.5 * jnp.sum(z * z, axis=1) - logdet[:, None]
                 - 0.5 * d * LOG_2PI)
         return -jnp.sum(logsumexp(logp, axis=0))
@@ -89,44 +75,23 @@ def _pack_theta(weights, means, chols, covariance_type: str = "full") -> np.ndar
     "full": each component's Cholesky factor, lower triangle row by row, log diagonal;
     "diag": the (K, D) log standard deviations (log diagonal of the factors); "spherical":
     the (K,) log standard deviations (log of the factors' first diagonal entry); "tied":
-    component 0's factor packed as for "full". ``chols`` must have the structure.
+    component 0's factor packed as for "full" (see the structures'
+    :meth:`~bayesgmm.covariance.CovarianceStructure.pack_unconstrained`). ``chols`` must
+    have the structure.
     """
-    d = means.shape[1]
     logw = np.log(weights)
     head = [(logw[1:] - logw[0]), means.ravel()]
-    if covariance_type == "diag":
-        return np.concatenate(head + [np.log(np.diagonal(chols, axis1=1, axis2=2)).ravel()])
-    if covariance_type == "spherical":
-        return np.concatenate(head + [np.log(chols[:, 0, 0])])
-    rows, cols = np.tril_indices(d)
-    if covariance_type == "tied":
-        chols = chols[:1]
-    packed = chols[:, rows, cols].copy()
-    diag = rows == cols
-    packed[:, diag] = np.log(packed[:, diag])
-    return np.concatenate(head + [packed.ravel()])
+    return np.concatenate(head + [structure(covariance_type).pack_unconstrained(chols)])
 
 
 def _unpack_theta(theta: np.ndarray, k: int, d: int, covariance_type: str = "full"):
-    """Weights, means and (K, D, D) Cholesky factors from :func:`_pack`'s parameters."""
+    """Weights, means and (K, D, D) Cholesky factors from :func:`_pack_theta`'s parameters."""
     from scipy.special import softmax
 
     weights = softmax(np.concatenate([[0.0], theta[: k - 1]]))
     means = theta[k - 1: k - 1 + k * d].reshape(k, d).copy()
     cov = np.asarray(theta[k - 1 + k * d:], dtype=float)
-    if covariance_type == "diag":
-        return weights, means, np.exp(cov.reshape(k, d))[:, :, None] * np.eye(d)
-    if covariance_type == "spherical":
-        return weights, means, np.exp(cov.reshape(k))[:, None, None] * np.eye(d)
-    rows, cols = np.tril_indices(d)
-    diag = rows == cols
-    packed = cov.reshape(-1, rows.size).copy()
-    packed[:, diag] = np.exp(packed[:, diag])
-    chols = np.zeros((packed.shape[0], d, d))
-    chols[:, rows, cols] = packed
-    if covariance_type == "tied":
-        chols = np.broadcast_to(chols, (k, d, d)).copy()
-    return weights, means, chols
+    return weights, means, structure(covariance_type).unpack_unconstrained(cov, k, d)
 
 
 def _min_scales(chols: np.ndarray) -> np.ndarray:
@@ -144,7 +109,8 @@ def _resolve_init(init, Z: np.ndarray, std: Standardizer, k: int, rng,
 
         with one_thread(), warnings.catch_warnings():
             warnings.simplefilter("ignore", SkConvergenceWarning)  # fewer distinct points
-            labels = KMeans(n_clusters=k, n_init=1, random_state=draw_seeds(rng, 1)[0]).fit(Z).labels_
+            kmeans = KMeans(n_clusters=k, n_init=1, random_state=draw_seeds(rng, 1)[0])
+            labels = kmeans.fit(Z).labels_
         weights, means, covs = params_from_labels(Z, labels, k, 1e-6)
         return weights, means, project_covariances(weights, covs, covariance_type)
     if isinstance(init, PointEstimate):
@@ -249,6 +215,7 @@ def fit_ml_gradient(X, n_components, *, init=None, random_state=None, max_iter: 
     Examples
     --------
     >>> from bayesgmm.datasets import make_mixture
+    >>> from bayesgmm.ml import fit_em
     >>> X = make_mixture(200, 2, 2, random_state=0).X
     >>> est = fit_ml_gradient(X, 2, random_state=0)
     >>> est.method, est.converged, est.info["diverged"]

@@ -7,12 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..covariance import (
-    check_covariance_type,
-    check_structure,
-    n_parameters,
-    reduce_covariances,
-)
+from ..covariance import n_parameters, structure
 from ..likelihood import pointwise_log_likelihood, reference
 from ..validation import check_data
 
@@ -132,18 +127,17 @@ class PointEstimate:
         weights = np.asarray(weights, dtype=float)
         means = np.asarray(means, dtype=float)
         covariances = np.asarray(covariances, dtype=float)
-        covariance_type = check_covariance_type(covariance_type)
-        if covariance_type != "full":
-            check_structure(covariances, covariance_type)
+        covariance = structure(covariance_type)
+        covariance.check(covariances)  # any covariances are "full" ones
         chols = np.linalg.cholesky(covariances)
         loglik = float(pointwise_log_likelihood(X, weights[None], means[None], chols[None]).sum())
         resp = reference.responsibilities(X, weights[None], means[None], chols[None])[0]
-        p = n_parameters(*means.shape, covariance_type)
+        p = n_parameters(*means.shape, covariance.name)
         n = X.shape[0]
         return cls(weights=weights, means=means, covariances=covariances, log_likelihood=loglik,
                    responsibilities=resp, bic=-2.0 * loglik + p * math.log(n),
                    aic=-2.0 * loglik + 2.0 * p, converged=bool(converged), method=method,
-                   info=dict(info or {}), covariance_type=covariance_type)
+                   info=dict(info or {}), covariance_type=covariance.name)
 
     def to_sklearn(self):
         """The same mixture as a fitted ``sklearn.mixture.GaussianMixture``.
@@ -161,25 +155,15 @@ class PointEstimate:
         >>> bool(np.isclose(est.to_sklearn().score(X) * 3, est.log_likelihood))
         True
         """
-        from scipy.linalg import solve_triangular
         from sklearn.mixture import GaussianMixture
 
         k, d = self.means.shape
-        ctype = self.covariance_type
-        gm = GaussianMixture(n_components=k, covariance_type=ctype)
+        covariance = structure(self.covariance_type)
+        gm = GaussianMixture(n_components=k, covariance_type=covariance.name)
         gm.weights_ = self.weights.copy()
         gm.means_ = self.means.copy()
-        gm.covariances_ = reduce_covariances(self.covariances, ctype)
-        if ctype in ("full", "tied"):
-            chols = self._chols() if ctype == "full" else np.linalg.cholesky(gm.covariances_)
-            prec_chol = np.stack([solve_triangular(c, np.eye(d), lower=True).T
-                                  for c in np.reshape(chols, (-1, d, d))])
-            precisions = prec_chol @ np.swapaxes(prec_chol, 1, 2)
-            if ctype == "tied":
-                prec_chol, precisions = prec_chol[0], precisions[0]
-        else:  # diag (K, D) or spherical (K,): variances
-            prec_chol = 1.0 / np.sqrt(gm.covariances_)
-            precisions = 1.0 / gm.covariances_
+        gm.covariances_ = covariance.reduce(self.covariances)
+        prec_chol, precisions = covariance.sklearn_precisions(gm.covariances_)
         gm.precisions_cholesky_ = prec_chol
         gm.precisions_ = precisions
         gm.converged_ = self.converged
@@ -201,7 +185,10 @@ def one_thread():
 
 
 def check_number(value, name: str, *, minimum: float, strict: bool) -> float:
-    """``value`` as a float if it is a finite number above (or at) ``minimum``, else raise."""
+    """``value`` as a float if it is a finite number above ``minimum`` (or at it), else raise.
+
+    ``strict``: the value must exceed ``minimum``.
+    """
     ok = (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
           and math.isfinite(value) and (value > minimum if strict else value >= minimum))
     if not ok:
