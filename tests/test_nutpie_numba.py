@@ -1,4 +1,4 @@
-"""nutpie's numba path (bayesgmm._nutpie): C callbacks cached on disk, data passed by address.
+"""nutpie's numba path (bayesgmm.fitting.nutpie_driver): C callbacks cached on disk, data passed by address.
 
 The callbacks are checked against PyMC's own compiled log-density, gradient and constrained
 values at random points; a second data set of another size must load them from the cache and

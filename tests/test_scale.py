@@ -171,7 +171,7 @@ def test_loo_without_the_stored_group_equals_arviz_on_the_stored_group(nuts_fit,
     import arviz_stats as azs
 
     expected = azs.loo(nuts_fit.idata_, pointwise=True)
-    monkeypatch.setattr(assign, "_BLOCK_ELEMENTS", 7 * 2000)
+    monkeypatch.setattr(fit_result, "BLOCK_ELEMENTS", 7 * 2000)
     got = loo(without_log_likelihood(nuts_fit.idata_))
     for attr in ("elpd", "se", "p"):
         assert getattr(got, attr) == pytest.approx(getattr(expected, attr), abs=1e-10), attr
@@ -227,7 +227,7 @@ def test_assignment_summary_in_blocks_equals_the_unblocked_computation(nuts_fit,
     label = mean.argmax(axis=1)
     chosen = r.isel(component=xr.DataArray(label, dims="obs"))
     hdi = azs.hdi(chosen, prob=0.94, dim=["chain", "draw"])
-    monkeypatch.setattr(assign, "_BLOCK_ELEMENTS", 3 * 2000 * 3)  # blocks of 3 points
+    monkeypatch.setattr(fit_result, "BLOCK_ELEMENTS", 3 * 2000 * 3)  # blocks of 3 points
     table = assign.assignment_summary(nuts_fit)
     np.testing.assert_allclose(table[["p_0", "p_1", "p_2"]].to_numpy(), mean, atol=1e-12)
     np.testing.assert_array_equal(table["label"], label)
