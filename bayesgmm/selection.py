@@ -37,6 +37,8 @@ from .fitting.result import (
     as_tree,
     checked_data,
     log_likelihood_blocks,
+    posterior_draws,
+    sample_coords,
     thinned_draws,
 )
 from .likelihood.reference import draw_chunks, responsibilities
@@ -366,18 +368,14 @@ def _nonempty_per_draw(result, max_draws: int, rng: np.random.Generator):
     X = result["observed_data"]["x"].to_numpy()
     c, s_, k = post.sizes["chain"], post.sizes["draw"], post.sizes["component"]
     draws = thinned_draws(s_, c, max_draws)
-    weights = post["weights"].to_numpy()[:, draws]
-    means = post["means"].to_numpy()[:, draws]
-    chols = np.linalg.cholesky(post["covariances"].to_numpy()[:, draws])
-    flat = weights.shape[0] * weights.shape[1]
-    weights, means, chols = (a.reshape((flat,) + a.shape[2:]) for a in (weights, means, chols))
+    weights, means, chols = posterior_draws(post, draws)
+    flat = weights.shape[0]
     counts = np.empty(flat, dtype=int)
     for sl in draw_chunks(flat, X.shape[0], k, X.shape[1]):
         resp = responsibilities(X, weights[sl], means[sl], chols[sl])
         counts[sl] = _count_nonempty(resp, rng)
     return xr.DataArray(counts.reshape(c, draws.size), dims=("chain", "draw"),
-                        coords={"chain": post["chain"].to_numpy(),
-                                "draw": post["draw"].to_numpy()[draws]}, name="n_nonempty")
+                        coords=sample_coords(post, draws), name="n_nonempty")
 
 
 def sparse_mixture(X, max_components: int = 10, *, concentration: float = 0.01,
