@@ -95,7 +95,8 @@ def fit(
         Maximum VI iterations (stops earlier once the ELBO stops rising), or MAP optimiser
         iterations.
     n_init : int, default 5
-        EM restarts for the starting solution.
+        EM restarts for the starting solution (:func:`bayesgmm.ml.em.em_for_start`: the
+        search of :func:`bayesgmm.ml.fit_em`, whose own default is 10 starts).
     batch_size : int, optional
         VI only: minibatch ADVI, each iteration using a random batch of this many rows
         (the log-likelihood scaled by N / batch_size). For large N.

@@ -246,7 +246,9 @@ def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: f
     X : array-like of shape (N, D)
     n_components : int
     n_init : int, default 10
-        Number of EM starts.
+        Number of EM starts. (The Bayesian fits' start runs the same search with their own
+        ``n_init``, 5 by default, on at most ``EM_START_ROWS`` rows: see
+        :func:`em_for_start`.)
     random_state : int, numpy.random.Generator or None
         Seeds every start.
     reg_covar : float, default 1e-6
