@@ -5,7 +5,13 @@ import os
 
 import numpy as np
 import pytest
+import xarray as xr
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from scipy.optimize import linear_sum_assignment
+from scipy.special import logsumexp
+from scipy.stats import multivariate_normal
+from sklearn.metrics import adjusted_rand_score
 
 
 def match(reference_means, est_means):
@@ -40,3 +46,95 @@ def need(package):
         if REQUIRE_ALL:
             pytest.fail(f"{package} is required (BAYESGMM_REQUIRE_ALL_DEPS=1) but not installed")
         pytest.skip(f"{package} not installed")
+
+
+def check_recovery(model, truth, mean_tol, weight_tol, sd_rtol):
+    """Compare with the data's own per-label statistics (what any estimator can recover).
+
+    The clusters are well separated, so the posterior means should sit on the sample
+    means of the true labels, up to the prior's pull and soft assignments at the edges.
+    """
+    labels = truth.labels
+    k = truth.means.shape[0]
+    emp_means = label_means(truth)
+    emp_sd = np.stack([truth.X[labels == j].std(axis=0) for j in range(k)])
+    emp_w = np.bincount(labels, minlength=k) / labels.size
+    order = match(emp_means, model.means_)
+    np.testing.assert_allclose(model.means_[order], emp_means, atol=mean_tol)
+    np.testing.assert_allclose(model.weights_[order], emp_w, atol=weight_tol)
+    est_sd = np.sqrt(np.diagonal(model.covariances_[order], axis1=1, axis2=2))
+    np.testing.assert_allclose(est_sd, emp_sd, rtol=sd_rtol)
+    # And within about four standard errors (sd <= 1.4, n_k >= 60) of the population truth.
+    np.testing.assert_allclose(model.means_[order], truth.means, atol=0.75)
+    assert adjusted_rand_score(labels, model.predict(truth.X)) > 0.95
+
+
+def without_log_likelihood(tree: xr.DataTree) -> xr.DataTree:
+    """The same fit (same draws) as if it had not stored its log-likelihood."""
+    return xr.DataTree.from_dict({name: tree[name].to_dataset() for name in tree.children
+                                  if name != "log_likelihood"})
+
+
+def relative_error(a, b):
+    """|a - b| / |b|."""
+    return abs(a - b) / abs(b)
+
+
+def n_free_parameters(k, d, covariance_type):
+    """Free parameters of a K-component mixture in D dimensions, by the textbook formula."""
+    cov = {"full": k * d * (d + 1) // 2, "diag": k * d, "spherical": k,
+           "tied": d * (d + 1) // 2}[covariance_type]
+    return (k - 1) + k * d + cov
+
+
+COV_TYPES = ("full", "diag", "spherical", "tied")
+
+
+def two_clusters(n, d, seed):
+    """Two clusters 11 sd apart along feature 0, noise in the other d - 1 features."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    centre = np.zeros(d)
+    centre[0] = 5.5
+    return rng.standard_normal((n, d)) + np.where(y[:, None] == 1, centre, -centre), y
+
+
+finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def mixtures(draw, max_k=4, max_d=3, max_s=3, max_n=12):
+    """Random draws of mixture parameters (S draws) and data X."""
+    k = draw(st.integers(1, max_k))
+    d = draw(st.integers(1, max_d))
+    s = draw(st.integers(1, max_s))
+    n = draw(st.integers(1, max_n))
+    X = draw(arrays(np.float64, (n, d), elements=finite))
+    raw_w = draw(arrays(np.float64, (s, k), elements=st.floats(1e-3, 1.0)))
+    means = draw(arrays(np.float64, (s, k, d), elements=finite))
+    # Cholesky factors: positive diagonal between 1e-2 and 1e2, bounded off-diagonal.
+    diag = draw(arrays(np.float64, (s, k, d), elements=st.floats(1e-2, 1e2)))
+    off = draw(arrays(np.float64, (s, k, d, d), elements=st.floats(-10, 10)))
+    chols = np.tril(off, -1) + diag[..., None] * np.eye(d)
+    return X, raw_w / raw_w.sum(axis=1, keepdims=True), means, chols
+
+
+def random_params(rng, k, d):
+    """Random weights (K,), means (K, D) and well-conditioned covariances (K, D, D)."""
+    w = rng.dirichlet(np.ones(k))
+    mu = rng.normal(size=(k, d))
+    a = rng.normal(size=(k, d, d))
+    cov = a @ np.swapaxes(a, 1, 2) + 0.5 * np.eye(d)
+    return w, mu, cov
+
+
+def scipy_loglik(X, w, mu, cov):
+    """Log mixture density of every row of X, computed with SciPy."""
+    comps = [np.log(w[j]) + multivariate_normal(mu[j], cov[j]).logpdf(X) for j in range(len(w))]
+    return logsumexp(np.stack(comps, axis=1), axis=1)
+
+
+def random_chol_params(rng, k, d):
+    """``random_params`` with the Cholesky factors of the covariances (same numbers)."""
+    w, mu, cov = random_params(rng, k, d)
+    return w, mu, np.linalg.cholesky(cov)

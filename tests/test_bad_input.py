@@ -545,7 +545,7 @@ def test_odd_but_valid_prediction_input(fitted, entry, kind):
     X = {"one-row": rows[:1], "float32": rows.astype(np.float32),
          # Integer column labels are no feature names (scikit-learn's rule): taken by
          # position without a warning. Named columns for an unnamed fit warn
-         # (tests/test_data_frames.py).
+         # (tests/test_validation.py).
          "integers": rows.astype(np.int64), "dataframe": pd.DataFrame(rows),
          "list": rows.tolist()}[kind]
     n = 1 if kind == "one-row" else 6
@@ -775,7 +775,7 @@ def test_installed_script_exits_2_with_one_line(csvs, tmp_path, argv, pattern):
 def test_dataframe_columns_must_match_the_fit():
     # Fitted on named columns, a DataFrame with the columns swapped or renamed would predict
     # silently wrong: it is refused with the expected order. Plain arrays are taken by
-    # position, with a warning (tests/test_data_frames.py).
+    # position, with a warning (tests/test_validation.py).
     df = pd.DataFrame(X2, columns=["a", "b"])
     model = BayesianGMM(2, method="map", random_state=0).fit(df)
     for bad in (df[["b", "a"]], df.rename(columns={"b": "c"})):

@@ -1,4 +1,5 @@
-"""The demo command and the plots, end to end (MAP keeps them fast)."""
+"""The command line (fit, compare, select, demo) end to end: what it writes, its one-line
+errors, large CSV files (MAP keeps most cases fast)."""
 
 import matplotlib
 
@@ -7,10 +8,12 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from sklearn.metrics import adjusted_rand_score  # noqa: E402
 
-from bayesgmm import BayesianGMM  # noqa: E402
+from bayesgmm import BayesianGMM, FitWarning  # noqa: E402
 from bayesgmm.cli import main  # noqa: E402
-from bayesgmm.plotting import plot_clusters  # noqa: E402
+from bayesgmm.datasets import make_mixture  # noqa: E402
+from bayesgmm.fitting import result as fit_result  # noqa: E402
 
 
 def test_demo_writes_summary_assignments_and_plot(tmp_path, capsys):
@@ -25,82 +28,12 @@ def test_demo_writes_summary_assignments_and_plot(tmp_path, capsys):
     assert pd.read_csv(tmp_path / "summary.csv", index_col=0).shape[0] == 3 + 2 * 3 * 4
 
 
-def test_plot_clusters_returns_axes_with_ellipses(blobs, tmp_path):
-    import matplotlib.pyplot as plt
-
-    model = BayesianGMM(3, method="map", random_state=0).fit(blobs.X)
-    fig, ax = plt.subplots()
-    assert plot_clusters(model, blobs.X, ax=ax) is ax
-    # One draw (MAP): one thin and one thick ellipse per component.
-    assert len(ax.patches) == 6
-    fig.savefig(tmp_path / "p.png")
-    plt.close(fig)
-    assert (tmp_path / "p.png").stat().st_size > 5_000
-
-
 def test_cli_bad_option_exits_nonzero(capsys):
     import pytest
 
     with pytest.raises(SystemExit) as info:
         main(["demo", "--method", "gibbs"])
     assert info.value.code == 2
-
-
-def saved_png(ax_or_fig, path):
-    import matplotlib.pyplot as plt
-
-    fig = getattr(ax_or_fig, "figure", ax_or_fig)
-    fig.savefig(path)
-    plt.close(fig)
-    data = path.read_bytes()
-    return data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5_000
-
-
-def test_density_pairs_elbo_disagreement_and_singularity_plots(blobs, tmp_path):
-    import pytest
-
-    from bayesgmm import ConvergenceWarning, compare_assignments
-    from bayesgmm.datasets import make_mixture
-    from bayesgmm.plotting import (
-        plot_density,
-        plot_disagreements,
-        plot_elbo,
-        plot_pairs,
-        plot_singularity_path,
-    )
-
-    model = BayesianGMM(3, method="map", random_state=0).fit(blobs.X)
-    ax = plot_density(model, grid_size=30)
-    assert len(ax.collections) >= 2  # contour levels and the points
-    assert saved_png(ax, tmp_path / "density.png")
-
-    d3 = make_mixture(150, 2, 3, random_state=1)
-    m3 = BayesianGMM(2, method="map", random_state=0).fit(d3.X)
-    axes = plot_pairs(m3, d3.X)
-    assert axes.shape == (3, 3) and len(axes[0, 1].patches) == 4
-    assert saved_png(axes[0, 0], tmp_path / "pairs.png")
-
-    with pytest.warns(ConvergenceWarning, match="ELBO"):
-        vi = BayesianGMM(3, method="advi", max_iter=300, draws=20, random_state=0).fit(blobs.X)
-    ax = plot_elbo(vi)
-    assert "NOT converged" in ax.get_title()
-    assert saved_png(ax, tmp_path / "elbo.png")
-    with pytest.raises(ValueError, match="variational fit"):
-        plot_elbo(model)
-
-    other = BayesianGMM(3, method="map", random_state=1).fit(blobs.X)
-    comparison = compare_assignments(model, other, blobs.X)
-    ax = plot_disagreements(comparison, blobs.X)
-    assert saved_png(ax, tmp_path / "disagree.png")
-
-    table = pd.DataFrame({"scale": np.geomspace(1, 1e-4, 10),
-                          "log_likelihood": np.linspace(0, 30, 10),
-                          "log_posterior": np.linspace(0, -1e4, 10)})
-    ax = plot_singularity_path(table)
-    assert ax.get_xscale() == "log"
-    assert saved_png(ax, tmp_path / "singular.png")
-    with pytest.raises(ValueError, match="singularity_path"):
-        plot_singularity_path(table.drop(columns="log_posterior"))
 
 
 def test_cli_fit_end_to_end(blobs, tmp_path, capsys):
@@ -205,3 +138,155 @@ def test_cli_compare_and_select(blobs, tmp_path, capsys):
         main(["select", str(csv), "--max-components", "4", "--sparse", "--concentration", "2"])
     with pytest.raises(SystemExit):  # LOO needs draws: map is not offered
         main(["select", str(csv), "--max-components", "3", "--method", "map"])
+
+
+# --- large CSV files, above the old crash point (8,300 rows at K=3 and 2,000 draws) ---
+
+
+def write_csv(tmp_path, n, name="data.csv"):
+    truth = make_mixture(n, 3, 2, separation=6.0, random_state=0)
+    path = tmp_path / name
+    pd.DataFrame(truth.X, columns=["a", "b"]).to_csv(path, index=False)
+    return path, truth
+
+
+def check_assignments(path, truth):
+    table = pd.read_csv(path)
+    assert len(table) == truth.X.shape[0]
+    probs = table[["p_0", "p_1", "p_2"]].to_numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-12)
+    assert adjusted_rand_score(truth.labels, table["label"]) > 0.95
+
+
+def test_cli_fit_and_compare_at_10000_rows(tmp_path, capsys):
+    path, truth = write_csv(tmp_path, 10_000)
+    out = tmp_path / "fit"
+    assert main(["fit", str(path), "-k", "3", "--method", "map", "--out", str(out)]) == 0
+    for name in ("fit.nc", "summary.csv", "assignments.csv", "clusters.png"):
+        assert (out / name).stat().st_size > 0, name
+    check_assignments(out / "assignments.csv", truth)
+    loaded = BayesianGMM.load(out / "fit.nc")
+    assert loaded.idata_["observed_data"]["x"].shape == (10_000, 2)
+    out = tmp_path / "compare"
+    assert main(["compare", str(path), "-k", "3", "--method", "map", "--out", str(out)]) == 0
+    points = pd.read_csv(out / "comparison.csv")
+    assert len(points) == 10_000
+    assert adjusted_rand_score(truth.labels, points["label_bayes"]) > 0.95
+    assert "not written" not in capsys.readouterr().err
+
+
+def test_cli_select_computes_loo_without_the_stored_log_likelihood(tmp_path, monkeypatch,
+                                                                    capsys):
+    """With nothing stored (the threshold lowered to 0 bytes), select still ranks K."""
+    path, _ = write_csv(tmp_path, 300)
+    monkeypatch.setattr(fit_result, "LOG_LIKELIHOOD_MAX_BYTES", 0)
+    out = tmp_path / "sel"
+    assert main(["select", str(path), "--max-components", "3", "--min-components", "3",
+                 "--method", "advi", "--draws", "100", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    table = pd.read_csv(out / "selection.csv", index_col=0)
+    assert list(table.index) == [3] and np.isfinite(table[["elpd_loo", "se"]].to_numpy()).all()
+    assert 0 < table.loc[3, "p_loo"] < 3 * table.loc[3, "n_parameters"]
+    # The fit-time "not stored" warning is not passed on: select needs no stored group.
+    assert "not stored" not in captured.err + captured.out
+
+
+def test_cli_optional_output_that_fails_is_reported_and_the_rest_written(
+        blobs, tmp_path, monkeypatch, capsys):
+    import bayesgmm.plotting
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("plotting exploded")
+
+    monkeypatch.setattr(bayesgmm.plotting, "plot_density", broken)
+    path = tmp_path / "data.csv"
+    pd.DataFrame(blobs.X[:200], columns=["a", "b"]).to_csv(path, index=False)
+    out = tmp_path / "out"
+    (out).mkdir()
+    (out / "clusters.png").write_bytes(b"earlier")
+    assert main(["fit", str(path), "-k", "3", "--method", "map", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "clusters.png not written" in err and "plotting exploded" in err
+    for name in ("fit.nc", "summary.csv", "assignments.csv"):
+        assert (out / name).stat().st_size > 0, name
+    # A failed write leaves the earlier file as it was, and no partial file behind.
+    assert (out / "clusters.png").read_bytes() == b"earlier"
+    assert not list(out.glob(".*partial*"))
+
+
+def test_cli_columns_with_commas_are_read_as_a_csv_record(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(-4, 1, (60, 2)), rng.normal(4, 1, (60, 2))])
+    path = tmp_path / "data.csv"
+    pd.DataFrame({"a,b": X[:, 0], "c": X[:, 1], "d": rng.normal(size=120)}).to_csv(
+        path, index=False)
+    out = tmp_path / "out"
+    assert main(["fit", str(path), "-k", "2", "--method", "map", "--columns", '"a,b", c',
+                 "--out", str(out)]) == 0
+    table = pd.read_csv(out / "assignments.csv")
+    assert {"a,b", "c"} <= set(table.columns) and "d" not in table.columns
+    np.testing.assert_array_equal(table["a,b"], X[:, 0])
+    capsys.readouterr()
+    for columns, reason in (('"a,b",zz', "['zz'] not in"), ("c,c", "more than once"),
+                            ('"a,b', "could not read --columns"), ("a,b", "['a', 'b'] not in")):
+        assert main(["fit", str(path), "-k", "2", "--method", "map", "--columns", columns,
+                     "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err
+        assert reason in err and len(err.strip().splitlines()) == 1, (columns, err)
+
+
+def test_cli_select_refuses_map_with_the_reason(tmp_path, capsys):
+    path = tmp_path / "data.csv"
+    pd.DataFrame({"a": np.arange(10.0)}).to_csv(path, index=False)
+    with pytest.raises(SystemExit) as info:
+        main(["select", str(path), "--max-components", "2", "--method", "map"])
+    assert info.value.code == 2
+    assert "PSIS-LOO needs posterior draws" in capsys.readouterr().err
+
+
+# --- the true defaults on 100,000 rows ---
+
+@pytest.mark.slow
+def test_cli_default_settings_on_100000_rows(tmp_path, capsys):
+    """NUTS, 2 chains x (1000 tune + 1000 draws), on 1e5 rows: fit, compare and select."""
+    path, truth = write_csv(tmp_path, 100_000)
+    out = tmp_path / "fit"
+    not_stored = (r"log-likelihood not stored: 2 chain\(s\) x 1000 draws x 100000 points "
+                  r"take 1600 MB")
+    with pytest.warns(FitWarning, match=not_stored):
+        assert main(["fit", str(path), "-k", "3", "--out", str(out)]) == 0
+    for name in ("fit.nc", "summary.csv", "assignments.csv", "clusters.png"):
+        assert (out / name).stat().st_size > 0, name
+    check_assignments(out / "assignments.csv", truth)
+    with pytest.warns(FitWarning, match=not_stored):
+        assert main(["compare", str(path), "-k", "3", "--out", str(tmp_path / "cmp")]) == 0
+    assert len(pd.read_csv(tmp_path / "cmp" / "comparison.csv")) == 100_000
+    assert main(["select", str(path), "--max-components", "3", "--min-components", "2",
+                 "--out", str(tmp_path / "sel")]) == 0
+    assert "suggested K = 3" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_cli_fast_methods_on_100000_rows(tmp_path, capsys):
+    path, truth = write_csv(tmp_path, 100_000)
+    out = tmp_path / "fit"
+    assert main(["fit", str(path), "-k", "3", "--method", "advi", "--out", str(out)]) == 0
+    check_assignments(out / "assignments.csv", truth)
+    assert main(["compare", str(path), "-k", "3", "--method", "map",
+                 "--out", str(tmp_path / "cmp")]) == 0
+    assert main(["select", str(path), "--max-components", "3", "--min-components", "3",
+                 "--method", "advi", "--out", str(tmp_path / "sel")]) == 0
+    assert "suggested K = 3" in capsys.readouterr().out
+
+
+def test_cli_main_turns_keyboard_interrupt_into_status_130(monkeypatch, tmp_path, capsys):
+    from bayesgmm import cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_fit", interrupted)
+    assert cli.main(["fit", str(tmp_path / "x.csv"), "-k", "2"]) == 130
+    captured = capsys.readouterr()
+    assert captured.err == "bayesgmm: interrupted\n"
+    assert captured.out == ""

@@ -1,16 +1,20 @@
 """Covariance structures of the Bayesian model: full, diag, spherical, tied.
 
 The likelihood of every structure is checked against SciPy; each structure recovers data
-drawn from it, keeps its form exactly in every draw, and works with every method.
+drawn from it, keeps its form exactly in every draw, and works with every method; the
+number of free parameters of each.
 """
 
 import numpy as np
 import pytest
+from helpers import COV_TYPES
+from helpers import n_free_parameters as _formula
 from scipy.stats import multivariate_normal
+from sklearn.mixture import GaussianMixture
 
 from bayesgmm import BayesianGMM
-from bayesgmm.datasets import make_mixture
 from bayesgmm.covariance import COVARIANCE_TYPES, covariance_names
+from bayesgmm.datasets import make_mixture
 from bayesgmm.model import build_model, point_from_params, unpack_point
 
 
@@ -149,3 +153,17 @@ def test_loo_does_not_prefer_full_over_a_simpler_truth(covariance_type):
     gain = t.loc[("full", 3), "elpd_loo"] - t.loc[(covariance_type, 3), "elpd_loo"]
     assert gain <= 2 * max(t["dse"])
     assert sel.best_covariance_type == covariance_type
+
+
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_n_parameters_matches_formula_and_sklearn(covariance_type):
+    from bayesgmm.covariance import n_parameters as _n_parameters
+
+    for k, d in [(1, 1), (1, 4), (2, 1), (2, 3), (3, 2), (4, 5), (5, 10)]:
+        sk = GaussianMixture(n_components=k, covariance_type=covariance_type)
+        sk.means_ = np.zeros((k, d))
+        assert _n_parameters(k, d, covariance_type) == _formula(k, d, covariance_type)
+        assert _n_parameters(k, d, covariance_type) == sk._n_parameters()
+    # and the hand-written values at K = 3, D = 2
+    assert {t: _formula(3, 2, t) for t in COV_TYPES} == {
+        "full": 2 + 6 + 9, "diag": 2 + 6 + 6, "spherical": 2 + 6 + 3, "tied": 2 + 6 + 3}

@@ -8,6 +8,7 @@ labels permuted, divergences, a chain in another mode), which tests the detector
 import numpy as np
 import pytest
 import xarray as xr
+from helpers import without_log_likelihood
 
 from bayesgmm import (
     BayesianGMM,
@@ -158,3 +159,9 @@ def test_a_vi_fit_with_wild_elbo_noise_is_reported(blobs):
     with pytest.warns(ConvergenceWarning, match="ELBO's draw-to-draw noise is .* method='nuts'"):
         check(broken)
     assert diagnose(broken).elbo_noise > 1000
+
+
+def test_diagnostics_compute_the_log_likelihood_rhat_when_not_stored(nuts_fit):
+    expected = diagnose(nuts_fit.idata_).loglik_rhat
+    got = diagnose(without_log_likelihood(nuts_fit.idata_)).loglik_rhat
+    assert expected is not None and got == pytest.approx(expected, abs=1e-10)

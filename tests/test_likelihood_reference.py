@@ -1,36 +1,13 @@
-"""Property-based tests (hypothesis) of the pure NumPy pieces."""
+"""The NumPy reference likelihood (bayesgmm.likelihood.reference) against SciPy, and its
+properties on random mixtures (hypothesis)."""
 
 import numpy as np
+from helpers import mixtures, random_params, scipy_loglik
 from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
+from scipy.special import logsumexp
+from scipy.stats import multivariate_normal
 
 from bayesgmm.likelihood import pointwise_log_likelihood, reference
-from bayesgmm.permutations import (
-    apply_permutations,
-    gaussian_kl_cost,
-    pivot_permutations,
-    stephens_permutations,
-)
-
-finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
-
-
-@st.composite
-def mixtures(draw, max_k=4, max_d=3, max_s=3, max_n=12):
-    """Random draws of mixture parameters (S draws) and data X."""
-    k = draw(st.integers(1, max_k))
-    d = draw(st.integers(1, max_d))
-    s = draw(st.integers(1, max_s))
-    n = draw(st.integers(1, max_n))
-    X = draw(arrays(np.float64, (n, d), elements=finite))
-    raw_w = draw(arrays(np.float64, (s, k), elements=st.floats(1e-3, 1.0)))
-    means = draw(arrays(np.float64, (s, k, d), elements=finite))
-    # Cholesky factors: positive diagonal between 1e-2 and 1e2, bounded off-diagonal.
-    diag = draw(arrays(np.float64, (s, k, d), elements=st.floats(1e-2, 1e2)))
-    off = draw(arrays(np.float64, (s, k, d, d), elements=st.floats(-10, 10)))
-    chols = np.tril(off, -1) + diag[..., None] * np.eye(d)
-    return X, raw_w / raw_w.sum(axis=1, keepdims=True), means, chols
 
 
 @settings(max_examples=60, deadline=None)
@@ -55,41 +32,36 @@ def test_log_densities_are_finite(m):
     assert (lpd <= ll.max(axis=0) + 1e-9).all() and (lpd >= ll.min(axis=0) - 1e-9).all()
 
 
-@settings(max_examples=40, deadline=None)
-@given(mixtures(max_k=5, max_n=8), st.integers(0, 2**32 - 1))
-def test_relabelling_yields_permutations(m, seed):
-    X, w, means, chols = m
-    k = w.shape[1]
-    covs = chols @ np.swapaxes(chols, -1, -2)
-    perm = pivot_permutations(gaussian_kl_cost(means, covs, means[0], covs[0]))
-    assert (np.sort(perm, axis=1) == np.arange(k)).all()
-    # The first draw matched to itself keeps its order (up to ties between equal components).
-    assert np.allclose(apply_permutations(means, perm)[0], means[0])
-    r = reference.responsibilities(X, w, means, chols)
-    rng = np.random.default_rng(seed)
-    perm, _ = stephens_permutations(r, init=np.stack([rng.permutation(k) for _ in w]))
-    assert (np.sort(perm, axis=1) == np.arange(k)).all()
+def test_numpy_kernels_match_scipy(rng):
+    k, d = 3, 3
+    X = rng.normal(size=(30, d))
+    draws = [random_params(rng, k, d) for _ in range(5)]
+    w = np.stack([p[0] for p in draws])
+    mu = np.stack([p[1] for p in draws])
+    cov = np.stack([p[2] for p in draws])
+    chol = np.linalg.cholesky(cov)
+    ref = np.stack([scipy_loglik(X, *p) for p in draws])
+    np.testing.assert_allclose(pointwise_log_likelihood(X, w, mu, chol), ref, atol=1e-10)
+    # Responsibilities are w_k N_k / sum_j w_j N_j, by Bayes' rule.
+    joint = np.stack([
+        np.stack([p[0][j] * multivariate_normal(p[1][j], p[2][j]).pdf(X) for j in range(k)], 1)
+        for p in draws])
+    expected = joint / joint.sum(axis=2, keepdims=True)
+    np.testing.assert_allclose(reference.responsibilities(X, w, mu, chol), expected, atol=1e-10)
+    np.testing.assert_allclose(reference.mean_responsibilities(X, w, mu, chol),
+                               expected.mean(axis=0), atol=1e-10)
+    np.testing.assert_allclose(reference.log_predictive_density(X, w, mu, chol),
+                               logsumexp(ref, axis=0) - np.log(5), atol=1e-10)
 
 
-@settings(max_examples=40, deadline=None)
-@given(mixtures(max_n=10))
-def test_coclustering_matrix_is_symmetric_with_unit_diagonal(m):
-    import xarray as xr
-
-    from bayesgmm.assignments import coclustering
-
-    X, w, means, chols = m
-    s, k, d = means.shape
-    covs = chols @ np.swapaxes(chols, -1, -2)
-    post = xr.Dataset({
-        "weights": (("chain", "draw", "component"), w[None]),
-        "means": (("chain", "draw", "component", "feature"), means[None]),
-        "covariances": (("chain", "draw", "component", "feature", "feature_bis"), covs[None]),
-    })
-    tree = xr.DataTree.from_dict({"posterior": post,
-                                  "observed_data": xr.Dataset({"x": (("obs", "feature"), X)})})
-    cc = coclustering(tree).to_numpy()
-    assert np.isfinite(cc).all()
-    np.testing.assert_allclose(cc, cc.T, atol=1e-12)
-    np.testing.assert_allclose(np.diag(cc), 1.0)
-    assert (cc >= -1e-12).all() and (cc <= 1 + 1e-12).all()
+def test_kernels_chunk_over_draws(rng, monkeypatch):
+    k, d = 2, 2
+    X = rng.normal(size=(50, d))
+    draws = [random_params(rng, k, d) for _ in range(7)]
+    w, mu, cov = (np.stack([p[i] for p in draws]) for i in range(3))
+    chol = np.linalg.cholesky(cov)
+    whole = pointwise_log_likelihood(X, w, mu, chol)
+    monkeypatch.setattr(reference, "CHUNK_ELEMENTS", 300)  # forces chunks of one or two draws
+    np.testing.assert_allclose(reference.pointwise_log_likelihood_numpy(X, w, mu, chol), whole, atol=1e-12)
+    np.testing.assert_allclose(reference.log_predictive_density(X, w, mu, chol),
+                               logsumexp(whole, axis=0) - np.log(7), atol=1e-10)
