@@ -11,6 +11,7 @@ from sklearn.metrics import adjusted_rand_score
 from bayesgmm import assignments as assign
 from bayesgmm.assignments import assignment_summary, coclustering, responsibilities
 from bayesgmm.datasets import make_mixture
+from bayesgmm.fitting import result as fit_result
 
 
 def scipy_responsibilities(X, w, means, covs):
@@ -100,7 +101,7 @@ def test_log_likelihood_on_demand_matches_the_stored_group(nuts_fit, blobs):
     # Given points, in blocks of a few points: the same numbers.
     X = blobs.X[:37]
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(assign, "_BLOCK_ELEMENTS", 5 * 2000)
+        mp.setattr(fit_result, "BLOCK_ELEMENTS", 5 * 2000)
         blocked = assign.log_likelihood(nuts_fit, X)
     np.testing.assert_allclose(blocked.to_numpy(), stored.to_numpy()[:, :, :37], atol=1e-10)
     thinned = assign.log_likelihood(bare, max_draws=100)
@@ -124,7 +125,7 @@ def test_assignment_summary_in_blocks_equals_the_unblocked_computation(nuts_fit,
     label = mean.argmax(axis=1)
     chosen = r.isel(component=xr.DataArray(label, dims="obs"))
     hdi = azs.hdi(chosen, prob=0.94, dim=["chain", "draw"])
-    monkeypatch.setattr(assign, "_BLOCK_ELEMENTS", 3 * 2000 * 3)  # blocks of 3 points
+    monkeypatch.setattr(fit_result, "BLOCK_ELEMENTS", 3 * 2000 * 3)  # blocks of 3 points
     table = assign.assignment_summary(nuts_fit)
     np.testing.assert_allclose(table[["p_0", "p_1", "p_2"]].to_numpy(), mean, atol=1e-12)
     np.testing.assert_array_equal(table["label"], label)

@@ -14,7 +14,8 @@ import pytest
 import xarray as xr
 from helpers import need
 
-from bayesgmm import BayesianGMM, Priors, SavedFitError, UnverifiedFitWarning, _io
+from bayesgmm import BayesianGMM, Priors, SavedFitError, UnverifiedFitWarning
+from bayesgmm import io as _io
 
 
 @pytest.mark.parametrize("suffix", [".nc", ".zarr"])

@@ -8,7 +8,7 @@ import xarray as xr
 from helpers import without_log_likelihood
 
 from bayesgmm import FitWarning
-from bayesgmm import assignments as assign
+from bayesgmm.fitting import result as fit_result
 from bayesgmm.selection import loo, select_components, sparse_mixture
 
 
@@ -175,7 +175,7 @@ def test_loo_without_the_stored_group_equals_arviz_on_the_stored_group(nuts_fit,
     import arviz_stats as azs
 
     expected = azs.loo(nuts_fit.idata_, pointwise=True)
-    monkeypatch.setattr(assign, "_BLOCK_ELEMENTS", 7 * 2000)
+    monkeypatch.setattr(fit_result, "BLOCK_ELEMENTS", 7 * 2000)
     got = loo(without_log_likelihood(nuts_fit.idata_))
     for attr in ("elpd", "se", "p"):
         assert getattr(got, attr) == pytest.approx(getattr(expected, attr), abs=1e-10), attr
