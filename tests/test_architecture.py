@@ -217,8 +217,9 @@ def test_no_private_names_across_modules():
     ("bayesgmm.fitting", ("bayesgmm.estimator", "bayesgmm.plotting", "bayesgmm.cli",
                           "bayesgmm.compare", "bayesgmm.selection", "bayesgmm.assignments",
                           "matplotlib")),
-    ("bayesgmm.ml", ("bayesgmm.fitting", "bayesgmm.model", "bayesgmm.estimator", "bayesgmm.plotting",
-                     "bayesgmm.cli", "bayesgmm.diagnostics", "matplotlib", "pymc")),
+    ("bayesgmm.ml", ("bayesgmm.fitting", "bayesgmm.model", "bayesgmm.estimator",
+                     "bayesgmm.plotting", "bayesgmm.cli", "bayesgmm.diagnostics", "matplotlib",
+                     "pymc")),
 ])
 def test_layers(layer, forbidden):
     bad = {name: sorted(m for m in seen if any(m == f or m.startswith(f + ".")

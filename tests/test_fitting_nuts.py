@@ -53,8 +53,8 @@ def test_missing_sampler_names_the_extra(monkeypatch):
 
 
 def test_auto_sampler_is_the_fastest_measured_for_the_size():
-    # Measured (see bayesgmm.fitting.nuts.default_sampler): blackjax compiles faster and wins on small
-    # data; nutpie needs fewer gradients per draw and won by 2x at N = 10,000.
+    # Measured (see bayesgmm.fitting.nuts.default_sampler): blackjax compiles faster and wins
+    # on small data; nutpie needs fewer gradients per draw and won by 2x at N = 10,000.
     from bayesgmm.fitting.compile import BLACKJAX_MAX_ROWS
     from bayesgmm.fitting.nuts import default_sampler
 

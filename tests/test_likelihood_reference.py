@@ -62,6 +62,7 @@ def test_kernels_chunk_over_draws(rng, monkeypatch):
     chol = np.linalg.cholesky(cov)
     whole = pointwise_log_likelihood(X, w, mu, chol)
     monkeypatch.setattr(reference, "CHUNK_ELEMENTS", 300)  # forces chunks of one or two draws
-    np.testing.assert_allclose(reference.pointwise_log_likelihood_numpy(X, w, mu, chol), whole, atol=1e-12)
+    np.testing.assert_allclose(reference.pointwise_log_likelihood_numpy(X, w, mu, chol), whole,
+                               atol=1e-12)
     np.testing.assert_allclose(reference.log_predictive_density(X, w, mu, chol),
                                logsumexp(whole, axis=0) - np.log(7), atol=1e-10)
