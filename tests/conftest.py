@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from helpers import X2
 
 from bayesgmm import BayesianGMM
 from bayesgmm.datasets import make_mixture
@@ -61,3 +62,15 @@ def map_fit(blobs):
 def em3(blobs):
     """EM fit (fit_em) of ``blobs``, K = 3."""
     return fit_em(blobs.X, 3, random_state=0)
+
+
+@pytest.fixture(scope="session")
+def map_fit_seed0(blobs):
+    """MAP fit of ``blobs`` with random_state=0 (the plot, summary and equivariance tests)."""
+    return BayesianGMM(3, method="map", random_state=0).fit(blobs.X)
+
+
+@pytest.fixture(scope="session")
+def x2_map_fit():
+    """MAP fit of ``helpers.X2`` (random_state=0), read by the input-check tests."""
+    return BayesianGMM(2, method="map", random_state=0).fit(X2)

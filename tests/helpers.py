@@ -34,6 +34,12 @@ def max_rhat(idata, var_names=("weights", "means", "sigmas")):
     return max(float(rhat[v].max()) for v in rhat.data_vars)
 
 
+# Two clusters 12.8 sds apart, 50 points each (the data of the input-check tests).
+CENTERS = np.array([[-5.0, -4.0], [5.0, 4.0]])
+LABELS = np.repeat([0, 1], 50)
+X2 = CENTERS[LABELS] + np.random.default_rng(1).normal(size=(100, 2))  # cluster sd 1
+
+
 REQUIRE_ALL = os.environ.get("BAYESGMM_REQUIRE_ALL_DEPS") == "1"
 
 

@@ -136,12 +136,12 @@ def test_short_vi_and_stopped_optimiser_are_reported(blobs):
     assert model.diagnose().optimizer_converged is False
 
 
-def test_summary_has_rhat_and_ess_for_nuts_only(nuts_fit, blobs):
+def test_summary_has_rhat_and_ess_for_nuts_only(nuts_fit, map_fit_seed0):
     table = summary(nuts_fit.idata_)
     assert {"mean", "sd", "ess_bulk", "ess_tail", "r_hat"} <= set(table.columns)
     assert len(table) == 3 + 2 * 3 * 2
     assert (table["r_hat"] <= 1.01).all()
-    map_table = BayesianGMM(3, method="map", random_state=0).fit(blobs.X).summary()
+    map_table = map_fit_seed0.summary()
     assert list(map_table.columns) == ["mean"] and len(map_table) == len(table)
 
 

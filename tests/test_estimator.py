@@ -43,10 +43,10 @@ def test_sample_follows_the_fit(nuts_fit):
         np.testing.assert_allclose(X1[y1 == k].mean(axis=0), nuts_fit.means_[k], atol=0.2)
 
 
-def test_dataframe_feature_names_and_units(blobs):
+def test_dataframe_feature_names_and_units(blobs, map_fit_seed0):
     df = pd.DataFrame(blobs.X * 1000.0 + 5.0, columns=["height", "width"])
     scaled = BayesianGMM(3, method="map", random_state=0).fit(df)
-    base = BayesianGMM(3, method="map", random_state=0).fit(blobs.X)
+    base = map_fit_seed0
     assert list(scaled.idata_["posterior"]["feature"].to_numpy()) == ["height", "width"]
     assert list(scaled.feature_names_in_) == ["height", "width"]
     # Fitting on standardised data makes the result unit-free: the MAP moves with the data.

@@ -11,10 +11,10 @@ from bayesgmm import BayesianGMM  # noqa: E402
 from bayesgmm.plotting import plot_clusters  # noqa: E402
 
 
-def test_plot_clusters_returns_axes_with_ellipses(blobs, tmp_path):
+def test_plot_clusters_returns_axes_with_ellipses(blobs, map_fit_seed0, tmp_path):
     import matplotlib.pyplot as plt
 
-    model = BayesianGMM(3, method="map", random_state=0).fit(blobs.X)
+    model = map_fit_seed0
     fig, ax = plt.subplots()
     assert plot_clusters(model, blobs.X, ax=ax) is ax
     # One draw (MAP): one thin and one thick ellipse per component.
@@ -34,7 +34,8 @@ def saved_png(ax_or_fig, path):
     return data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5_000
 
 
-def test_density_pairs_elbo_disagreement_and_singularity_plots(blobs, tmp_path):
+def test_density_pairs_elbo_disagreement_and_singularity_plots(blobs, map_fit_seed0,
+                                                                 tmp_path):
     import pytest
 
     from bayesgmm import ConvergenceWarning, compare_assignments
@@ -47,7 +48,7 @@ def test_density_pairs_elbo_disagreement_and_singularity_plots(blobs, tmp_path):
         plot_singularity_path,
     )
 
-    model = BayesianGMM(3, method="map", random_state=0).fit(blobs.X)
+    model = map_fit_seed0
     ax = plot_density(model, grid_size=30)
     assert len(ax.collections) >= 2  # contour levels and the points
     assert saved_png(ax, tmp_path / "density.png")

@@ -24,8 +24,9 @@ def test_standardizer_roundtrip(rng):
 
 
 @pytest.fixture(scope="module")
-def base(blobs):
-    return BayesianGMM(3, method="map", random_state=0).fit(blobs.X)
+def base(map_fit_seed0):
+    """The MAP fit of the data as they are (conftest.py)."""
+    return map_fit_seed0
 
 
 @pytest.mark.parametrize("shift, scale", [(1e3, 1.0), (-7.5, 1.0), (0.0, 1e-3), (5.0, 1e4)])

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import need
+from helpers import LABELS, X2, need
 from helpers import two_clusters as _two_clusters
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import adjusted_rand_score
@@ -115,12 +115,8 @@ def test_count_distinct_rows_is_exact_up_to_the_cap():
 
 
 # ------------------------------------------------------------------------------------------
-# Data frames: any library's, columns by name
+# Data frames: any library's, columns by name (on helpers.X2)
 # ------------------------------------------------------------------------------------------
-
-CENTERS = np.array([[-5.0, -4.0], [5.0, 4.0]])
-LABELS = np.repeat([0, 1], 50)
-X2 = CENTERS[LABELS] + np.random.default_rng(1).normal(size=(100, 2))
 
 
 @pytest.fixture(scope="module")
@@ -142,13 +138,13 @@ def test_swapped_or_renamed_columns_raise(named_fit):
     assert adjusted_rand_score(LABELS, model.predict(df)) == 1.0
 
 
-def test_names_where_the_fit_saw_none_warn_as_in_sklearn(named_fit):
+def test_names_where_the_fit_saw_none_warn_as_in_sklearn(named_fit, x2_map_fit):
     model, df = named_fit
     with pytest.warns(DataWarning, match=r"no feature names, but the model was fitted with "
                                          r"feature names \['x0', 'x1'\]"):
         by_position = model.predict_proba(X2)
     np.testing.assert_array_equal(by_position, model.predict_proba(df))
-    unnamed = BayesianGMM(2, method="map", random_state=0).fit(X2)
+    unnamed = x2_map_fit
     with pytest.warns(DataWarning, match="fitted without feature names"):
         named = unnamed.predict_proba(df)
     np.testing.assert_array_equal(named, unnamed.predict_proba(X2))
