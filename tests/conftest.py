@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from helpers import X2
+from helpers import X2, scipy_log_joint
 
 from bayesgmm import BayesianGMM
 from bayesgmm.datasets import make_mixture
@@ -38,6 +38,13 @@ def nuts_fit(blobs):
     # R-hat <= 1.01 needs a few hundred effective draws per chain to be reliable.
     return BayesianGMM(3, method="nuts", draws=1000, tune=600, chains=2,
                        random_state=3).fit(blobs.X)
+
+
+@pytest.fixture(scope="session")
+def nuts_log_joint(nuts_fit, blobs):
+    """log w_k + log N(x_n | mu_k, Sigma_k) of ``nuts_fit``'s every draw at ``blobs.X``, by
+    SciPy: (2000, 400, 3), the independent reference of the assignment and density tests."""
+    return scipy_log_joint(nuts_fit, blobs.X)
 
 
 @pytest.fixture(scope="session")

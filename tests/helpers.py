@@ -8,6 +8,7 @@ import pytest
 import xarray as xr
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from scipy.linalg import solve_triangular
 from scipy.optimize import linear_sum_assignment
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
@@ -106,21 +107,32 @@ def two_clusters(n, d, seed):
 
 
 finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
+# Bounds for mixtures() whose log densities stay above about -1e9: there float64 resolves
+# responsibilities to ~1e-7, so two correct computations agree to 1e-6.
+MODERATE = dict(values=st.floats(-10, 10, allow_nan=False, allow_infinity=False),
+                scales=(0.1, 10.0), max_off=1.0)
 
 
 @st.composite
-def mixtures(draw, max_k=4, max_d=3, max_s=3, max_n=12):
-    """Random draws of mixture parameters (S draws) and data X."""
+def mixtures(draw, max_k=4, max_d=3, max_s=3, max_n=12, values=finite, scales=(1e-2, 1e2),
+             max_off=10.0):
+    """Random draws of mixture parameters (S draws) and data X.
+
+    ``values`` draws the data and the means; the Cholesky factors have a diagonal within
+    ``scales`` and off-diagonal entries within +-``max_off``. The defaults reach log
+    densities of -1e16 and beyond, where two correct computations may differ by O(1) in the
+    log: tests that compare with another computation pass moderate bounds.
+    """
     k = draw(st.integers(1, max_k))
     d = draw(st.integers(1, max_d))
     s = draw(st.integers(1, max_s))
     n = draw(st.integers(1, max_n))
-    X = draw(arrays(np.float64, (n, d), elements=finite))
+    X = draw(arrays(np.float64, (n, d), elements=values))
     raw_w = draw(arrays(np.float64, (s, k), elements=st.floats(1e-3, 1.0)))
-    means = draw(arrays(np.float64, (s, k, d), elements=finite))
-    # Cholesky factors: positive diagonal between 1e-2 and 1e2, bounded off-diagonal.
-    diag = draw(arrays(np.float64, (s, k, d), elements=st.floats(1e-2, 1e2)))
-    off = draw(arrays(np.float64, (s, k, d, d), elements=st.floats(-10, 10)))
+    means = draw(arrays(np.float64, (s, k, d), elements=values))
+    # Cholesky factors: positive diagonal, bounded off-diagonal.
+    diag = draw(arrays(np.float64, (s, k, d), elements=st.floats(*scales)))
+    off = draw(arrays(np.float64, (s, k, d, d), elements=st.floats(-max_off, max_off)))
     chols = np.tril(off, -1) + diag[..., None] * np.eye(d)
     return X, raw_w / raw_w.sum(axis=1, keepdims=True), means, chols
 
@@ -144,3 +156,33 @@ def random_chol_params(rng, k, d):
     """``random_params`` with the Cholesky factors of the covariances (same numbers)."""
     w, mu, cov = random_params(rng, k, d)
     return w, mu, np.linalg.cholesky(cov)
+
+
+def independent_responsibilities(X, weights, means, chols):
+    """P(z_n = k | x_n, theta_s) for every draw, (S, N, K), computed here from scratch: SciPy's
+    triangular solves for the Gaussian log densities, then log-sum-exp (no bayesgmm code)."""
+    s, k, d = means.shape
+    out = np.empty((s, X.shape[0], k))
+    for i in range(s):
+        log_joint = np.empty((X.shape[0], k))
+        for j in range(k):
+            z = solve_triangular(chols[i, j], (X - means[i, j]).T, lower=True)
+            log_joint[:, j] = (np.log(weights[i, j]) - 0.5 * np.sum(z**2, axis=0)
+                               - np.log(np.diag(chols[i, j])).sum() - 0.5 * d * np.log(2 * np.pi))
+        out[i] = np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
+    return out
+
+
+def scipy_log_joint(fitted, X):
+    """log w_k + log N(x_n | mu_k, Sigma_k) for every posterior draw of a fit, (S, N, K), with
+    scipy.stats.multivariate_normal on the stored draws (chains then draws)."""
+    post = fitted.idata_["posterior"]
+    k, d = post.sizes["component"], post.sizes["feature"]
+    w = post["weights"].to_numpy().reshape(-1, k)
+    mu = post["means"].to_numpy().reshape(-1, k, d)
+    cov = post["covariances"].to_numpy().reshape(-1, k, d, d)
+    out = np.empty((w.shape[0], X.shape[0], k))
+    for s in range(w.shape[0]):
+        for j in range(k):
+            out[s, :, j] = np.log(w[s, j]) + multivariate_normal(mu[s, j], cov[s, j]).logpdf(X)
+    return out
