@@ -1,6 +1,8 @@
 """The command line (fit, compare, select, demo) end to end: what it writes, its one-line
 errors, large CSV files (MAP keeps most cases fast)."""
 
+import re
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -29,11 +31,18 @@ def test_demo_writes_summary_assignments_and_plot(tmp_path, capsys):
 
 
 def test_cli_bad_option_exits_nonzero(capsys):
-    import pytest
-
     with pytest.raises(SystemExit) as info:
         main(["demo", "--method", "gibbs"])
     assert info.value.code == 2
+    assert_usage_error(capsys, r"^bayesgmm demo: error: argument --method: invalid choice: "
+                               r"'gibbs'")
+
+
+def assert_usage_error(capsys, pattern):
+    """argparse's error (after SystemExit(2)): one line on stderr that matches ``pattern``."""
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert re.search(pattern, err), (pattern, err)
 
 
 def test_cli_fit_end_to_end(blobs, tmp_path, capsys):
@@ -69,19 +78,24 @@ def test_cli_covariance_structures(blobs, tmp_path, capsys):
     assert loaded.covariance_type == "diag"
     assert np.all(loaded.covariances_[:, 0, 1] == 0.0)
     capsys.readouterr()
-    for bad in (["--covariance-types", "full,VVV"], ["--covariance-types", "diag,diag"],
-                ["--jobs", "0"]):
+    for bad, pattern in (
+            (["--covariance-types", "full,VVV"], r"argument --covariance-types: 'full,VVV': "
+                                                 r"give comma-separated structures from full, "
+                                                 r"diag, spherical, tied"),
+            (["--covariance-types", "diag,diag"], r"'diag,diag' names a structure twice"),
+            (["--jobs", "0"], r"argument --jobs: must be at least 1, got 0")):
         with pytest.raises(SystemExit) as info:
             main(["select", str(csv), "--max-components", "2", *bad])
         assert info.value.code == 2
-        assert len(capsys.readouterr().err.strip().splitlines()) == 1
-    with pytest.raises(SystemExit):
+        assert_usage_error(capsys, r"^bayesgmm select: error: .*" + pattern)
+    with pytest.raises(SystemExit) as info:
         main(["fit", str(csv), "-k", "2", "--covariance-type", "VVV"])
+    assert info.value.code == 2
+    assert_usage_error(capsys, r"^bayesgmm fit: error: argument --covariance-type: invalid "
+                               r"choice: 'VVV'")
 
 
 def test_cli_bad_inputs_exit_with_one_line(tmp_path, capsys):
-    import pytest
-
     good = tmp_path / "good.csv"
     pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0] * 5, "b": [0.0, 1.0, 0.5, 2.0] * 5,
                   "s": ["x"] * 20}).to_csv(good, index=False)
@@ -102,11 +116,16 @@ def test_cli_bad_inputs_exit_with_one_line(tmp_path, capsys):
         err = capsys.readouterr().err
         assert reason in err and "Traceback" not in err, (argv, err)
         assert len(err.strip().splitlines()) == 1, err
-    for bad in (["fit", str(good), "-k", "0"], ["fit", str(good)],
-                ["fit", str(good), "-k", "2", "--method", "gibbs"]):
+    for bad, pattern in (
+            (["fit", str(good), "-k", "0"], r"argument --components/-k: must be at least 1, "
+                                            r"got 0"),
+            (["fit", str(good)], r"the following arguments are required: --components/-k"),
+            (["fit", str(good), "-k", "2", "--method", "gibbs"], r"argument --method: invalid "
+                                                                 r"choice: 'gibbs'")):
         with pytest.raises(SystemExit) as info:
             main(bad)
         assert info.value.code == 2
+        assert_usage_error(capsys, r"^bayesgmm fit: error: " + pattern)
 
 
 def test_cli_compare_and_select(blobs, tmp_path, capsys):
@@ -134,10 +153,17 @@ def test_cli_compare_and_select(blobs, tmp_path, capsys):
     assert list(nonempty.index) == [1, 2, 3, 4]
     assert nonempty["probability"].sum() == pytest.approx(1.0)
     assert (out / "nonempty.png").read_bytes()[:4] == b"\x89PNG"
-    with pytest.raises(SystemExit):
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
         main(["select", str(csv), "--max-components", "4", "--sparse", "--concentration", "2"])
-    with pytest.raises(SystemExit):  # LOO needs draws: map is not offered
+    assert info.value.code == 2
+    assert_usage_error(capsys, r"^bayesgmm select: error: argument --concentration: must lie "
+                               r"in \(0, 1\), got 2")
+    with pytest.raises(SystemExit) as info:  # LOO needs draws: map is not offered
         main(["select", str(csv), "--max-components", "3", "--method", "map"])
+    assert info.value.code == 2
+    assert_usage_error(capsys, r"^bayesgmm select: error: argument --method: 'map' is one "
+                               r"point, and PSIS-LOO needs posterior draws")
 
 
 # --- large CSV files, above the old crash point (8,300 rows at K=3 and 2,000 draws) ---
