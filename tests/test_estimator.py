@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers import match
+from scipy.special import logsumexp
 
 from bayesgmm import BayesianGMM
 
@@ -17,15 +18,23 @@ def test_summary_is_labelled(nuts_fit, map_fit):
     np.testing.assert_allclose(map_table.loc["means[1, x0]", "mean"], map_fit.means_[1, 0])
 
 
-def test_predict_api(nuts_fit, blobs):
+def test_predict_api(nuts_fit, blobs, nuts_log_joint):
     proba = nuts_fit.predict_proba(blobs.X)
     assert proba.shape == (400, 3)
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-12)
-    np.testing.assert_array_equal(nuts_fit.predict(blobs.X), proba.argmax(axis=1))
-    np.testing.assert_array_equal(nuts_fit.predict(blobs.X), nuts_fit.predict(blobs.X))
+    # Against SciPy on every draw: the posterior mean of Bayes' rule, its argmax, and the log
+    # of the mean predictive density (1e-10: rounding of sums over 2,000 draws).
+    r = np.exp(nuts_log_joint - logsumexp(nuts_log_joint, axis=-1, keepdims=True))
+    np.testing.assert_allclose(proba, r.mean(axis=0), rtol=0, atol=1e-10)
+    np.testing.assert_array_equal(nuts_fit.predict(blobs.X), r.mean(axis=0).argmax(axis=1))
+    # Rows are predicted independently of each other: any order, any subset.
+    rows = np.random.default_rng(0).permutation(400)[:50]
+    np.testing.assert_allclose(nuts_fit.predict_proba(blobs.X[rows]), proba[rows], rtol=0,
+                               atol=1e-12)
+    lpd = logsumexp(logsumexp(nuts_log_joint, axis=-1), axis=0) - np.log(r.shape[0])
     dens = nuts_fit.score_samples(blobs.X[:10])
-    assert dens.shape == (10,) and np.isfinite(dens).all()
-    assert nuts_fit.score(blobs.X) == pytest.approx(nuts_fit.score_samples(blobs.X).mean())
+    assert dens.shape == (10,)
+    np.testing.assert_allclose(dens, lpd[:10], rtol=1e-10)
+    assert nuts_fit.score(blobs.X) == pytest.approx(lpd.mean(), rel=1e-10)
     # Far from every cluster the density is lower than at a cluster centre.
     far = nuts_fit.score_samples(np.array([[50.0, 50.0]]))
     near = nuts_fit.score_samples(nuts_fit.means_[:1])
