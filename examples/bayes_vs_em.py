@@ -27,10 +27,10 @@ import numpy as np  # noqa: E402
 from scipy.stats import multivariate_normal  # noqa: E402
 
 from bayesgmm import BayesianGMM, ConvergenceWarning, compare_assignments  # noqa: E402
-from bayesgmm.ml import fit_em, fit_ml_gradient
-from bayesgmm.singularity import singularity_path  # noqa: E402
 from bayesgmm.datasets import make_mixture  # noqa: E402
+from bayesgmm.ml import fit_em, fit_ml_gradient
 from bayesgmm.plotting import plot_disagreements, plot_singularity_path  # noqa: E402
+from bayesgmm.singularity import singularity_path  # noqa: E402
 
 
 def main(small: bool = False, out: str = "out/examples") -> dict:

@@ -1,7 +1,10 @@
 import numpy as np
 import pytest
+from helpers import X2, scipy_log_joint
 
+from bayesgmm import BayesianGMM
 from bayesgmm.datasets import make_mixture
+from bayesgmm.ml import fit_em
 
 
 def pytest_addoption(parser):
@@ -32,8 +35,49 @@ def rng():
 @pytest.fixture(scope="session")
 def nuts_fit(blobs):
     """NUTS fit of ``blobs`` (default sampler), shared by the tests that only read it."""
-    from bayesgmm import BayesianGMM
-
     # R-hat <= 1.01 needs a few hundred effective draws per chain to be reliable.
     return BayesianGMM(3, method="nuts", draws=1000, tune=600, chains=2,
                        random_state=3).fit(blobs.X)
+
+
+@pytest.fixture(scope="session")
+def nuts_log_joint(nuts_fit, blobs):
+    """log w_k + log N(x_n | mu_k, Sigma_k) of ``nuts_fit``'s every draw at ``blobs.X``, by
+    SciPy: (2000, 400, 3), the independent reference of the assignment and density tests."""
+    return scipy_log_joint(nuts_fit, blobs.X)
+
+
+@pytest.fixture(scope="session")
+def advi_fit(blobs):
+    """Mean-field ADVI fit of ``blobs``."""
+    return BayesianGMM(3, method="advi", draws=400, random_state=3).fit(blobs.X)
+
+
+@pytest.fixture(scope="session")
+def fullrank_fit(blobs):
+    """Full-rank ADVI fit of ``blobs``."""
+    return BayesianGMM(3, method="fullrank_advi", draws=400, random_state=3).fit(blobs.X)
+
+
+@pytest.fixture(scope="session")
+def map_fit(blobs):
+    """MAP fit of ``blobs``."""
+    return BayesianGMM(3, method="map", random_state=3).fit(blobs.X)
+
+
+@pytest.fixture(scope="session")
+def em3(blobs):
+    """EM fit (fit_em) of ``blobs``, K = 3."""
+    return fit_em(blobs.X, 3, random_state=0)
+
+
+@pytest.fixture(scope="session")
+def map_fit_seed0(blobs):
+    """MAP fit of ``blobs`` with random_state=0 (the plot, summary and equivariance tests)."""
+    return BayesianGMM(3, method="map", random_state=0).fit(blobs.X)
+
+
+@pytest.fixture(scope="session")
+def x2_map_fit():
+    """MAP fit of ``helpers.X2`` (random_state=0), read by the input-check tests."""
+    return BayesianGMM(2, method="map", random_state=0).fit(X2)

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import LABELS, X2
 from sklearn.exceptions import NotFittedError
 
 from bayesgmm import BayesianGMM, ConvergenceWarning, DataWarning, FitWarning, fit
@@ -38,12 +39,8 @@ from bayesgmm.ml import fit_em, fit_ml_gradient
 from bayesgmm.singularity import singularity_path
 
 # ------------------------------------------------------------------------------------------
-# Data with known truth
+# Data with known truth: helpers.X2, two clusters 12.8 sds apart (CENTERS, LABELS)
 # ------------------------------------------------------------------------------------------
-
-CENTERS = np.array([[-5.0, -4.0], [5.0, 4.0]])
-LABELS = np.repeat([0, 1], 50)
-X2 = CENTERS[LABELS] + np.random.default_rng(1).normal(size=(100, 2))  # cluster sd 1
 
 
 def group_means(X, labels=LABELS):
@@ -285,9 +282,9 @@ VALID_CASES += [pytest.param(entry, name, id=f"{name}-{entry}")
 
 
 @pytest.fixture(scope="module")
-def fitted():
+def fitted(x2_map_fit):
     """A fitted estimator (MAP) and a fitted EM PointEstimate, both on X2."""
-    return {"estimator": BayesianGMM(2, method="map", random_state=0).fit(X2),
+    return {"estimator": x2_map_fit,
             "point_estimate": fit_em(X2, 2, n_init=2, random_state=0)}
 
 
@@ -545,7 +542,7 @@ def test_odd_but_valid_prediction_input(fitted, entry, kind):
     X = {"one-row": rows[:1], "float32": rows.astype(np.float32),
          # Integer column labels are no feature names (scikit-learn's rule): taken by
          # position without a warning. Named columns for an unnamed fit warn
-         # (tests/test_data_frames.py).
+         # (tests/test_validation.py).
          "integers": rows.astype(np.int64), "dataframe": pd.DataFrame(rows),
          "list": rows.tolist()}[kind]
     n = 1 if kind == "one-row" else 6
@@ -775,7 +772,7 @@ def test_installed_script_exits_2_with_one_line(csvs, tmp_path, argv, pattern):
 def test_dataframe_columns_must_match_the_fit():
     # Fitted on named columns, a DataFrame with the columns swapped or renamed would predict
     # silently wrong: it is refused with the expected order. Plain arrays are taken by
-    # position, with a warning (tests/test_data_frames.py).
+    # position, with a warning (tests/test_validation.py).
     df = pd.DataFrame(X2, columns=["a", "b"])
     model = BayesianGMM(2, method="map", random_state=0).fit(df)
     for bad in (df[["b", "a"]], df.rename(columns={"b": "c"})):

@@ -8,6 +8,7 @@ labels permuted, divergences, a chain in another mode), which tests the detector
 import numpy as np
 import pytest
 import xarray as xr
+from helpers import without_log_likelihood
 
 from bayesgmm import (
     BayesianGMM,
@@ -135,12 +136,12 @@ def test_short_vi_and_stopped_optimiser_are_reported(blobs):
     assert model.diagnose().optimizer_converged is False
 
 
-def test_summary_has_rhat_and_ess_for_nuts_only(nuts_fit, blobs):
+def test_summary_has_rhat_and_ess_for_nuts_only(nuts_fit, map_fit_seed0):
     table = summary(nuts_fit.idata_)
     assert {"mean", "sd", "ess_bulk", "ess_tail", "r_hat"} <= set(table.columns)
     assert len(table) == 3 + 2 * 3 * 2
     assert (table["r_hat"] <= 1.01).all()
-    map_table = BayesianGMM(3, method="map", random_state=0).fit(blobs.X).summary()
+    map_table = map_fit_seed0.summary()
     assert list(map_table.columns) == ["mean"] and len(map_table) == len(table)
 
 
@@ -158,3 +159,9 @@ def test_a_vi_fit_with_wild_elbo_noise_is_reported(blobs):
     with pytest.warns(ConvergenceWarning, match="ELBO's draw-to-draw noise is .* method='nuts'"):
         check(broken)
     assert diagnose(broken).elbo_noise > 1000
+
+
+def test_diagnostics_compute_the_log_likelihood_rhat_when_not_stored(nuts_fit):
+    expected = diagnose(nuts_fit.idata_).loglik_rhat
+    got = diagnose(without_log_likelihood(nuts_fit.idata_)).loglik_rhat
+    assert expected is not None and got == pytest.approx(expected, abs=1e-10)

@@ -1,62 +1,8 @@
-"""Label switching: pivot and Stephens relabelling recover consistent labels."""
+"""relabel(): chains in different label permutations are put back in one order."""
 
 import numpy as np
 import pytest
-
-from bayesgmm.likelihood import reference
-from bayesgmm.permutations import (
-    apply_permutations,
-    apply_permutations_last,
-    gaussian_kl_cost,
-    pivot_permutations,
-    stephens_permutations,
-)
-
-
-@pytest.fixture
-def scrambled_draws(rng, blobs):
-    """Posterior-like draws (small noise around the truth), each with its labels shuffled."""
-    s, k = 200, 3
-    means = blobs.means[None] + 0.1 * rng.standard_normal((s, k, 2))
-    covs = np.repeat(blobs.covariances[None], s, axis=0)
-    w = np.repeat(blobs.weights[None], s, axis=0)
-    scramble = np.stack([rng.permutation(k) for _ in range(s)])
-    return (apply_permutations(w, scramble), apply_permutations(means, scramble),
-            apply_permutations(covs, scramble), scramble)
-
-
-def consistent(perm, scramble):
-    """After relabelling, every draw must hold the same (possibly permuted) order."""
-    composed = np.take_along_axis(scramble, perm, axis=1)
-    return bool((composed == composed[0]).all())
-
-
-def test_pivot_undoes_scrambling(scrambled_draws, blobs):
-    w, means, covs, scramble = scrambled_draws
-    perm = pivot_permutations(gaussian_kl_cost(means, covs, blobs.means, blobs.covariances))
-    assert consistent(perm, scramble)
-    np.testing.assert_array_equal(np.take_along_axis(scramble, perm, axis=1)[0], [0, 1, 2])
-
-
-def test_stephens_undoes_scrambling_and_agrees_with_pivot(scrambled_draws, blobs):
-    w, means, covs, scramble = scrambled_draws
-    resp = reference.responsibilities(blobs.X[:150], w, means, np.linalg.cholesky(covs))
-    perm, n_iter = stephens_permutations(resp)
-    assert consistent(perm, scramble)
-    assert n_iter < 20
-    pivot = pivot_permutations(gaussian_kl_cost(means, covs, blobs.means, blobs.covariances))
-    # Same partition of every draw; Stephens' labels are the pivot's up to one global order.
-    relabelled_s = apply_permutations(means, perm)
-    relabelled_p = apply_permutations(means, pivot)
-    order = [int(np.argmin(((relabelled_p[0] - m) ** 2).sum(-1))) for m in relabelled_s[0]]
-    np.testing.assert_allclose(relabelled_s, relabelled_p[:, order], atol=0)
-
-
-def test_permutations_are_permutations(rng):
-    resp = rng.dirichlet(np.ones(4), size=(30, 20))
-    perm, _ = stephens_permutations(resp)
-    assert np.all(np.sort(perm, axis=1) == np.arange(4))
-    np.testing.assert_allclose(apply_permutations_last(resp, perm).sum(-1), 1.0)
+from helpers import label_means, match, max_rhat
 
 
 @pytest.mark.slow
@@ -102,3 +48,33 @@ def test_eight_components_four_chains_converge_after_relabelling():
         # sample means (measured 0.003).
         np.testing.assert_allclose(means[match(emp, means)], emp, atol=0.05)
         assert diagnose(fixed).ok
+
+
+@pytest.mark.parametrize("method", ["stephens", "pivot"])
+def test_relabel_repairs_chains_in_different_permutations(nuts_fit, blobs, method):
+    """Permute the labels of one chain: raw R-hat explodes; relabelling restores it."""
+    import arviz_stats as azs
+
+    from bayesgmm.relabel import relabel
+
+    dt = nuts_fit.idata_.copy()
+    post = dt["posterior"].to_dataset()
+    swapped = post.copy()
+    for name in ("weights", "means", "sigmas", "covariances"):
+        values = post[name].to_numpy().copy()
+        values[1] = values[1][:, [2, 0, 1]]
+        swapped[name] = (post[name].dims, values)
+    tree = {name: dt[name].to_dataset() for name in dt.children}
+    tree["posterior"] = swapped
+    import xarray as xr
+
+    broken = xr.DataTree.from_dict(tree)
+    raw = azs.rhat(broken, var_names=["means"])["means"].max()
+    assert float(raw) > 1.5
+    fixed = relabel(broken, method=method)
+    assert max_rhat(fixed) <= 1.01
+    means = fixed["posterior"]["means"].mean(("chain", "draw")).to_numpy()
+    emp = label_means(blobs)
+    np.testing.assert_allclose(means[match(emp, means)], emp, atol=0.1)
+    perm = fixed["relabeling"]["permutation"].to_numpy()
+    assert np.all(np.sort(perm, axis=-1) == np.arange(3))

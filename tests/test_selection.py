@@ -4,9 +4,12 @@ import warnings
 
 import numpy as np
 import pytest
+import xarray as xr
+from helpers import without_log_likelihood
 
 from bayesgmm import FitWarning
-from bayesgmm.selection import select_components, sparse_mixture
+from bayesgmm.fitting import result as fit_result
+from bayesgmm.selection import loo, select_components, sparse_mixture
 
 
 def check_three_is_chosen(sel):
@@ -79,9 +82,12 @@ def test_sparse_mixture_empties_the_extra_components_advi(blobs):
     result = sparse_mixture(blobs.X, 8, method="advi", draws=500, random_state=0)
     probs = result.table["probability"]
     assert list(result.table.index) == list(range(1, 9))
-    assert probs.sum() == pytest.approx(1.0)
-    assert result.best == 3 and probs[3] > 0.5
     assert result.n_nonempty.dims == ("chain", "draw") and result.n_nonempty.size == 500
+    # Row j is the fraction of the draws in which exactly j components hold points.
+    counts = result.n_nonempty.to_numpy().ravel()
+    np.testing.assert_allclose(probs.to_numpy(), [np.mean(counts == j) for j in range(1, 9)],
+                               rtol=0, atol=1e-12)
+    assert result.best == 3 and probs[3] > 0.5
     # The three clusters sit in three components that hold them; the rest hold ~nothing.
     weights = np.sort(result.model.weights_)[::-1]
     assert weights[:3].sum() > 0.95
@@ -165,3 +171,46 @@ def test_grid_bad_input(blobs):
         select_components(blobs.X, 2, covariance_types=("full", "VVV"))
     with pytest.raises(ValueError, match="each structure once"):
         select_components(blobs.X, 2, covariance_types=("diag", "diag"))
+
+
+def test_loo_without_the_stored_group_equals_arviz_on_the_stored_group(nuts_fit, monkeypatch):
+    """Two chains (so ArviZ's relative efficiency is not 1) and blocks of 7 points."""
+    import arviz_stats as azs
+
+    expected = azs.loo(nuts_fit.idata_, pointwise=True)
+    monkeypatch.setattr(fit_result, "BLOCK_ELEMENTS", 7 * 2000)
+    got = loo(without_log_likelihood(nuts_fit.idata_))
+    for attr in ("elpd", "se", "p"):
+        assert getattr(got, attr) == pytest.approx(getattr(expected, attr), abs=1e-10), attr
+    np.testing.assert_allclose(got.elpd_i.to_numpy(), expected.elpd_i.to_numpy(), atol=1e-10)
+    np.testing.assert_allclose(got.pareto_k.to_numpy(), expected.pareto_k.to_numpy(),
+                               atol=1e-8)
+    assert got.good_k == expected.good_k and got.n_data_points == 400
+
+
+@pytest.mark.slow  # 23 s; the default run checks loo() against ArviZ directly (below)
+def test_select_components_without_the_stored_group_gives_arviz_elpd(blobs):
+    """The fits keep no log-likelihood; each row's LOO equals ArviZ's on the same draws
+    with the group built independently (NumPy, all at once)."""
+    import arviz_stats as azs
+
+    from bayesgmm.likelihood import reference
+
+    sel = select_components(blobs.X[:200], 3, min_components=2, method="advi", draws=100,
+                            store_log_likelihood=False, random_state=0)
+    assert sel.best == 3
+    for k in (2, 3):
+        tree = sel.fits[k].idata_
+        assert "log_likelihood" not in tree.children
+        post = tree["posterior"]
+        ll = reference.pointwise_log_likelihood_numpy(
+            tree["observed_data"]["x"].to_numpy(), post["weights"].to_numpy(),
+            post["means"].to_numpy(), np.linalg.cholesky(post["covariances"].to_numpy()))
+        full = tree.copy()
+        full["log_likelihood"] = xr.Dataset({"x": (("chain", "draw", "obs"), ll)})
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*Pareto.*")  # counted in the table
+            expected = azs.loo(full, pointwise=True)
+        assert sel.table.loc[k, "elpd_loo"] == pytest.approx(expected.elpd, abs=1e-10)
+        assert sel.table.loc[k, "se"] == pytest.approx(expected.se, abs=1e-10)
+        assert sel.table.loc[k, "p_loo"] == pytest.approx(expected.p, abs=1e-10)

@@ -252,19 +252,6 @@ def test_em_start():
     check_interrupted(interrupt_child("em", "em", n=3000))
 
 
-def test_cli_main_turns_keyboard_interrupt_into_status_130(monkeypatch, tmp_path, capsys):
-    from bayesgmm import cli
-
-    def interrupted(args):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(cli, "_fit", interrupted)
-    assert cli.main(["fit", str(tmp_path / "x.csv"), "-k", "2"]) == 130
-    captured = capsys.readouterr()
-    assert captured.err == "bayesgmm: interrupted\n"
-    assert captured.out == ""
-
-
 @pytest.mark.slow
 def test_cli_fit_interrupted_exits_130_without_traceback(tmp_path, blobs):
     import pandas as pd

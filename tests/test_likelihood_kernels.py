@@ -1,23 +1,15 @@
-"""The fused likelihood Op (bayesgmm.likelihood) against SciPy and the PyTensor-graph version."""
+"""The numba kernels (bayesgmm.likelihood.kernels) against SciPy, finite differences, and
+their own copies inlined into another function."""
 
+import numba
 import numpy as np
-import pytensor
-import pytensor.tensor as pt
 import pytest
+from helpers import random_chol_params as random_params
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
 from bayesgmm import likelihood
-from bayesgmm.likelihood import kernels, ops, pointwise_log_likelihood, reference
-from bayesgmm.likelihood.ops import mixture_log_likelihood, mixture_log_likelihood_graph
-
-
-def random_params(rng, k, d):
-    w = rng.dirichlet(np.ones(k))
-    mu = rng.normal(size=(k, d))
-    a = rng.normal(size=(k, d, d))
-    cov = a @ np.swapaxes(a, 1, 2) + 0.5 * np.eye(d)
-    return w, mu, np.linalg.cholesky(cov)
+from bayesgmm.likelihood import kernels, pointwise_log_likelihood, reference
 
 
 def scipy_loglik(X, w, mu, chol):
@@ -111,25 +103,6 @@ def test_pointwise_matches_numpy(rng, monkeypatch):
                                   kernels.pointwise_log_likelihood_numba(X, w, mu, chol)[None])
 
 
-@pytest.mark.parametrize("mode", ["FAST_RUN", "NUMBA", "JAX"])
-def test_op_value_and_gradient_match_the_graph(rng, mode):
-    """Value and gradient (through the inverse factors) against PyTensor's own autodiff of
-    the graph-level likelihood, in every backend bayesgmm compiles with."""
-    n, d, k = 150, 3, 4
-    X = rng.normal(size=(n, d))
-    w0, mu0, chol0 = random_params(rng, k, d)
-    g0 = rng.normal(size=n)  # an arbitrary upstream gradient, not only ones
-    w, m, c = pt.vector("w"), pt.matrix("m"), pt.tensor3("c")
-    results = []
-    for fn in (mixture_log_likelihood, mixture_log_likelihood_graph):
-        ll = fn(pt.constant(X), w, m, c, n_components=k, n_features=d)
-        grads = pytensor.grad(pt.dot(ll, pt.constant(g0)), [w, m, c])
-        f = pytensor.function([w, m, c], [ll, *grads], mode=mode)
-        results.append(f(w0, mu0, chol0))
-    for ours, ref in zip(*results, strict=True):
-        np.testing.assert_allclose(ours, ref, rtol=1e-9, atol=1e-9 * np.abs(ref).max())
-
-
 def test_gradient_matches_finite_differences(rng):
     n, d, k = 60, 2, 2
     X = rng.normal(size=(n, d))
@@ -157,23 +130,44 @@ def test_gradient_matches_finite_differences(rng):
             assert grad[idx] == pytest.approx(numeric, rel=1e-6, abs=1e-6)
 
 
-def test_numba_cache_key_follows_the_kernel_source(monkeypatch):
-    # PyTensor caches compiled graphs on disk with the kernels inside: a changed kernel must
-    # change the Ops' cache key, or a graph compiled by an older version would be served.
-    import hashlib
-    from pathlib import Path
-
-    from pytensor.link.numba.dispatch.basic import numba_funcify_and_cache_key
+def _inlined(kernel):
+    """The kernel's source compiled inside another function, as it runs in a compiled graph."""
+    options = {key: value for key, value in kernel.targetoptions.items()
+               if key not in ("cache", "inline", "nopython")}
+    return numba.njit(inline="always", **options)(kernel.py_func)
 
 
-    ops._register_backends()
-    source = Path(kernels.__file__).read_bytes() + Path(ops.__file__).read_bytes()
-    assert ops.kernel_version() == int(hashlib.sha256(source).hexdigest()[:15], 16)
-    keys = {numba_funcify_and_cache_key(op)[1]
-            for op in (ops.MixtureLogLik(), ops.MixtureLogLikGrad())}
-    assert len(keys) == 2 and None not in keys
-    # The key is derived from the version: another source gives other keys.
-    monkeypatch.setattr(ops, "kernel_version", lambda: 1)
-    other = {numba_funcify_and_cache_key(op)[1]
-             for op in (ops.MixtureLogLik(), ops.MixtureLogLikGrad())}
-    assert len(other) == 2 and not other & keys
+def _callers():
+    loglik, gradient = _inlined(kernels.loglik_kernel), _inlined(kernels.gradient_kernel)
+
+    @numba.njit
+    def call_loglik(X, log_weights, means, prec, out, resp):
+        loglik(X, log_weights, means, prec, out, resp)
+
+    @numba.njit
+    def call_gradient(X, means, prec, resp, g, g_log_weights, g_means, g_prec):
+        gradient(X, means, prec, resp, g, g_log_weights, g_means, g_prec)
+
+    return call_loglik, call_gradient
+
+
+def test_kernels_give_the_same_bits_inlined_into_another_function():
+    # Under the old fastmath flags the copy compiled inside a caller differed from the
+    # kernel's own in the last bits of the gradient for every one of these 20 draws.
+    rng = np.random.default_rng(1)
+    n, d, k = 203, 3, 3  # not a multiple of the block size: the tail is exercised too
+    X = rng.normal(size=(n, d))
+    loglik, gradient = _callers()
+    for _ in range(20):
+        log_weights = np.log(rng.dirichlet(np.ones(k)))
+        means = rng.normal(size=(k, d))
+        prec = np.tril(rng.normal(size=(k, d, d)) * 0.3) + 1.5 * np.eye(d)
+        g = rng.normal(size=n)
+        results = []
+        for fns in ((kernels.loglik_kernel, kernels.gradient_kernel), (loglik, gradient)):
+            out, resp = np.empty(n), np.empty((k, n))
+            fns[0](X, log_weights, means, prec, out, resp)
+            grads = np.empty(k), np.empty((k, d)), np.empty((k, d, d))
+            fns[1](X, means, prec, resp, g, *grads)
+            results.append(np.concatenate([out, resp.ravel(), *(v.ravel() for v in grads)]))
+        np.testing.assert_array_equal(results[0], results[1])

@@ -1,8 +1,9 @@
-"""nutpie's numba path (bayesgmm.fitting.nutpie_driver): C callbacks cached on disk, data passed by address.
+"""nutpie's numba path (bayesgmm.fitting.nutpie_driver): C callbacks cached on disk, data
+passed by address.
 
 The callbacks are checked against PyMC's own compiled log-density, gradient and constrained
 values at random points; a second data set of another size must load them from the cache and
-read its own data. The model has the structure of the ``blobs`` fits in test_backends (K=3,
+read its own data. The model has the structure of the ``blobs`` fits in test_fitting_nuts (K=3,
 D=2, default priors), so whichever test runs first fills the cache for the other.
 """
 
