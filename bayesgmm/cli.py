@@ -447,7 +447,7 @@ def _select_method(text: str) -> str:
 
 
 # bayesgmm.covariance.COVARIANCE_TYPES, not imported here so that the command starts without
-# importing PyMC (tests/test_cli_plots.py checks that they agree).
+# importing PyMC (tests/test_cli.py and tests/test_params.py check that they agree).
 COVARIANCE_TYPES = ["full", "diag", "spherical", "tied"]
 
 

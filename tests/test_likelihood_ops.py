@@ -39,7 +39,8 @@ def test_numba_cache_key_follows_the_kernel_source(monkeypatch):
 
 
     ops._register_backends()
-    source = Path(kernels.__file__).read_bytes() + Path(ops.__file__).read_bytes()
+    source = b"".join(module.__name__.encode() + b"\0" + Path(module.__file__).read_bytes()
+                      for module in (kernels, ops))
     assert ops.kernel_version() == int(hashlib.sha256(source).hexdigest()[:15], 16)
     keys = {numba_funcify_and_cache_key(op)[1]
             for op in (ops.MixtureLogLik(), ops.MixtureLogLikGrad())}

@@ -34,8 +34,9 @@ from numba.extending import intrinsic
 
 __all__ = ["compile_numba"]
 
-#: Part of the cache keys: change it whenever the generated sources below change.
-_CALLBACK_VERSION = 1
+#: Part of the cache keys: change it whenever the generated sources below change. (2: the
+#: module moved from bayesgmm._nutpie, and its name is now part of the key too.)
+_CALLBACK_VERSION = 2
 
 _LOGP_SRC = """
 def bayesgmm_logp_callback(dim, x_, out_, logp_, user_data_):
@@ -100,7 +101,10 @@ def _callback(src: str, name: str, fgraph, graph_key: str | None, signature, **s
     key = None
     if graph_key is not None:
         shape = "_".join(f"{k}{v}" for k, v in sorted(sizes.items()))
-        key = f"{name}_v{_CALLBACK_VERSION}_{shape}_{graph_key}"
+        # The module's name is part of the key: numba rebuilds a cached callback's
+        # environment by importing the module it was compiled in, so an entry written by a
+        # module of another name (an older layout of the package) must not be found.
+        key = f"{name}_v{_CALLBACK_VERSION}_{__name__}_{shape}_{graph_key}"
     py_func = compile_numba_function_src(code, name, global_env=env, cache_key=key)
     return numba.cfunc(signature, cache=key is not None)(py_func)
 

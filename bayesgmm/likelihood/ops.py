@@ -207,14 +207,17 @@ def mixture_log_likelihood_graph(value, weights, means, chols, n_components: int
 # ----------------------------------------------------------------------------- backends
 @functools.cache
 def kernel_version() -> int:
-    """A hash of the kernels' and the Ops' source: part of PyTensor's numba cache key.
+    """A hash of the kernels' and the Ops' modules: part of PyTensor's numba cache key.
 
     Compiled graphs are cached on disk with the kernels inside them, so a changed kernel
     must change the key, or a graph compiled by an older bayesgmm would be loaded.
     """
     digest = hashlib.sha256()
-    for path in (Path(kernels.__file__), Path(__file__)):
-        digest.update(path.read_bytes())
+    # The module names too: numba loads a cached graph by importing the modules its
+    # functions were compiled in, so a graph cached by modules of other names (an older
+    # layout of the package) must not match.
+    for module, path in ((kernels.__name__, Path(kernels.__file__)), (__name__, Path(__file__))):
+        digest.update(module.encode() + b"\0" + path.read_bytes())
     return int(digest.hexdigest()[:15], 16)
 
 
