@@ -18,8 +18,8 @@ import pymc as pm
 import pytensor.tensor as pt
 from pytensor.tensor.linalg import solve_triangular
 
+from bayesgmm.covariance import _unpack_graph as _unpack
 from bayesgmm.likelihood.ops import _core_parameters, mixture_log_likelihood_graph
-from bayesgmm.model import _unpack
 from bayesgmm.priors import Priors
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
