@@ -24,9 +24,12 @@ import functools
 import signal
 import threading
 
-__all__ = ["abandon", "pending", "reraise_interrupts", "wait_for", "wait_interruptibly"]
+__all__ = ["abandon", "pending", "raise_if_interrupted", "reraise_interrupts", "wait_for",
+           "wait_interruptibly"]
 
 _abandoned: list[threading.Event] = []
+# The SIGINTs seen by each running reraise_interrupts wrapper (innermost last).
+_seen: list[list[int]] = []
 
 
 def _join_abandoned() -> None:
@@ -65,6 +68,17 @@ def _interrupted(message: str) -> KeyboardInterrupt:
     return KeyboardInterrupt(f"bayesgmm: fit interrupted ({message}); no result is returned")
 
 
+def raise_if_interrupted() -> None:
+    """Raise ``KeyboardInterrupt`` now if the running fitter's library swallowed a SIGINT.
+
+    For fitters with several phases (full-rank ADVI after the mean field): PyMC's fit
+    returns its approximation so far on Ctrl-C, and the next phase would otherwise run,
+    compile included, before :func:`reraise_interrupts` raises at the end.
+    """
+    if _seen and _seen[-1]:
+        raise _interrupted("between the fit's phases")
+
+
 def reraise_interrupts(func):
     """Decorate a fitter so a SIGINT during it always ends in ``KeyboardInterrupt``.
 
@@ -84,6 +98,7 @@ def reraise_interrupts(func):
             raise KeyboardInterrupt
 
         previous = signal.signal(signal.SIGINT, handler)
+        _seen.append(seen)
         try:
             out = func(*args, **kwargs)
         except KeyboardInterrupt:
@@ -94,6 +109,7 @@ def reraise_interrupts(func):
                 raise _interrupted("the fitter failed on its truncated result") from None
             raise
         finally:
+            _seen.pop()
             signal.signal(signal.SIGINT, previous)
         if seen:  # the fitter caught the interrupt and returned a truncated result
             raise _interrupted("the sampler stopped early")

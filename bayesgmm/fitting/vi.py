@@ -9,7 +9,7 @@ import pymc as pm
 
 from ..seeds import draw_seed
 from .compile import quiet_pymc
-from .interrupt import reraise_interrupts
+from .interrupt import raise_if_interrupted, reraise_interrupts
 from .nuts import draws_from_posterior
 
 __all__ = ["run_vi", "elbo_converged"]
@@ -110,6 +110,7 @@ def run_vi(model, start, *, method, draws, max_iter, rng, compile_kwargs, progre
         approx = inference.fit(max_iter, obj_optimizer=pm.adam(learning_rate=0.02),
                                callbacks=[averager, _ElboPlateau(window)],
                                progressbar=progressbar, compile_kwargs=compile_kwargs)
+        raise_if_interrupted()  # PyMC returns its approximation so far on Ctrl-C
         averager.apply(approx)
         hist = np.asarray(approx.hist, dtype=float)
         if method == "fullrank_advi":
@@ -127,6 +128,7 @@ def run_vi(model, start, *, method, draws, max_iter, rng, compile_kwargs, progre
             approx = inference.fit(max_iter, obj_optimizer=pm.adam(learning_rate=0.002),
                                    callbacks=[averager, _ElboPlateau(window)],
                                    progressbar=progressbar, compile_kwargs=compile_kwargs)
+            raise_if_interrupted()
             averager.apply(approx)
             # One history for the whole fit: the mean-field phase, then the full-rank one.
             hist = np.concatenate([hist, np.asarray(approx.hist, dtype=float)])
