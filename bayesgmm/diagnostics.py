@@ -9,8 +9,15 @@ NUTS checks (divergences, tree depth, R-hat, ESS) a mixture needs its own:
   together. Detected by matching each chain's mean components to the first chain's.
 * **chains in different modes**: the label-free total log-likelihood, log p(X | theta), must
   have the same distribution in every chain; its R-hat says whether it does.
-* **empty components** (under one observation on average) and **near-singular covariances**
-  (a direction with almost no spread, in units of the data's standard deviation).
+* **near-empty components**: fewer effective points (posterior mean weight x N) than its
+  covariance needs to be determined by the data (D + 1 for a full covariance in D
+  dimensions; see :func:`min_points`), and **collapsed components**: a component the EM
+  start fills that the fit emptied (its weight under :data:`COLLAPSE_RATIO` of the
+  start's). A collapse is a failure of the fit, not evidence for fewer components, and gets
+  the advice that fits the method.
+* **near-singular covariances** (a direction with almost no spread, in units of the data's
+  standard deviation) and **collinear features** (a component's correlation matrix with an
+  eigenvalue under :data:`COLLINEAR_EIGENVALUE`), naming the features involved.
 * **sparse Dirichlet priors** (``weight_concentration < 1``, an overfitted mixture): empty
   components are then the intended result, not a problem. Their parameters only sample
   their prior and have no meaningful R-hat, so R-hat, ESS and the chain permutations are
@@ -33,18 +40,28 @@ import xarray as xr
 
 from .covariance import SINGULAR_EIGENVALUE, n_parameters
 from .exceptions import ConvergenceWarning, FitWarning, LabelSwitchingWarning
-from .fitting.result import as_tree, fit_info, total_log_likelihood
+from .fitting.result import as_tree, fit_info, start_weights, total_log_likelihood
 from .permutations import gaussian_kl_cost, pivot_permutations
 from .validation import describe_outliers
 
-__all__ = ["Problem", "Diagnostics", "diagnose", "check", "summary"]
+__all__ = ["Problem", "Diagnostics", "diagnose", "check", "summary", "min_points",
+           "ESS_MIN", "COLLINEAR_EIGENVALUE", "COLLAPSE_RATIO"]
 
 RHAT_MAX = 1.01
 # The log-likelihood is one scalar per draw: its R-hat is noisier than the maximum over
 # parameters (1.010 was seen with chain means 0.3 nats apart), and chains in different
 # modes differ by many nats, far above this.
 LOGLIK_RHAT_MAX = 1.05
-ESS_PER_CHAIN_MIN = 100
+#: Bulk and tail ESS wanted in total, whatever the number of chains: Vehtari et al. (2021),
+#: "Rank-normalization, folding, and localization: an improved R-hat", section 4.
+ESS_MIN = 400
+#: A component's correlation matrix with an eigenvalue below this has nearly collinear
+#: features (two features correlated 0.99 give 0.01). Breast cancer's radius, perimeter and
+#: area gave 1e-3 to 1e-4 within components, and cost NUTS 30 times the leapfrog steps.
+COLLINEAR_EIGENVALUE = 0.01
+#: A component whose posterior mean weight is below this fraction of its EM start's weight
+#: (and that the start filled with at least :func:`min_points` points) has collapsed.
+COLLAPSE_RATIO = 0.2
 TREEDEPTH_FRACTION_MAX = 0.01
 # ELBO noise over a good approximation's (see _elbo_noise).
 ELBO_NOISE_MAX = 10.0
@@ -77,7 +94,7 @@ class Diagnostics:
         Fraction of draws that hit the maximum tree depth (NUTS, where recorded).
     max_rhat, min_ess_bulk, min_ess_tail : float or None
         Over weights, means and sigmas, after relabelling (NUTS with two or more chains);
-        over the ``checked_components`` only.
+        over the ``checked_components`` only. ESS is in total over the chains.
     loglik_rhat : float or None
         R-hat of the label-free total log-likelihood log p(X | theta) across chains.
     chain_permutations : ndarray of shape (n_chains, K)
@@ -86,9 +103,22 @@ class Diagnostics:
     relabelled_fraction : ndarray of shape (n_chains,) or None
         Fraction of each chain's draws that relabelling changed (from ``relabeling``).
     mean_weights : ndarray of shape (K,)
+    effective_points : ndarray of shape (K,) or None
+        Posterior mean weight times the number of observations.
+    start_points : ndarray of shape (K,) or None
+        The same for the EM start the fit began from.
+    min_points : int
+        Effective points a component needs for its covariance (:func:`min_points`).
+    collapsed : ndarray of int
+        Components the start filled and the fit emptied (weight under
+        :data:`COLLAPSE_RATIO` of the start's).
     min_eigenvalue : ndarray of shape (K,)
         Smallest eigenvalue of each component's posterior mean correlation-scale covariance
         (the covariance divided by the data's feature standard deviations).
+    min_correlation_eigenvalue : ndarray of shape (K,)
+        Smallest eigenvalue of each component's posterior mean correlation matrix (1 for
+        diagonal and spherical covariances); under :data:`COLLINEAR_EIGENVALUE`, features
+        are nearly collinear within the component.
     elbo_converged : bool or None
     elbo_noise : float or None
         Draw-to-draw noise of the last 500 ELBO values (from successive differences, so
@@ -111,6 +141,11 @@ class Diagnostics:
     mean_weights: np.ndarray
     min_eigenvalue: np.ndarray
     chain_permutations: np.ndarray
+    min_correlation_eigenvalue: np.ndarray | None = None
+    effective_points: np.ndarray | None = None
+    start_points: np.ndarray | None = None
+    min_points: int = 1
+    collapsed: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
     n_divergent: int | None = None
     treedepth_fraction: float | None = None
     max_rhat: float | None = None
@@ -130,6 +165,18 @@ class Diagnostics:
         """True when no problem was found."""
         return not self.problems
 
+    @property
+    def converged(self) -> bool:
+        """True when no problem says the inference itself failed.
+
+        Those are the :class:`ConvergenceWarning` and :class:`LabelSwitchingWarning` ones
+        (R-hat, ESS, modes, divergences, a collapsed component, an unconverged ELBO or
+        optimiser, ...). The others (an empty component, collinear features) describe the
+        model and the data: its posterior can be converged and still have them.
+        """
+        return not any(issubclass(p.category, (ConvergenceWarning, LabelSwitchingWarning))
+                       for p in self.problems)
+
     def __str__(self) -> str:
         def fmt(x, spec):
             return "n/a" if x is None else format(x, spec)
@@ -147,6 +194,15 @@ class Diagnostics:
             f"  smallest covariance eigenvalue (feature-sd units): "
             f"{[float(f'{v:.2g}') for v in self.min_eigenvalue]}",
         ]
+        if self.effective_points is not None:
+            start = ("" if self.start_points is None else
+                     f" (EM start: {np.round(self.start_points, 1).tolist()})")
+            lines.append(f"  effective points per component: "
+                         f"{np.round(self.effective_points, 1).tolist()}{start}; each needs "
+                         f"{self.min_points}")
+        if self.min_correlation_eigenvalue is not None:
+            lines.append(f"  smallest correlation eigenvalue: "
+                         f"{[float(f'{v:.2g}') for v in self.min_correlation_eigenvalue]}")
         if self.sparse and self.checked_components is not None:
             lines.append(f"  sparse Dirichlet prior: R-hat and ESS over the non-empty "
                          f"components {self.checked_components.tolist()}")
@@ -286,6 +342,8 @@ def diagnose(fitted) -> Diagnostics:
              else np.ones(post.sizes["feature"]))
     cov = post["covariances"].mean(("chain", "draw")).to_numpy() / np.outer(scale, scale)
     min_eig = np.linalg.eigvalsh(cov)[:, 0]
+    corr_eig = (_correlation_eigen(cov)[0] if info.covariance_type in ("full", "tied")
+                else np.ones(k))
     sparse = info.sparse
     if n_obs is None:
         occupied = np.ones(k, bool)
@@ -302,10 +360,16 @@ def diagnose(fitted) -> Diagnostics:
     perms = np.tile(np.arange(k), (n_chains, 1))
     if n_chains > 1:
         perms[:, checked] = checked[_chain_permutations(sub)]
+    w0 = start_weights(result)
     diag = Diagnostics(method=method, sampler=sampler, n_chains=n_chains, n_draws=n_draws,
                        mean_weights=mean_w, min_eigenvalue=min_eig, chain_permutations=perms,
-                       sparse=sparse, checked_components=checked)
-    _component_checks(result, diag, occupied)
+                       sparse=sparse, checked_components=checked,
+                       min_correlation_eigenvalue=corr_eig,
+                       min_points=min_points(info.covariance_type, post.sizes["feature"]),
+                       effective_points=None if n_obs is None else mean_w * n_obs,
+                       start_points=None if n_obs is None or w0 is None or w0.size != k
+                       else w0 * n_obs)
+    _component_checks(result, diag)
     if method == "nuts":
         _nuts_checks(result, diag, sub)
     if "variational" in result.children:
@@ -315,20 +379,97 @@ def diagnose(fitted) -> Diagnostics:
     return diag
 
 
-def _component_checks(result: xr.DataTree, diag: Diagnostics, occupied: np.ndarray) -> None:
-    """Empty components, near-singular covariances, chains in other label permutations."""
+def min_points(covariance_type: str, n_features: int) -> int:
+    """Effective points a component needs for the data to determine its covariance.
+
+    D + 1 for a full covariance in D dimensions (D + 1 points in general position span a
+    D-dimensional simplex), 2 for a diagonal or spherical one (a spread along every
+    axis), 1 for a tied one (the shared covariance comes from all components: a component
+    needs a point only for its mean). With fewer, the component's covariance is its prior's.
+    """
+    return {"full": n_features + 1, "diag": 2, "spherical": 2}.get(covariance_type, 1)
+
+
+def _correlation_eigen(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Smallest eigenvalue (K,) and its eigenvector (K, D) of each covariance's correlation."""
+    sd = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
+    corr = cov / (sd[..., :, None] * sd[..., None, :])
+    vals, vecs = np.linalg.eigh(corr)
+    return vals[:, 0], vecs[:, :, 0]
+
+
+def _collapse_advice(method: str) -> str:
+    """What to do when a fit emptied a component that its EM start fills."""
+    keep = " Do not reduce n_components for this: EM fills the component."
+    if method == "advi":
+        return ("Mean-field ADVI can empty a component that the data fill, above all in many "
+                "dimensions: use method='fullrank_advi', covariance_type='diag' (far fewer "
+                "parameters), or method='nuts'." + keep)
+    if method == "fullrank_advi":
+        return ("Use method='nuts', or covariance_type='diag' (far fewer parameters)." + keep)
+    if method == "nuts":
+        return ("The chains left the EM solution for one with this component (nearly) empty. "
+                "Compare with method='map', which starts from the same solution; if the MAP "
+                "fills the component, the chains found another mode: tune longer or run more "
+                "chains." + keep)
+    return ("Under the priors the EM solution is not a mode here (EM may have fitted this "
+            "component to a few points with a tiny covariance): compare with method='nuts'.")
+
+
+def _collinear_features(result: xr.DataTree, cov: np.ndarray, components: np.ndarray) -> str:
+    """The features nearly collinear within ``components``, and their strongest pair."""
+    names = [str(f) for f in result["posterior"]["feature"].to_numpy()]
+    _, vecs = _correlation_eigen(cov[components])
+    parts = []
+    for c, v in zip(components, vecs, strict=True):
+        # The features the near-null direction loads on: the ones that (nearly) sum to zero.
+        involved = np.flatnonzero(np.abs(v) >= 0.3 * np.abs(v).max())
+        sd = np.sqrt(np.diag(cov[c]))
+        corr = cov[c] / np.outer(sd, sd)
+        sub = np.abs(corr[np.ix_(involved, involved)]) - np.eye(involved.size)
+        i, j = np.unravel_index(np.argmax(sub), sub.shape)
+        parts.append(f"component {int(c)}: {[names[f] for f in involved]} (the strongest "
+                     f"pair, {names[involved[i]]!r} and {names[involved[j]]!r}, correlate "
+                     f"{corr[involved[i], involved[j]]:.3f})")
+    return "; ".join(parts)
+
+
+def _component_checks(result: xr.DataTree, diag: Diagnostics) -> None:
+    """Near-empty and collapsed components, near-singular covariances, collinear features.
+
+    And chains in other label permutations.
+    """
     problems, checked, min_eig = diag.problems, diag.checked_components, diag.min_eigenvalue
     mean_w, perms, n_chains = diag.mean_weights, diag.chain_permutations, diag.n_chains
     k = mean_w.size
-    n_obs = result["observed_data"].sizes["obs"] if "observed_data" in result.children else None
-    if n_obs is not None and checked.size == k:
-        empty = np.flatnonzero(~occupied)
-        if empty.size:
+    need, counts, start_counts = diag.min_points, diag.effective_points, diag.start_points
+    d = result["posterior"].sizes["feature"]
+    filled = np.ones(k, bool)
+    if counts is not None and checked.size == k:
+        if start_counts is not None and not diag.sparse:  # sparse: emptying is intended
+            diag.collapsed = np.flatnonzero((start_counts >= need)
+                                            & (counts < COLLAPSE_RATIO * start_counts))
+        if diag.collapsed.size:
+            c = diag.collapsed
+            problems.append(Problem(
+                "collapsed component",
+                f"Component(s) {c.tolist()} hold far fewer points than the EM start gave them "
+                f"(effective points {np.round(counts[c], 1).tolist()}, against "
+                f"{np.round(start_counts[c], 1).tolist()} at the start): the fit emptied "
+                f"component(s) that the data fill. " + _collapse_advice(diag.method),
+                ConvergenceWarning))
+        near_empty = np.setdiff1d(np.flatnonzero(counts < need), diag.collapsed)
+        filled[near_empty] = filled[diag.collapsed] = False
+        if near_empty.size:
+            what = ("under one observation" if need == 1 else
+                    f"fewer than the {need} a {fit_info(result).covariance_type} covariance "
+                    f"in {d} dimension(s) needs, so their covariance is their prior's")
             problems.append(Problem(
                 "empty component",
-                f"Component(s) {empty.tolist()} are empty (posterior mean weight "
-                f"{np.round(mean_w[empty], 5).tolist()}, under one observation). The data "
-                f"support fewer components: reduce n_components (or use a sparse Dirichlet, "
+                f"Component(s) {near_empty.tolist()} are (nearly) empty (posterior mean weight "
+                f"{np.round(mean_w[near_empty], 5).tolist()}, effective points "
+                f"{np.round(counts[near_empty], 1).tolist()}: {what}). The data support "
+                f"fewer components: reduce n_components (or use a sparse Dirichlet, "
                 f"Priors(weight_concentration=0.01), with method='nuts' or 'advi', to let "
                 f"the fit switch them off: see bayesgmm.selection.sparse_mixture).",
                 FitWarning))
@@ -340,6 +481,23 @@ def _component_checks(result: xr.DataTree, diag: Diagnostics, occupied: np.ndarr
             f"eigenvalue {[float(f'{v:.2g}') for v in min_eig[singular]]} in units of the "
             f"feature variances): the component is collapsing onto a point, a line or a "
             f"plane. " + _singular_advice(result),
+            FitWarning))
+    corr_eig = diag.min_correlation_eigenvalue
+    collinear = np.setdiff1d(checked[corr_eig[checked] < COLLINEAR_EIGENVALUE], singular)
+    collinear = collinear[filled[collinear]]
+    if collinear.size and d > 1:
+        post = result["posterior"]
+        cov = post["covariances"].mean(("chain", "draw")).to_numpy()
+        problems.append(Problem(
+            "collinear features",
+            f"Features are nearly collinear within component(s) {collinear.tolist()} "
+            f"(smallest correlation eigenvalue "
+            f"{[float(f'{v:.2g}') for v in corr_eig[collinear]]}, under "
+            f"{COLLINEAR_EIGENVALUE}): {_collinear_features(result, cov, collinear)}. The "
+            f"posterior of such a covariance is a narrow ridge: slow to sample and poorly "
+            f"determined. Drop or combine the features (keep one of each collinear group, or "
+            f"their sum or first principal component), use covariance_type='diag', or pull "
+            f"the correlations towards 0 with a larger Priors(lkj_eta=...) (e.g. 10).",
             FitWarning))
 
     if n_chains > 1 and not np.array_equal(perms, np.tile(np.arange(k), (n_chains, 1))):
@@ -414,15 +572,14 @@ def _nuts_checks(result: xr.DataTree, diag: Diagnostics, sub: xr.Dataset) -> Non
                 f"(fewer components, stronger priors).",
                 ConvergenceWarning))
         if not np.isfinite(diag.min_ess_bulk) or \
-                min(diag.min_ess_bulk, diag.min_ess_tail) < ESS_PER_CHAIN_MIN * n_chains:
+                min(diag.min_ess_bulk, diag.min_ess_tail) < ESS_MIN:
             problems.append(Problem(
                 "ESS",
                 f"Effective sample size too small (bulk {diag.min_ess_bulk:.0f}, tail "
-                f"{diag.min_ess_tail:.0f}; want at least {ESS_PER_CHAIN_MIN} per chain, "
-                f"{ESS_PER_CHAIN_MIN * n_chains} here): means and intervals are noisy. "
-                f"Increase draws.",
+                f"{diag.min_ess_tail:.0f}; want at least {ESS_MIN} of each in total, "
+                f"Vehtari et al. 2021): means and intervals are noisy. Increase draws (ESS "
+                f"grows about in proportion) or chains.",
                 ConvergenceWarning))
-
 
 
 def _vi_checks(result: xr.DataTree, diag: Diagnostics) -> None:

@@ -320,7 +320,9 @@ def plot_singularity_path(table, ax=None):
 def plot_selection(selection, ax=None):
     """PSIS-LOO ELPD (with two standard errors) against K, and EM's BIC on a twin axis.
 
-    With several covariance structures, one line per structure on each axis.
+    With several covariance structures, one line per structure on each axis. Models that
+    did not converge are crossed out in red (their ELPD estimates nothing, and they are
+    never suggested).
 
     Parameters
     ----------
@@ -349,14 +351,24 @@ def plot_selection(selection, ax=None):
                     color=f"C{i}", capsize=3, label=f"ELPD +- 2 se{label}")
         right.plot(ks, sub["bic_em"], "s--", color=f"C{i}", alpha=0.5,
                    label=f"EM BIC{label}")
+        if "converged" in sub:
+            bad = ~sub["converged"].to_numpy(bool)
+            if bad.any():
+                ax.plot(ks[bad] + 0.05 * i, sub["elpd_loo"].to_numpy()[bad], "x", color="red",
+                        ms=12, mew=2, zorder=5,
+                        label="not converged" if i == 0 else None)
     ks = np.unique(t.index.get_level_values("n_components"))
-    ax.axvline(selection.best, color="k", ls=":", lw=1)
+    if selection.best is not None:
+        ax.axvline(selection.best, color="k", ls=":", lw=1)
     ax.set_xlabel("number of components K")
     ax.set_ylabel("ELPD, PSIS-LOO (o-, higher is better)")
     ax.set_xticks(ks)
     right.set_ylabel("EM BIC (s--, lower is better)")
-    if len(groups) > 1:
+    if len(groups) > 1 or ("converged" in t and not t["converged"].all()):
         ax.legend(fontsize="small", loc="lower right")
+    if selection.best is None:
+        title = "Choosing K: no model converged"
+    elif len(groups) > 1:
         title = (f"Choosing K: suggested K = {selection.best}, "
                  f"{selection.best_covariance_type}")
     else:

@@ -30,8 +30,9 @@ import numpy as np
 import pandas as pd
 
 from .covariance import check_covariance_type
+from .diagnostics import diagnose
 from .estimator import BayesianGMM
-from .exceptions import FitWarning
+from .exceptions import ConvergenceWarning, FitWarning
 from .fitting.result import (
     LOG_LIKELIHOOD_NOT_STORED,
     as_tree,
@@ -144,10 +145,14 @@ class Selection:
         best model and its standard error, paired over points), ``n_bad_pareto_k`` and
         ``max_pareto_k``, ``n_parameters`` (free parameters of the structure),
         ``bic_em`` and ``aic_em`` (EM fits of the same structure, lower is better),
-        ``seconds``.
-    best : int
-        The suggested K (see the module documentation).
-    best_covariance_type : str
+        ``max_rhat`` and ``min_ess`` (the smaller of bulk and tail ESS; NaN for VI),
+        ``converged`` (:attr:`bayesgmm.diagnostics.Diagnostics.converged`), ``problems``
+        (the kinds of problem :func:`bayesgmm.diagnose` found, comma-separated) and
+        ``seconds``. The reference row of ``elpd_diff`` is the best converged model.
+    best : int or None
+        The suggested K (see the module documentation); only a converged model is ever
+        suggested, and None when none converged.
+    best_covariance_type : str or None
         The suggested covariance structure.
     fits : dict
         The fitted :class:`BayesianGMM` models, keyed by K (one structure) or by
@@ -155,17 +160,27 @@ class Selection:
     """
 
     table: pd.DataFrame
-    best: int
+    best: int | None
     fits: dict = field(repr=False, default_factory=dict)
-    best_covariance_type: str = "full"
+    best_covariance_type: str | None = "full"
 
     def __str__(self) -> str:
         with pd.option_context("display.width", 120, "display.max_columns", 20):
             body = self.table.round(2).to_string()
         grid = isinstance(self.table.index, pd.MultiIndex)
-        choice = (f"suggested K = {self.best}, covariance_type = {self.best_covariance_type!r}"
-                  if grid else f"suggested K = {self.best}")
+        if self.best is None:
+            choice = "no model converged, so none is suggested"
+        elif grid:
+            choice = (f"suggested K = {self.best}, covariance_type = "
+                      f"{self.best_covariance_type!r}")
+        else:
+            choice = f"suggested K = {self.best}"
         lines = [f"Choosing K by PSIS-LOO (higher elpd_loo is better); {choice}", body]
+        failed = self.table.index[~self.table["converged"].to_numpy(bool)].tolist()
+        if failed:
+            lines.append(f"  Not converged, never suggested: {failed}. Refit them with longer "
+                         f"chains (see selection.fits[key].diagnose() for each problem's "
+                         f"advice).")
         bad = self.table["n_bad_pareto_k"]
         if (bad > 0).any():
             lines.append(f"  Pareto k above the threshold for some points at "
@@ -189,6 +204,7 @@ def _fit_one(X, covariance_type: str, k: int, method: str, random_state, fit_kwa
                             random_state=random_state, **fit_kwargs).fit(X)
         seconds = time.perf_counter() - t0
         em = fit_em(X, k, covariance_type=covariance_type, random_state=random_state)
+        diag = diagnose(model)
     shown = [(w.category, str(w.message)) for w in record
              # ArviZ warns about high Pareto k; the table reports them. LOO below does
              # not need the stored log-likelihood.
@@ -202,6 +218,11 @@ def _fit_one(X, covariance_type: str, k: int, method: str, random_state, fit_kwa
            "se": float(res.se), "p_loo": float(res.p),
            "n_bad_pareto_k": int((k_hat > res.good_k).sum()), "max_pareto_k": float(k_hat.max()),
            "n_parameters": em.n_parameters, "bic_em": em.bic, "aic_em": em.aic,
+           "max_rhat": np.nan if diag.max_rhat is None else diag.max_rhat,
+           "min_ess": (np.nan if diag.min_ess_bulk is None
+                       else min(diag.min_ess_bulk, diag.min_ess_tail)),
+           "converged": diag.converged,
+           "problems": ", ".join(p.kind for p in diag.problems),
            "seconds": seconds}
     return row, np.asarray(res.elpd_i).ravel(), model, shown
 
@@ -293,7 +314,11 @@ def select_components(X, max_components: int, *, min_components: int = 1,
     table = pd.DataFrame(rows)
     table = (table.drop(columns="covariance_type").set_index("n_components") if single
              else table.set_index(["covariance_type", "n_components"]))
-    best_key = table["elpd_loo"].idxmax()
+    converged = table["converged"].to_numpy(bool)
+    # The reference row (elpd_diff 0) is the best converged model: an unconverged fit's
+    # ELPD is not an estimate of anything.
+    candidates = table[converged] if converged.any() else table
+    best_key = candidates["elpd_loo"].idxmax()
     diffs, dses = [], []
     for key in table.index:
         d = pointwise[key] - pointwise[best_key]
@@ -301,12 +326,35 @@ def select_components(X, max_components: int, *, min_components: int = 1,
         dses.append(float(np.sqrt(d.size * d.var())))
     table.insert(3, "elpd_diff", diffs)
     table.insert(4, "dse", dses)
-    # The simplest model (fewest free parameters) not worse than the best by more than n_se
-    # standard errors; for one structure, the smallest such K.
-    ok = table[table["elpd_diff"] >= -n_se * table["dse"]]
+    failed = [key for key, ok in zip(table.index, converged, strict=True) if not ok]
+    if failed:
+        warnings.warn(_refit_advice(table, failed, bool(converged.any()), single),
+                      ConvergenceWarning, stacklevel=2)
+    if not converged.any():
+        return Selection(table=table, best=None, fits=fits, best_covariance_type=None)
+    # The simplest converged model (fewest free parameters) not worse than the best by more
+    # than n_se standard errors; for one structure, the smallest such K.
+    ok = table[converged & (table["elpd_diff"] >= -n_se * table["dse"]).to_numpy()]
     chosen = ok.sort_values(["n_parameters", "elpd_loo"], ascending=[True, False]).index[0]
     best_t, best_k = (types[0], chosen) if single else chosen
     return Selection(table=table, best=int(best_k), fits=fits, best_covariance_type=best_t)
+
+
+def _refit_advice(table: pd.DataFrame, failed: list, any_converged: bool, single: bool) -> str:
+    """Which models did not converge, why, and how to refit them."""
+    parts = []
+    for key in failed:
+        row = table.loc[key]
+        label = f"K={key}" if single else f"K={key[1]}, {key[0]}"
+        stats = [] if np.isnan(row["max_rhat"]) else [
+            f"max R-hat {row['max_rhat']:.2f}", f"min ESS {row['min_ess']:.0f}"]
+        parts.append(f"{label} ({'; '.join(stats + [row['problems']])})")
+    lead = ("left out of the suggestion" if any_converged else
+            "so no K is suggested (Selection.best is None)")
+    return (f"{len(failed)} model(s) did not converge, {lead}: {', '.join(parts)}. Each fit's "
+            f"warnings above give the advice for its problems, and selection.fits[key]."
+            f"diagnose() repeats them; refit those models with longer chains (tune and draws "
+            f"2000, or more chains) or the method each advice names, then compare again.")
 
 
 @dataclass

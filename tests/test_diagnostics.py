@@ -5,6 +5,8 @@ run, a stopped optimiser); the rest take a good fit and break one thing in it (o
 labels permuted, divergences, a chain in another mode), which tests the detector itself.
 """
 
+import re
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -165,3 +167,136 @@ def test_diagnostics_compute_the_log_likelihood_rhat_when_not_stored(nuts_fit):
     expected = diagnose(nuts_fit.idata_).loglik_rhat
     got = diagnose(without_log_likelihood(nuts_fit.idata_)).loglik_rhat
     assert expected is not None and got == pytest.approx(expected, abs=1e-10)
+
+
+# ------------------------------------------------------------ checks that know D and the start
+def replaced_groups(dt, **groups):
+    """A copy of ``dt`` with whole variables of several groups replaced: {group: {name: v}}."""
+    out = dt
+    for group, variables in groups.items():
+        out = replaced(out, group, **variables)
+    return out
+
+
+def moved_weights(dt, posterior_weights, start_weights):
+    """``dt`` with every draw's weights set to one vector, and the start's to another."""
+    post = dt["posterior"]["weights"].to_numpy()
+    w = np.broadcast_to(np.asarray(posterior_weights, float), post.shape).copy()
+    return replaced_groups(dt, posterior={"weights": w},
+                           initial_point={"weights": np.asarray(start_weights, float)})
+
+
+def test_min_points_follow_the_covariance_structure():
+    from bayesgmm.diagnostics import min_points
+
+    assert [min_points(c, 30) for c in ("full", "diag", "spherical", "tied")] == [31, 2, 2, 1]
+
+
+def test_a_component_of_a_few_points_in_many_dimensions_is_near_empty(map_fit_seed0):
+    # 400 points in D = 2: a full covariance needs 3 points. Component 2 holds 2 (at the start
+    # as well): near-empty, and then fewer components is the right advice. Under the old
+    # rule (under one observation) it passed.
+    dt = moved_weights(map_fit_seed0.idata_, [0.6, 0.395, 0.005], [0.6, 0.395, 0.005])
+    diag = diagnose(dt)
+    assert diag.min_points == 3
+    np.testing.assert_allclose(diag.effective_points, [240, 158, 2])
+    assert kinds(diag) == {"empty component"}
+    with pytest.warns(FitWarning, match=r"\[2\] are \(nearly\) empty .*effective points \[2\.0\].*"
+                      r"fewer than the 3 a full covariance in 2 dimension\(s\) needs.*"
+                      r"reduce n_components"):
+        check(dt)
+
+
+@pytest.mark.parametrize(("method", "advice"), [
+    ("advi", "method='fullrank_advi', covariance_type='diag'.*or method='nuts'"),
+    ("fullrank_advi", "Use method='nuts', or covariance_type='diag'"),
+    ("nuts", "Compare with method='map'"),
+])
+def test_a_component_the_start_fills_and_the_fit_empties_is_a_collapse(
+        map_fit_seed0, method, advice):
+    # What mean-field ADVI did on breast cancer's 30 features: weights [0.998, 0.002] where
+    # EM gave [0.58, 0.42]. The advice must fit the method and never be "fewer components".
+    dt = moved_weights(map_fit_seed0.idata_, [0.6, 0.398, 0.002], [0.35, 0.35, 0.3])
+    attrs = {**dt["posterior"].attrs, "bayesgmm_method": method}
+    dt["posterior"] = dt["posterior"].to_dataset().assign_attrs(attrs)
+    diag = diagnose(dt)
+    np.testing.assert_array_equal(diag.collapsed, [2])
+    assert "empty component" not in kinds(diag)
+    with pytest.warns(ConvergenceWarning) as record:
+        check(dt)
+    (message,) = [str(w.message) for w in record if "far fewer points" in str(w.message)]
+    assert "effective points [0.8], against [120.0] at the start" in message
+    assert re.search(advice, message) and "Do not reduce n_components" in message
+    assert not any("reduce n_components (" in str(w.message) for w in record)
+
+
+def test_a_component_that_keeps_a_fifth_of_its_start_is_not_a_collapse(map_fit_seed0):
+    # The threshold is COLLAPSE_RATIO of the start's weight: 0.3 -> 0.07 passes, 0.05 fails.
+    ok = diagnose(moved_weights(map_fit_seed0.idata_, [0.6, 0.33, 0.07], [0.35, 0.35, 0.3]))
+    bad = diagnose(moved_weights(map_fit_seed0.idata_, [0.6, 0.35, 0.05], [0.35, 0.35, 0.3]))
+    assert ok.collapsed.size == 0 and bad.collapsed.tolist() == [2]
+
+
+def collinear_data(n=300, seed=0):
+    """Two clusters in 4-D; within each, x2 = x0 + x1 up to noise 1% of its sd."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(n, 4))
+    base[:, 2] = base[:, 0] + base[:, 1] + 0.014 * rng.normal(size=n)
+    base[: n // 2] += 8.0
+    return base
+
+
+def test_collinear_features_are_named_with_remedies():
+    X = collinear_data()
+    with pytest.warns(FitWarning, match="nearly collinear") as record:
+        model = BayesianGMM(2, method="map", random_state=0).fit(X)
+    (message,) = [str(w.message) for w in record if "collinear" in str(w.message)]
+    # x2 = x0 + x1: the three are named, x3 (independent noise) is not.
+    assert message.count("['x0', 'x1', 'x2']") == 2 and "x3" not in message
+    for remedy in ("Drop or combine", "covariance_type='diag'", "lkj_eta"):
+        assert remedy in message
+    diag = model.diagnose()
+    assert (diag.min_correlation_eigenvalue < 1e-3).all()
+    # Without the dependence the same data pass, and a diagonal fit has no correlations.
+    X[:, 2] = np.random.default_rng(1).normal(size=len(X)) + 8.0 * (np.arange(len(X)) < 150)
+    assert "collinear features" not in kinds(diagnose(
+        BayesianGMM(2, method="map", random_state=0).fit(X)))
+
+
+def test_breast_cancer_radius_perimeter_and_area_are_flagged_as_collinear():
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer(as_frame=True)
+    X = data.frame.iloc[:, :5]  # radius, texture, perimeter, area, smoothness
+    with pytest.warns(FitWarning, match="nearly collinear") as record:
+        BayesianGMM(2, method="map", random_state=0).fit(X)
+    (message,) = [str(w.message) for w in record if "collinear" in str(w.message)]
+    for name in ("mean radius", "mean perimeter"):
+        assert name in message
+    assert "mean smoothness" not in message
+
+
+def test_ess_is_judged_in_total_against_400(nuts_fit):
+    # 2 chains x 400 draws, independent but for one mean, an AR(1) chain with coefficient
+    # 0.45 (ESS about 800 x 0.55 / 1.45 = 300): 100 per chain (the old rule) passed it.
+    # Vehtari et al. (2021) ask for 400 in total.
+    dt = nuts_fit.idata_
+    rng = np.random.default_rng(0)
+    short = xr.DataTree.from_dict({
+        name: (dt[name].to_dataset().isel(draw=slice(0, 400)) if "draw" in dt[name].dims
+               else dt[name].to_dataset()) for name in dt.children})
+    post = short["posterior"]
+    new = {name: post[name].mean(("chain", "draw")).to_numpy()
+           + post[name].std(("chain", "draw")).to_numpy() * rng.standard_normal(
+               post[name].shape) for name in ("weights", "means", "sigmas")}
+    ar = np.zeros((2, 400))
+    noise = rng.standard_normal((2, 400))
+    for t in range(400):
+        ar[:, t] = 0.45 * ar[:, t - 1] + noise[:, t] if t else noise[:, 0]
+    new["means"][:, :, 0, 0] = post["means"].to_numpy()[:, :, 0, 0].mean() + 0.1 * ar
+    short = replaced(short, "posterior", **new)
+    diag = diagnose(short)
+    assert 200 < diag.min_ess_bulk < 400 and "ESS" in kinds(diag)
+    with pytest.warns(ConvergenceWarning) as record:  # R-hat of these draws may fail too
+        check(short)
+    assert any("want at least 400 of each in total" in str(w.message) for w in record)

@@ -32,6 +32,56 @@ def test_loo_chooses_three_well_separated_clusters_advi(blobs):
             "aic_em"} <= set(sel.table.columns)
     assert set(sel.fits) == {2, 3, 4}
     check_three_is_chosen(sel)
+    # VI has no R-hat or ESS; every fit converged, and no problem was found.
+    assert sel.table["converged"].all() and sel.table["max_rhat"].isna().all()
+    assert (sel.table["problems"] == "").all()
+
+
+def test_a_model_that_did_not_converge_is_never_suggested(monkeypatch):
+    # Two clusters in 1-D: K=2 is the right answer. Its diagnosis is made to report R-hat
+    # 1.6 and ESS 3 (what wine's K=4 fit showed): it must leave the suggestion, stop being
+    # the reference row, and be named, with the way to refit it.
+    import bayesgmm.selection as selection
+    from bayesgmm.diagnostics import Problem, diagnose
+    from bayesgmm.exceptions import ConvergenceWarning
+
+    def failing(ks):
+        def diagnosis(model):
+            diag = diagnose(model)
+            if model.n_components in ks:
+                diag.max_rhat, diag.min_ess_bulk, diag.min_ess_tail = 1.6, 3.0, 5.0
+                diag.problems.append(Problem("R-hat", "made up", ConvergenceWarning))
+            return diag
+        return diagnosis
+
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(-4, 1, (60, 1)), rng.normal(4, 1, (60, 1))])
+    kwargs = dict(method="advi", draws=300, random_state=0)
+    monkeypatch.setattr(selection, "diagnose", failing({2}))
+    with pytest.warns(ConvergenceWarning, match=r"1 model\(s\) did not converge, left out of "
+                      r"the suggestion: K=2 \(max R-hat 1.60; min ESS 3; R-hat\)"):
+        sel = select_components(X, 3, **kwargs)
+    t = sel.table
+    assert t["converged"].tolist() == [True, False, True]
+    # K=2 has the highest ELPD: without its failure it would be the reference and the choice.
+    assert t["elpd_loo"].idxmax() == 2
+    assert sel.best == 3  # the only converged model within two standard errors of the best
+    assert t.loc[3, "elpd_diff"] == 0 and t.loc[2, "elpd_diff"] > 0
+    assert "Not converged, never suggested: [2]" in str(sel)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from bayesgmm.plotting import plot_selection
+
+    ax = plot_selection(sel)
+    crossed = [line for line in ax.lines if line.get_label() == "not converged"]
+    assert len(crossed) == 1 and crossed[0].get_xdata().tolist() == [2]
+    # Nothing converged: nothing is suggested.
+    monkeypatch.setattr(selection, "diagnose", failing({1}))
+    with pytest.warns(ConvergenceWarning, match="so no K is suggested"):
+        none = select_components(X, 1, **kwargs)
+    assert none.best is None and "no model converged" in str(none)
+    assert plot_selection(none).get_title() == "Choosing K: no model converged"
 
 
 @pytest.mark.slow

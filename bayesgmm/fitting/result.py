@@ -57,7 +57,7 @@ __all__ = ["LOG_LIKELIHOOD_MAX_BYTES", "LOG_LIKELIHOOD_NOT_STORED", "assemble", 
            "posterior_draws", "thinned_draws", "sample_coords", "point_blocks",
            "log_likelihood_blocks", "total_log_likelihood", "METHOD_ATTR", "SAMPLER_ATTR",
            "COVARIANCE_TYPE_ATTR", "WEIGHT_CONCENTRATION_ATTR", "ORDER_BY_ATTR",
-           "PRIORS_ATTR", "FEATURE_NAMES_ATTR"]
+           "PRIORS_ATTR", "FEATURE_NAMES_ATTR", "start_weights"]
 
 # Attributes of every group of a fit.
 METHOD_ATTR = "bayesgmm_method"  # "nuts", "advi", "fullrank_advi" or "map"
@@ -225,6 +225,18 @@ def fit_info(fitted) -> FitInfo:
         weight_concentration=float(attrs.get(WEIGHT_CONCENTRATION_ATTR, 1.0)),
         order_by=str(attrs.get(ORDER_BY_ATTR, "")),
     )
+
+
+def start_weights(fitted) -> np.ndarray | None:
+    """The weights (K,) of the EM solution the fit started from, in the posterior's order.
+
+    The posterior is relabelled to this start (or both are ordered along the same feature),
+    so component k of each is the same cluster. None for a fit saved without the group.
+    """
+    tree = as_tree(fitted)
+    if "initial_point" not in tree.children:
+        return None
+    return tree["initial_point"]["weights"].to_numpy()
 
 
 def feature_names_in(fitted) -> list[str] | None:
