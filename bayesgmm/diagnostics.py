@@ -125,6 +125,12 @@ class Diagnostics:
         that a drift does not count) in units of a good Gaussian approximation's,
         sqrt(n_parameters / 2); above 10 is reported for a converged ELBO.
     optimizer_converged : bool or None
+    mode_repairs : int
+        Chains restarted by the mode repair (NUTS; see :mod:`bayesgmm.fitting.modes`), over
+        all rounds.
+    mode_gaps : ndarray or None
+        Each chain's final mean log density below the best chain's, in nats (NUTS with
+        two or more chains, from the ``modes`` group).
     sparse : bool
         The weights have a sparse Dirichlet prior (concentration below 1).
     checked_components : ndarray of int
@@ -156,6 +162,8 @@ class Diagnostics:
     elbo_converged: bool | None = None
     elbo_noise: float | None = None
     optimizer_converged: bool | None = None
+    mode_repairs: int = 0
+    mode_gaps: np.ndarray | None = None
     sparse: bool = False
     checked_components: np.ndarray | None = None
     problems: list[Problem] = field(default_factory=list)
@@ -203,6 +211,10 @@ class Diagnostics:
         if self.min_correlation_eigenvalue is not None:
             lines.append(f"  smallest correlation eigenvalue: "
                          f"{[float(f'{v:.2g}') for v in self.min_correlation_eigenvalue]}")
+        if self.mode_gaps is not None:
+            lines.append(f"  mode repair: {self.mode_repairs} chain(s) restarted from the best "
+                         f"chain; final gaps below the best chain's mean log density: "
+                         f"{np.round(self.mode_gaps, 1).tolist()} nats")
         if self.sparse and self.checked_components is not None:
             lines.append(f"  sparse Dirichlet prior: R-hat and ESS over the non-empty "
                          f"components {self.checked_components.tolist()}")
@@ -554,15 +566,19 @@ def _nuts_checks(result: xr.DataTree, diag: Diagnostics, sub: xr.Dataset) -> Non
             import arviz_stats as azs
 
             diag.loglik_rhat = float(azs.rhat(total))
+        if "modes" in result.children:
+            modes = result["modes"]
+            diag.mode_repairs = int(modes["restarted"].sum())
+            last = modes["round"].to_numpy() == int(modes["round"].max())
+            final = modes["mean_log_density"].to_numpy()[last]
+            diag.mode_gaps = final.max() - final
         if diag.loglik_rhat is not None and diag.loglik_rhat > LOGLIK_RHAT_MAX:
             means = total.mean("draw").to_numpy()
             problems.append(Problem(
                 "chains in different modes",
                 f"The total log-likelihood differs between chains (R-hat {diag.loglik_rhat:.3f};"
                 f" chain means {np.round(means, 1).tolist()}): the chains explore different "
-                f"solutions, not just different labels. Compare the chains' clusters; run "
-                f"longer or with fewer components, and keep the solution with the higher "
-                f"log-likelihood only if it makes sense.",
+                f"solutions, not just different labels. " + _modes_advice(result, diag),
                 ConvergenceWarning))
         if not np.isfinite(diag.max_rhat) or diag.max_rhat > RHAT_MAX:
             problems.append(Problem(
@@ -580,6 +596,26 @@ def _nuts_checks(result: xr.DataTree, diag: Diagnostics, sub: xr.Dataset) -> Non
                 f"Vehtari et al. 2021): means and intervals are noisy. Increase draws (ESS "
                 f"grows about in proportion) or chains.",
                 ConvergenceWarning))
+
+
+def _modes_advice(result: xr.DataTree, diag: Diagnostics) -> str:
+    """What to do about chains in different modes: it depends on how far apart they are."""
+    from .fitting.modes import MODE_GAP_NATS
+
+    gaps = diag.mode_gaps
+    if gaps is not None and gaps.max() <= MODE_GAP_NATS:
+        return (f"Their mean log densities are within {gaps.max():.1f} nats: modes of "
+                f"similar posterior mass, a genuinely multimodal posterior that no restart "
+                f"should hide. Compare the chains' clusters (the co-clustering matrix is "
+                f"label-free), report the modes, or use fewer components or stronger priors "
+                f"if one solution is wanted.")
+    if "modes" not in result.children:
+        return ("Fit with repair_modes=True (the default) to restart chains left in a mode "
+                "of negligible mass from the best chain, or run longer with fewer components.")
+    return (f"Chains remain more than {MODE_GAP_NATS:.0f} nats apart after "
+            f"{int(result['modes']['round'].max())} round(s) of mode repair "
+            f"({diag.mode_repairs} restart(s)): tune longer (tune=2000), run more chains, or "
+            f"use fewer components.")
 
 
 def _vi_checks(result: xr.DataTree, diag: Diagnostics) -> None:

@@ -49,7 +49,7 @@ class BayesianGMM(BaseEstimator):
     random_state : int or numpy.random.Generator, optional
         Seed for every random step: same seed, same draws.
     sampler, target_accept, cores, max_iter, n_init, batch_size, order_by, backend, \
-    store_log_likelihood, progressbar
+    store_log_likelihood, repair_modes, progressbar
         Passed on to :func:`bayesgmm.fit`, which documents them.
 
     Attributes
@@ -93,6 +93,7 @@ class BayesianGMM(BaseEstimator):
                  order_by: int | str | None = DEFAULTS["order_by"],
                  backend: str = DEFAULTS["backend"],
                  store_log_likelihood: bool | None = DEFAULTS["store_log_likelihood"],
+                 repair_modes: bool = DEFAULTS["repair_modes"],
                  progressbar: bool = DEFAULTS["progressbar"]):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -111,6 +112,7 @@ class BayesianGMM(BaseEstimator):
         self.order_by = order_by
         self.backend = backend
         self.store_log_likelihood = store_log_likelihood
+        self.repair_modes = repair_modes
         self.progressbar = progressbar
 
     # ------------------------------------------------------------------ fitting

@@ -118,6 +118,7 @@ DEFAULTS = {
     "random_state": None,
     "order_by": None,
     "store_log_likelihood": None,
+    "repair_modes": True,
     "progressbar": False,
 }
 
@@ -140,6 +141,7 @@ PARAMETER_CONSTRAINTS = {
     "random_state": _random_state,
     "order_by": _order_by,
     "store_log_likelihood": _boolean(optional=True),
+    "repair_modes": _boolean(optional=False),
     "progressbar": _boolean(optional=False),
 }
 

@@ -146,6 +146,7 @@ class Selection:
         ``max_pareto_k``, ``n_parameters`` (free parameters of the structure),
         ``bic_em`` and ``aic_em`` (EM fits of the same structure, lower is better),
         ``max_rhat`` and ``min_ess`` (the smaller of bulk and tail ESS; NaN for VI),
+        ``mode_repairs`` (chains the NUTS mode repair restarted),
         ``converged`` (:attr:`bayesgmm.diagnostics.Diagnostics.converged`), ``problems``
         (the kinds of problem :func:`bayesgmm.diagnose` found, comma-separated) and
         ``seconds``. The reference row of ``elpd_diff`` is the best converged model.
@@ -221,6 +222,7 @@ def _fit_one(X, covariance_type: str, k: int, method: str, random_state, fit_kwa
            "max_rhat": np.nan if diag.max_rhat is None else diag.max_rhat,
            "min_ess": (np.nan if diag.min_ess_bulk is None
                        else min(diag.min_ess_bulk, diag.min_ess_tail)),
+           "mode_repairs": diag.mode_repairs,
            "converged": diag.converged,
            "problems": ", ".join(p.kind for p in diag.problems),
            "seconds": seconds}

@@ -300,3 +300,37 @@ def test_ess_is_judged_in_total_against_400(nuts_fit):
     with pytest.warns(ConvergenceWarning) as record:  # R-hat of these draws may fail too
         check(short)
     assert any("want at least 400 of each in total" in str(w.message) for w in record)
+
+
+def modes_group(dt, rounds):
+    """A ``modes`` group: rounds of (mean log density per chain, restarted per chain)."""
+    records = [(c, r, lp, restarted) for r, (lps, flags) in enumerate(rounds)
+               for c, (lp, restarted) in enumerate(zip(lps, flags, strict=True))]
+    k = dt["posterior"].sizes["component"]
+    return xr.Dataset(
+        {"chain": ("record", [x[0] for x in records]), "round": ("record", [x[1] for x in records]),
+         "mean_log_density": ("record", [x[2] for x in records]),
+         "weights": (("record", "component"), np.full((len(records), k), 1 / k)),
+         "restarted": ("record", [int(x[3]) for x in records])},
+        coords={"record": np.arange(len(records)), "component": np.arange(k)})
+
+
+@pytest.mark.parametrize(("rounds", "advice"), [
+    (None, "Fit with repair_modes=True"),
+    ([([0.0, -3.0], [0, 0])], "within 3.0 nats: modes of similar posterior mass"),
+    ([([0.0, -90.0], [0, 1]), ([0.0, -25.0], [0, 0])],
+     "remain more than 10 nats apart after 1 round\\(s\\) of mode repair \\(1 restart"),
+])
+def test_chains_in_different_modes_get_advice_that_fits_their_gap(nuts_fit, rounds, advice):
+    dt = nuts_fit.idata_
+    ll = dt["log_likelihood"]["x"].to_numpy().copy()
+    ll[1] -= 20.0 / ll.shape[-1]
+    tree = {name: dt[name].to_dataset() for name in dt.children if name != "modes"}
+    tree["log_likelihood"] = tree["log_likelihood"].assign(x=(("chain", "draw", "obs"), ll))
+    if rounds is not None:
+        tree["modes"] = modes_group(dt, rounds)
+    broken = xr.DataTree.from_dict(tree)
+    with pytest.warns(ConvergenceWarning, match="differs between chains.*" + advice):
+        check(broken)
+    if rounds is not None:
+        assert diagnose(broken).mode_repairs == sum(sum(f) for _, f in rounds)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pymc as pm
 import xarray as xr
 
 from ..covariance import covariance_names
-from ..model import unpack_point
+from ..model import point_from_params, unpack_point
 from ..seeds import draw_seed
 from .compile import BLACKJAX_MAX_ROWS, Compilation, default_cores, quiet_pymc
 from .interrupt import reraise_interrupts, wait_interruptibly
+from .modes import chain_log_density, lagging_chains, restart_points
 from .start import jittered
 
 __all__ = ["ADAPTERS", "NutsSettings", "default_sampler", "require_sampler", "run_nuts",
@@ -151,11 +152,17 @@ ADAPTERS = {
 @reraise_interrupts
 def run_nuts(model, start, *, sampler: str, draws: int, tune: int, chains: int,
              cores: int | None, target_accept: float, rng, compilation: Compilation,
-             progressbar: bool) -> dict:
-    """NUTS with ``sampler`` from the EM start jittered per chain.
+             progressbar: bool, repair_modes: bool = False, max_rounds: int = 2) -> dict:
+    """NUTS with ``sampler`` from ``start`` jittered per chain, repairing lagging chains.
 
-    Returns ``{"draws": weights, means and Cholesky factors per draw, "sample_stats": ...}``
-    (the form :func:`bayesgmm.fitting.result.assemble` takes).
+    ``repair_modes``: after sampling, chains whose mean log density is more than
+    :data:`~bayesgmm.fitting.modes.MODE_GAP_NATS` below the best chain's are sampled again
+    (the same tuning and draws) from states of the best chain, for at most ``max_rounds``
+    rounds (see :mod:`bayesgmm.fitting.modes`).
+
+    Returns ``{"draws": weights, means and Cholesky factors per draw, "sample_stats": ...,
+    "modes": one record per chain and round}`` (the form
+    :func:`bayesgmm.fitting.result.assemble` takes).
     """
     k, d = start.means.shape
     initvals = [jittered(start, rng) for _ in range(chains)]
@@ -166,5 +173,48 @@ def run_nuts(model, start, *, sampler: str, draws: int, tune: int, chains: int,
         compilation=compilation)
     with quiet_pymc(not progressbar):
         posterior, stats = ADAPTERS[sampler](model, initvals, settings)
-    return {"draws": draws_from_posterior(posterior, k, d, start.covariance_type),
-            "sample_stats": stats}
+        out = {"draws": draws_from_posterior(posterior, k, d, start.covariance_type),
+               "sample_stats": stats, "modes": []}
+        for round_ in range(max_rounds + 1):
+            log_density = chain_log_density(out["sample_stats"])
+            if log_density is None or chains < 2:
+                break
+            lagging = lagging_chains(log_density) if repair_modes and round_ < max_rounds \
+                else np.zeros(0, int)
+            mean_w = np.sort(out["draws"]["weights"].mean(axis=1), axis=-1)[:, ::-1]
+            out["modes"] += [{"chain": c, "round": round_,
+                              "mean_log_density": float(log_density[c].mean()),
+                              "weights": mean_w[c], "restarted": bool(c in lagging)}
+                             for c in range(chains)]
+            if not lagging.size:
+                break
+            best = int(np.argmax(log_density.mean(axis=1)))
+            points = restart_points(out["draws"], best, lagging.size)
+            again = replace(settings, chains=int(lagging.size), seed=draw_seed(rng),
+                            cores=min(settings.cores, int(lagging.size)))
+            posterior, stats = ADAPTERS[sampler](
+                model, [point_from_params(w, m, c, start.order_by, start.covariance_type)
+                        for w, m, c in points], again)
+            new = draws_from_posterior(posterior, k, d, start.covariance_type)
+            for name, values in list(out["draws"].items()):
+                values = np.array(values)  # the sampler's arrays may be read-only
+                values[lagging] = new[name]
+                out["draws"][name] = values
+            out["sample_stats"] = _replace_chains(out["sample_stats"], stats, lagging)
+    return out
+
+
+def _replace_chains(stats: xr.Dataset, new: xr.Dataset, chains: np.ndarray) -> xr.Dataset:
+    """``stats`` with the given chains' values taken from ``new`` (chains 0.. in order).
+
+    A statistic that ``new`` lacks, or has in another shape, is dropped: a chain's values
+    must come from its own run.
+    """
+    out = {}
+    for name, da in stats.data_vars.items():
+        if name not in new or new[name].shape[1:] != da.shape[1:]:
+            continue
+        values = da.to_numpy().copy()
+        values[chains] = new[name].to_numpy().astype(values.dtype)
+        out[name] = (da.dims, values)
+    return xr.Dataset(out, coords=stats.coords, attrs=stats.attrs)

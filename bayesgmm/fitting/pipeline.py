@@ -21,8 +21,9 @@ from ..priors import Priors
 from ..seeds import check_random_state, draw_seed
 from ..standardize import Standardizer
 from ..validation import check_data, check_model_size, has_feature_names
-from .compile import plan_compilation
+from .compile import plan_compilation, quiet_pymc
 from .map import run_map
+from .modes import MODE_SEARCH_MAX_ROWS, PosteriorOptimizer, search_modes
 from .nuts import default_sampler, require_sampler, run_nuts
 from .result import assemble
 from .start import em_start, resolve_order_by
@@ -50,6 +51,7 @@ def fit(
     covariance_type: str = DEFAULTS["covariance_type"],
     backend: str = DEFAULTS["backend"],
     store_log_likelihood: bool | None = DEFAULTS["store_log_likelihood"],
+    repair_modes: bool = DEFAULTS["repair_modes"],
     random_state=DEFAULTS["random_state"],
     progressbar: bool = DEFAULTS["progressbar"],
 ) -> xr.DataTree:
@@ -127,6 +129,11 @@ def fit(
         takes at most 200 MB; otherwise a :class:`FitWarning` says so, and
         :func:`bayesgmm.selection.loo` and :func:`bayesgmm.assignments.log_likelihood`
         compute it from the draws when needed.
+    repair_modes : bool, default True
+        NUTS: restart chains whose mean log density ends more than 10 nats below the best
+        chain's (a mode of negligible posterior mass) from the best chain's draws, for at
+        most two rounds; the ``modes`` group records every chain's mode in every round (see
+        :mod:`bayesgmm.fitting.modes`, and docs/fitting.md for when to turn it off).
     random_state : int or numpy.random.Generator, optional
         Seed for every random step (EM start, jitter, sampler, VI draws).
     progressbar : bool, default False
@@ -155,7 +162,7 @@ def fit(
         batch_size=batch_size, target_accept=target_accept, priors=priors,
         covariance_type=covariance_type, backend=backend, random_state=random_state,
         order_by=order_by, store_log_likelihood=store_log_likelihood,
-        progressbar=progressbar))
+        repair_modes=repair_modes, progressbar=progressbar))
     k, draws, chains, tune = (checked["n_components"], checked["draws"], checked["chains"],
                               checked["tune"])
     max_iter, n_init, cores = checked["max_iter"], checked["n_init"], checked["cores"]
@@ -175,32 +182,53 @@ def fit(
         sampler = default_sampler(n)
     std = Standardizer.for_structure(X, covariance_type)
     Z = std.transform(X)
-    start = em_start(Z, k, n_init=n_init, random_state=draw_seed(rng),
-                     sparse=priors.weight_concentration < 1, covariance_type=covariance_type,
-                     raw=(X, std))
+    sparse = priors.weight_concentration < 1
+    use_batches = batch_size is not None and batch_size < n
+    # The mode search polishes every EM optimum to the MAP (not for a sparse prior, whose
+    # MAP is unbounded, nor minibatches, whose log posterior is noisy).
+    search = not sparse and not use_batches and n <= MODE_SEARCH_MAX_ROWS
+    pool: list = []
+    start = em_start(Z, k, n_init=n_init, random_state=draw_seed(rng), sparse=sparse,
+                     covariance_type=covariance_type, raw=(X, std),
+                     pool=pool if search else None)
     order_by = resolve_order_by(order_by, names, start, k)
     start = start.ordered(order_by)
-    use_batches = batch_size is not None and batch_size < n
     compilation = plan_compilation(backend, method=method, sampler=sampler, n_obs=n)
     model = build_model(Z, k, priors, feature_names=names,
                         batch_size=batch_size if use_batches else None, order_by=order_by,
                         covariance_type=covariance_type, shared_data=compilation.shared_data)
 
     with exact_numba():
+        modes, optimizer, candidates = [], None, [start] + [p.ordered(order_by) for p in pool]
+        if search:
+            with quiet_pymc(not progressbar):
+                optimizer = PosteriorOptimizer(model, covariance_type=covariance_type,
+                                               compile_kwargs=compilation.compile_kwargs)
+                modes = search_modes(optimizer, candidates, rng=rng, max_iter=max_iter)
+        # Chains and VI start in the best mode. The MAP is that mode, and its start is the
+        # EM optimum it was polished from.
+        if not modes:
+            begin = start
+        elif method == "map":
+            begin = candidates[modes[0].em_rank]
+        else:
+            begin = modes[0].start
         if method == "nuts":
             out = run_nuts(
-                model, start, draws=draws, tune=tune, chains=chains, cores=cores,
+                model, begin, draws=draws, tune=tune, chains=chains, cores=cores,
                 target_accept=target_accept, rng=rng, compilation=compilation,
-                progressbar=progressbar, sampler=sampler)
+                progressbar=progressbar, sampler=sampler, repair_modes=repair_modes)
         elif method in ("advi", "fullrank_advi"):
             out = run_vi(
-                model, start, method=method, draws=draws, max_iter=max_iter, rng=rng,
+                model, begin, method=method, draws=draws, max_iter=max_iter, rng=rng,
                 compile_kwargs=compilation.compile_kwargs, progressbar=progressbar, n_obs=n)
         else:
-            out = run_map(model, start, rng=rng, compile_kwargs=compilation.compile_kwargs,
-                          progressbar=progressbar, max_iter=max_iter)
+            out = run_map(model, begin, rng=rng, compile_kwargs=compilation.compile_kwargs,
+                          progressbar=progressbar, max_iter=max_iter, modes=modes,
+                          optimizer=optimizer)
+    out["mode_search"] = modes
 
-    result = assemble(X, names, std, start, out, method=method, sampler=sampler,
+    result = assemble(X, names, std, begin, out, method=method, sampler=sampler,
                       priors=priors, store_log_likelihood=store_log_likelihood,
                       named_features=named_features)
     check(result, stacklevel=2)

@@ -24,7 +24,20 @@ Every method returns the same groups:
 ``optimizer``
     attributes only: ``converged``, ``message``, ``log_posterior``, ``iterations`` (MAP only).
 ``initial_point``
-    the EM solution the fit started from (``weights``, ``means``, ``covariances``).
+    the point the fit started from (``weights``, ``means``, ``covariances``): the best mode
+    of the mode search (NUTS, VI), or the EM optimum the MAP was polished from, or the best
+    EM solution where there was no search.
+``mode_search``
+    one entry per distinct optimum of the search before sampling, best first (dim ``mode``):
+    ``log_posterior`` (at the optimum, no Jacobian), ``em_rank`` (rank of the EM optimum it
+    was polished from), ``converged``, ``weights`` (mode, component; largest first). Absent
+    where there was no search (sparse priors, minibatches, more rows than
+    :data:`~bayesgmm.fitting.modes.MODE_SEARCH_MAX_ROWS`).
+``modes``
+    NUTS with two or more chains: one entry per chain and round (dim ``record``): ``chain``,
+    ``round`` (0 is the first run, 1.. the repairs), ``mean_log_density`` (the sampler's log
+    density, averaged over the chain's draws), ``weights`` (record, component; largest
+    first) and ``restarted`` (the chain was sampled again after this round).
 
 Each group's attributes include the ``*_ATTR`` constants below (method, sampler, priors,
 covariance structure, ordering, whether the data had feature names). :func:`assemble`
@@ -167,6 +180,25 @@ def assemble(X, names, std, start, out, *, method, sampler, priors,
             attrs={**attrs, "converged": int(elbo_converged(elbo))})
     if "optimizer" in out:
         tree["optimizer"] = xr.Dataset(attrs={**attrs, **out["optimizer"]})
+    if out.get("mode_search"):
+        found = out["mode_search"]
+        tree["mode_search"] = xr.Dataset(
+            {"log_posterior": ("mode", [m.log_posterior for m in found]),
+             "em_rank": ("mode", [m.em_rank for m in found]),
+             "converged": ("mode", [int(m.converged) for m in found]),
+             "weights": (("mode", "component"),
+                         np.stack([np.sort(m.start.weights)[::-1] for m in found]))},
+            coords={"mode": np.arange(len(found)), "component": np.arange(k)}, attrs=attrs)
+    if out.get("modes"):
+        records = out["modes"]
+        tree["modes"] = xr.Dataset(
+            {"chain": ("record", [r["chain"] for r in records]),
+             "round": ("record", [r["round"] for r in records]),
+             "mean_log_density": ("record", [r["mean_log_density"] for r in records]),
+             "weights": (("record", "component"), np.stack([r["weights"] for r in records])),
+             "restarted": ("record", [int(r["restarted"]) for r in records])},
+            coords={"record": np.arange(len(records)), "component": np.arange(k)},
+            attrs=attrs)
     start_covs = start.covariances * np.outer(std.scale, std.scale)
     tree["initial_point"] = xr.Dataset(
         {

@@ -45,8 +45,12 @@ class Start:
 
 def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
              random_state: int | None = None, sparse: bool = False,
-             covariance_type: str = "full", raw=None) -> Start:
+             covariance_type: str = "full", raw=None, pool: list | None = None) -> Start:
     """The best EM solution of ``covariance_type`` on standardised data.
+
+    ``pool``: a list that receives the other distinct EM optima of the search as
+    :class:`Start` objects, best first (not with ``sparse``), for
+    :func:`bayesgmm.fitting.modes.search_modes`.
 
     ``n_init`` starts of several strategies (see :func:`~bayesgmm.ml.em.em_for_start`).
     ``raw``: ``(X, standardizer)`` with ``Z = standardizer.transform(X)``; then one of those
@@ -84,8 +88,17 @@ def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
             pad_covs = structure(covariance_type).empty_covariances(covs, pad)
             covs = np.concatenate([covs, pad_covs])
     else:
+        others = [] if pool is not None else None
         weights, means, covs, _ = em_for_start(Z, k, n_init, random_state, covariance_type,
-                                               n_distinct, raw)
+                                               n_distinct, raw, alternatives=others)
+        if pool is not None:
+            pool.extend(_inside_priors(*other, covariance_type) for other in others)
+    return _inside_priors(weights, means, covs, covariance_type)
+
+
+def _inside_priors(weights, means, covs, covariance_type: str) -> Start:
+    """An EM solution as a Start inside the priors' support (weights >= 1e-3, covs > 0)."""
+    d = np.shape(means)[1]
     weights = np.maximum(weights, 1e-3)
     weights = weights / weights.sum()
     covs = 0.5 * (covs + np.swapaxes(covs, -1, -2)) + 1e-6 * np.eye(d)

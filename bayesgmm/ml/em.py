@@ -274,6 +274,8 @@ def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: f
         one record per start in ``starts`` (strategy, view, seed, log-likelihood, converged,
         degenerate and why), ``degenerate_starts`` (their indices),
         ``best_degenerate_log_likelihood`` (or None), ``failed_starts`` (index: error),
+        ``optima`` (every non-degenerate start's optimum, best first: ``start``,
+        ``log_likelihood``, ``weights``, ``means``, ``covariances`` on the user's scale),
         ``sklearn_model`` (the chosen scikit-learn model, fitted on the standardised data
         ``(X - center) / scale``) with ``center`` and ``scale`` (for "spherical" all entries
         of ``scale`` are equal).
@@ -367,6 +369,12 @@ def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: f
             f"EM did not converge within max_iter={max_iter} iterations (tol={tol}) from the "
             f"chosen start; increase max_iter or tol.", ConvergenceWarning, stacklevel=2)
     covariances = structure(covariance_type).covariances_to_user(gm.covariances_, k, d, std)
+    # Every non-degenerate optimum, best first: the Bayesian fits search modes from them.
+    optima = [{"start": int(i), "log_likelihood": ll(i), "weights": models[i].weights_,
+               "means": std.means_to_user(models[i].means_),
+               "covariances": structure(covariance_type).covariances_to_user(
+                   models[i].covariances_, k, d, std)}
+              for i in sorted(ok, key=ll, reverse=True)]
     info = {
         "n_iter": starts[best]["n_iter"],
         "strategy": starts[best]["strategy"],
@@ -377,6 +385,7 @@ def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: f
         "degenerate_starts": bad,
         "best_degenerate_log_likelihood": None if best_bad is None else ll(best_bad),
         "failed_starts": failed,
+        "optima": optima,
         "reg_covar": reg_covar,
         "sklearn_model": gm,
         "center": std.center,
@@ -421,8 +430,12 @@ def _sklearn_em(Z: np.ndarray, k: int, n_init: int, random_state: int | None,
 
 
 def em_for_start(Z: np.ndarray, k: int, n_init: int, random_state: int | None,
-        covariance_type: str, n_distinct: int, raw=None):
+        covariance_type: str, n_distinct: int, raw=None, alternatives: list | None = None):
     """EM for the start: (weights, means, (K, D, D) covariances, BIC on all rows).
+
+    ``alternatives``: a list that receives the other distinct non-degenerate optima of the
+    search, best first, as (weights, means, covariances) on the scale of ``Z`` (from the
+    subsample, unrefined, for large N), for the mode search of the Bayesian fits.
 
     :func:`fit_em`'s multi-strategy starts (Ward, k-means, k-means++,
     random; degenerate optima set aside), not scikit-learn's k-means alone: at N=1e5, D=5,
@@ -461,6 +474,18 @@ def em_for_start(Z: np.ndarray, k: int, n_init: int, random_state: int | None,
         if raw is not None:  # back to the standardised scale of Z
             std = raw[1]
             means, covs = std.means_to_model(means), std.covariances_to_model(covs)
+        if alternatives is not None:
+            seen = [est.log_likelihood]
+            for opt in est.info["optima"][1:]:
+                # The same optimum reached from several starts counts once.
+                if min(abs(opt["log_likelihood"] - v) for v in seen) <= 1e-6 * abs(
+                        opt["log_likelihood"]) + 1e-8:
+                    continue
+                seen.append(opt["log_likelihood"])
+                m, c = opt["means"], opt["covariances"]
+                if raw is not None:
+                    m, c = raw[1].means_to_model(m), raw[1].covariances_to_model(c)
+                alternatives.append((opt["weights"], m, c))
         if sub is Z:
             return weights, means, covs, est.bic
         gm = GaussianMixture(
