@@ -12,7 +12,11 @@ def test_advi_recovers_truth(advi_fit, blobs):
     check_recovery(advi_fit, blobs, mean_tol=0.1, weight_tol=0.02, sd_rtol=0.1)
     elbo = advi_fit.idata_["variational"]["elbo"]
     assert advi_fit.idata_["variational"].attrs["converged"] == 1
-    assert elbo[-500:].mean() > elbo[:100].mean()
+    # The mean field starts near its optimum (each coordinate at its own Fisher scale, see
+    # bayesgmm.fitting.vi._start_sds), so the ELBO need not rise; it must not fall by more
+    # than its Monte Carlo noise.
+    first = elbo[:100].values
+    assert elbo[-500:].mean() > first.mean() - 3 * first.std() / np.sqrt(first.size)
 
 
 def test_fullrank_advi_recovers_truth(fullrank_fit, blobs):

@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pymc as pm
 
+from ..covariance import CholeskyStructure, structure
 from ..seeds import draw_seed
 from .compile import quiet_pymc
 from .interrupt import raise_if_interrupted, reraise_interrupts
@@ -81,6 +82,82 @@ def _vi_start_scale(n_obs: int, k: int) -> float:
     return float(min(0.05, 1.0 / np.sqrt(max(n_obs, 1) / k)))
 
 
+def _start_sds(model, start, n_obs: int) -> dict:
+    """``start_sigma`` for PyMC's ADVI from the EM start: each coordinate's own scale.
+
+    The mean field's optimum for a Gaussian posterior has standard deviations
+    ``1 / sqrt(H_ii)``, ``H`` the posterior precision. For the component means and the
+    packed Cholesky factors (log diagonal, raw off-diagonal entries) ``H_ii`` is about
+    ``n_k`` times the per-point Fisher information at the start, ``n_k = N w_k``: for a
+    mean or an off-diagonal entry in row ``i``, ``n_k (Sigma_k^-1)_ii``; for ``log L_ii``,
+    ``n_k (1 + L_ii^2 (Sigma_k^-1)_ii)``. Every coordinate starts at that, capped at
+    :func:`_vi_start_scale` (which also keeps empty components finite); the other
+    coordinates (weights, ordered means, scale structures' ``sigma``) start at the cap.
+
+    With one flat 0.05 for every coordinate, nearly collinear features (breast cancer, 30
+    features, K=2: smallest covariance eigenvalue 1e-4) started the Cholesky entries 10-170
+    times wider than the mean field's optimum (medians 0.006 and 0.016, smallest 0.0003).
+    The expected log-likelihood under that blur was about -30,000, and the optimiser's
+    cheapest way up emptied a component (weights 0.998 / 0.002, ELBO about -6,950, where a
+    mean field around the MAP has about -3,850).
+    """
+    k, d = start.means.shape
+    cap = _vi_start_scale(n_obs, k)
+    sds = _start_sigma(model, cap)
+    value_name = {rv.name: model.rvs_to_values[rv].name for rv in model.free_RVs}
+    counts = n_obs * np.asarray(start.weights, dtype=float)  # em_start keeps w >= 1e-3
+    prec_diag = np.diagonal(np.linalg.inv(start.covariances), axis1=1, axis2=2)  # (K, D)
+    if "mu" in value_name:  # not with order_by (mu_order, mu_rest)
+        sds[value_name["mu"]] = np.minimum(cap, (counts[:, None] * prec_diag) ** -0.5).ravel()
+    covariances = structure(start.covariance_type)
+    if isinstance(covariances, CholeskyStructure):
+        factors = covariances.distinct(start.chols)
+        names = covariances.variable_names(k)
+        if len(names) == factors.shape[0] == k:
+            groups = zip(names, factors, counts, prec_diag, strict=True)
+        else:  # one factor shared by every component ("tied"): all N points inform it
+            shared = factors[0] @ factors[0].T
+            groups = [(names[0], factors[0], float(n_obs),
+                       np.diag(np.linalg.inv(shared)))]
+        rows, cols = np.tril_indices(d)
+        diag = rows == cols
+        for name, factor, n_k, p_ii in groups:
+            info = p_ii[rows].copy()
+            info[diag] = 1.0 + np.diag(factor)[rows[diag]] ** 2 * p_ii[rows[diag]]
+            sds[value_name[name]] = np.minimum(cap, (n_k * info) ** -0.5)
+    return sds
+
+
+def _raveled(approx, values: dict) -> np.ndarray:
+    """Per-variable arrays (keyed by value variable) in the order of ``approx``'s raveled mean."""
+    (group,) = approx.groups
+    out = np.empty(group.ddim)
+    for name, slc, _, _ in group.ordering.values():
+        out[slc] = np.ravel(values[name])
+    return out
+
+
+def _scaled_adam(learning_rate: float, mean_steps: np.ndarray):
+    """Adam whose steps on the approximation's means are scaled per coordinate.
+
+    Adam moves every coordinate by up to about ``learning_rate`` per iteration whatever its
+    scale; on coordinates whose posterior sd is a thousandth of that, the iterates jitter by
+    tens of sds. ``mean_steps`` (one factor per coordinate, in the order of the raveled
+    means) multiplies the steps on the means (the parameter ``mu``); the standard
+    deviations (``rho``, about log sd) keep the plain step. Breast cancer, K=2, 5,000
+    iterations: ELBO of the averaged iterates -3,792 against -4,168 with the plain steps.
+    """
+    factors = np.asarray(mean_steps, dtype=float)
+
+    def optimizer(loss_or_grads, params):
+        updates = pm.adam(loss_or_grads, params, learning_rate=learning_rate)
+        (mean,) = [param for param in params if param.name == "mu"]
+        updates[mean] = mean + factors * (updates[mean] - mean)
+        return updates
+
+    return optimizer
+
+
 @reraise_interrupts
 def run_vi(model, start, *, method, draws, max_iter, rng, compile_kwargs, progressbar,
             n_obs):
@@ -103,11 +180,12 @@ def run_vi(model, start, *, method, draws, max_iter, rng, compile_kwargs, progre
         # for D=1 (LKJCholeskyCov with n=1): give every variable the EM start instead.
         for name, value in start_point.items():
             model.set_initval(model[name], value)
-        inference = pm.ADVI(start=start_point,
-                            start_sigma=_start_sigma(model, _vi_start_scale(n_obs, k)),
-                            random_seed=draw_seed(rng))
+        sds = _start_sds(model, start, n_obs)
+        inference = pm.ADVI(start=start_point, start_sigma=sds, random_seed=draw_seed(rng))
+        # Steps on each mean in proportion to its start sd: 0.02 where the sd is the cap.
+        steps = _raveled(inference.approx, sds) / _vi_start_scale(n_obs, k)
         averager = _IterateAverage()
-        approx = inference.fit(max_iter, obj_optimizer=pm.adam(learning_rate=0.02),
+        approx = inference.fit(max_iter, obj_optimizer=_scaled_adam(0.02, steps),
                                callbacks=[averager, _ElboPlateau(window)],
                                progressbar=progressbar, compile_kwargs=compile_kwargs)
         raise_if_interrupted()  # PyMC returns its approximation so far on Ctrl-C
