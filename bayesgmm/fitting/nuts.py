@@ -57,9 +57,9 @@ def default_sampler(n_obs: int | None = None, X=None) -> str:
     compiles fastest), nutpie above (the numba likelihood kernel, and an adaptation that
     needs fewer gradients per draw), each falling back to the other, then to PyMC's own.
     Nearly collinear features (:func:`collinear`) take nutpie at every size: its low-rank
-    mass matrix follows the posterior's correlations, where blackjax's diagonal one needed
-    25 times the leapfrog steps per draw. The timings behind the choice are in
-    docs/fitting.md ("Why these defaults").
+    mass matrix follows the posterior's correlations (8.9 leapfrog steps per draw on
+    breast cancer's first five columns, where blackjax's diagonal one took 224). The
+    timings behind the choice are in docs/fitting.md ("Why these defaults").
     """
     import importlib.util
 
