@@ -170,3 +170,55 @@ def test_same_seed_same_draws_for_every_sampler(blobs, sampler):
     pa, pb, pc = (m.idata_["posterior"]["means"].to_numpy() for m in (a, b, c))
     np.testing.assert_array_equal(pa, pb)
     assert not np.array_equal(pa, pc)
+
+
+def test_nutpie_adapter_asks_for_the_low_rank_mass_matrix(monkeypatch):
+    # The option reaches nutpie.sample (sampling itself is stubbed: no compilation, no draws).
+    need("nutpie")
+    import nutpie
+
+    from bayesgmm.fitting import nuts
+    from bayesgmm.fitting.compile import plan_compilation
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_sample(compiled, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(nutpie, "compile_pymc_model", lambda *a, **k: "compiled")
+    monkeypatch.setattr(nutpie, "sample", fake_sample)
+    settings = nuts.NutsSettings(
+        draws=10, tune=10, chains=2, cores=1, target_accept=0.8, seed=0, progressbar=False,
+        compilation=plan_compilation("jax", method="nuts", sampler="nutpie", n_obs=100))
+    with pytest.raises(Stop):
+        nuts.ADAPTERS["nutpie"](None, [{}], settings)
+    assert seen["adaptation"] == "low_rank"
+
+
+def test_auto_sampler_takes_nutpie_for_collinear_features():
+    # Breast cancer's radius, perimeter and area: blackjax's diagonal mass matrix needed 228
+    # leapfrog steps per draw, nutpie's low-rank one 9 (benchmarks/RESULTS-geometry.md).
+    from bayesgmm.fitting.nuts import collinear, default_sampler
+
+    need("blackjax")
+    need("nutpie")
+    rng = np.random.default_rng(0)
+    independent = rng.normal(size=(500, 3))
+    nearly_collinear = independent.copy()
+    nearly_collinear[:, 2] = independent[:, 0] + 0.05 * rng.normal(size=500)  # r = 0.999
+    assert not collinear(independent)
+    assert collinear(nearly_collinear)
+    assert default_sampler(500, independent) == "blackjax"
+    assert default_sampler(500, nearly_collinear) == "nutpie"
+    assert default_sampler(X=nearly_collinear) == "nutpie"
+    # Separated clusters correlate the columns, but not to collinearity.
+    from bayesgmm.datasets import make_mixture
+
+    assert default_sampler(569, make_mixture(569, 4, 5, random_state=3).X) == "blackjax"
+    # One column, a constant column: nothing to judge, the size decides.
+    assert not collinear(independent[:, :1])
+    assert not collinear(np.column_stack([independent[:, 0], np.ones(500)]))

@@ -54,8 +54,13 @@ def _initial_positions(model, initvals: list[dict]) -> list[np.ndarray]:
     return [np.stack(arrays) for arrays in zip(*per_chain, strict=True)]
 
 
-def _chain_functions(logdensity_fn, *, tune: int, target_accept: float):
-    """``warmup(key, position) -> (state, params)`` and ``sample(state, params, keys)``.
+def _chain_functions(logdensity_fn, *, tune: int, target_accept: float, dense: bool = False):
+    """``warmup(key, position) -> (state, params, steps)`` and ``sample(state, params, keys)``.
+
+    ``steps``: the leapfrog steps of the whole warm-up.
+
+    ``dense``: adapt a dense inverse mass matrix (the draws' covariance) instead of its
+    diagonal.
 
     ``sample`` takes one NUTS step per key and returns ``(state, positions, stats)``: the
     draws are taken in chunks of ``_CHUNK`` steps, so a stop request is seen between chunks.
@@ -66,11 +71,12 @@ def _chain_functions(logdensity_fn, *, tune: int, target_accept: float):
 
     def warmup(key, position):
         adaptation = blackjax.window_adaptation(
-            blackjax.nuts, logdensity_fn, target_acceptance_rate=target_accept,
-            # Keep no per-step warm-up information: only the tuned state is used.
-            adaptation_info_fn=get_filter_adapt_info_fn())
-        (state, params), _ = adaptation.run(key, position, num_steps=tune)
-        return state, params
+            blackjax.nuts, logdensity_fn, is_mass_matrix_diagonal=not dense,
+            target_acceptance_rate=target_accept,
+            # Keep only the leapfrog steps of each warm-up step (their total is reported).
+            adaptation_info_fn=get_filter_adapt_info_fn(info_keys={"num_integration_steps"}))
+        (state, params), info = adaptation.run(key, position, num_steps=tune)
+        return state, params, info.info.num_integration_steps.sum()
 
     def sample(state, params, keys):
         step = blackjax.nuts(logdensity_fn, **params).step
@@ -161,6 +167,7 @@ def sample_blackjax(
     target_accept: float,
     seed: int,
     cores: int | None = None,
+    dense_mass_matrix: bool = False,
 ) -> tuple[xr.Dataset, xr.Dataset]:
     """Sample a PyMC model with blackjax's NUTS after window adaptation.
 
@@ -182,6 +189,11 @@ def sample_blackjax(
         Seed of the sampler; it fixes the result.
     cores : int, optional
         Chains run at once, one per thread (default: ``min(chains, cpu_count)``).
+    dense_mass_matrix : bool, default False
+        Adapt a dense mass matrix (the posterior's correlations) instead of a diagonal one.
+        It is estimated from few draws in the warm-up's first windows, which then take long
+        trajectories: measured, it cost more warm-up than it saved (docs/fitting.md, "Why
+        these defaults"), so the default stays diagonal.
 
     Returns
     -------
@@ -190,7 +202,9 @@ def sample_blackjax(
         (chain, draw, *the variable's dims*).
     sample_stats : xarray.Dataset
         ``diverging``, ``tree_depth``, ``n_steps``, ``acceptance_rate``, ``energy``, ``lp``
-        (the log density, Jacobian included) and ``step_size``, each (chain, draw).
+        (the log density, Jacobian included) and ``step_size``, each (chain, draw); the
+        attributes: ``mass_matrix`` ("dense" or "diag") and ``tune_n_steps`` (the leapfrog
+        steps of all chains' warm-ups).
     """
     import jax
 
@@ -203,10 +217,11 @@ def sample_blackjax(
     # A function of the list of value variables' arrays; with the default
     # negative_logp=True it returns the log density itself (not its negative).
     logp_fn = get_jaxified_logp(model)
-    warmup, sample = _chain_functions(logp_fn, tune=int(tune),
-                                      target_accept=float(target_accept))
-    draws = int(draws)
     positions = _initial_positions(model, initvals)
+    warmup, sample = _chain_functions(logp_fn, tune=int(tune),
+                                      target_accept=float(target_accept),
+                                      dense=bool(dense_mass_matrix))
+    draws = int(draws)
     keys = jax.random.split(jax.random.key(int(seed)), chains)
     warmup_keys, sample_keys = [], []
     for key in keys:
@@ -227,7 +242,7 @@ def sample_blackjax(
         from concurrent.futures import ThreadPoolExecutor
 
         warmup_l = jax.jit(warmup).lower(warmup_keys[0], starts[0])
-        state, params = jax.eval_shape(warmup, warmup_keys[0], starts[0])
+        state, params, _ = jax.eval_shape(warmup, warmup_keys[0], starts[0])
         sample_l = jax.jit(sample).lower(state, params, sample_keys[0][:chunk])
         with ThreadPoolExecutor(2) as pool:
             warmup_c, sample_c = pool.map(lambda lowered: lowered.compile(), (warmup_l, sample_l))
@@ -237,7 +252,7 @@ def sample_blackjax(
     warmup_c, sample_c = wait_interruptibly(compile_chain)
 
     def run_chain(c, stop):
-        state, params = warmup_c(warmup_keys[c], starts[c])
+        state, params, tune_steps = warmup_c(warmup_keys[c], starts[c])
         pieces = []
         for lo in range(0, draws, chunk):
             if stop.is_set():
@@ -251,6 +266,7 @@ def sample_blackjax(
         out_positions, out_stats = jax.tree.map(
             lambda *xs: np.concatenate(xs)[:draws], *pieces)
         out_stats["step_size"] = np.full(draws, float(params["step_size"]))
+        out_stats["tune_n_steps"] = int(tune_steps)
         return out_positions, out_stats
 
     workers = min(chains, os.cpu_count() or 1) if cores is None else int(cores)
@@ -277,5 +293,7 @@ def sample_blackjax(
     sample_stats = xr.Dataset(
         {name: (sample_dims, np.asarray(stats[name])) for name in _STATS},
         coords={"chain": coords["chain"], "draw": coords["draw"]},
+        attrs={"mass_matrix": "dense" if dense_mass_matrix else "diag",
+               "tune_n_steps": int(np.sum(stats["tune_n_steps"]))},
     )
     return posterior, sample_stats
