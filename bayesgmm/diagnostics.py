@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .covariance import SINGULAR_EIGENVALUE, n_parameters
+from .covariance import COLLINEAR_EIGENVALUE, SINGULAR_EIGENVALUE, n_parameters
 from .exceptions import ConvergenceWarning, FitWarning, LabelSwitchingWarning
 from .fitting.result import as_tree, fit_info, start_weights, total_log_likelihood
 from .permutations import gaussian_kl_cost, pivot_permutations
@@ -55,10 +55,6 @@ LOGLIK_RHAT_MAX = 1.05
 #: Bulk and tail ESS wanted in total, whatever the number of chains: Vehtari et al. (2021),
 #: "Rank-normalization, folding, and localization: an improved R-hat", section 4.
 ESS_MIN = 400
-#: A component's correlation matrix with an eigenvalue below this has nearly collinear
-#: features (two features correlated 0.99 give 0.01). Breast cancer's radius, perimeter and
-#: area gave 1e-3 to 1e-4 within components, and cost NUTS 30 times the leapfrog steps.
-COLLINEAR_EIGENVALUE = 0.01
 #: A component whose posterior mean weight is below this fraction of its EM start's weight
 #: (and that the start filled with at least :func:`min_points` points) has collapsed.
 COLLAPSE_RATIO = 0.2

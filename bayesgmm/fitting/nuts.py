@@ -8,7 +8,7 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
-from ..covariance import covariance_names
+from ..covariance import COLLINEAR_EIGENVALUE, covariance_names
 from ..model import point_from_params, unpack_point
 from ..seeds import draw_seed
 from .compile import BLACKJAX_MAX_ROWS, Compilation, default_cores, quiet_pymc
@@ -16,7 +16,7 @@ from .interrupt import reraise_interrupts, wait_interruptibly
 from .modes import chain_log_density, lagging_chains, restart_points
 from .start import jittered
 
-__all__ = ["ADAPTERS", "COLLINEAR_EIGENVALUE", "NutsSettings", "collinear", "default_sampler",
+__all__ = ["ADAPTERS", "NutsSettings", "collinear", "default_sampler",
            "require_sampler", "run_nuts", "draws_from_posterior"]
 
 
@@ -32,15 +32,15 @@ def draws_from_posterior(post: xr.Dataset, k: int, d: int,
     return unpack_point(point, k, d, covariance_type)
 
 
-#: Data whose correlation matrix has an eigenvalue under this have nearly collinear features
-#: (two features correlated 0.99 give 0.01; the first five columns of scikit-learn's breast
-#: cancer data give 0.0014, separated blobs 0.07-0.9): ``default_sampler`` then takes nutpie,
-#: whose low-rank mass matrix adapts to the correlations.
-COLLINEAR_EIGENVALUE = 0.01
-
-
 def collinear(X) -> bool:
-    """Whether the columns of ``X`` are nearly collinear (see ``COLLINEAR_EIGENVALUE``)."""
+    """Whether the columns of ``X`` are nearly collinear.
+
+    The smallest eigenvalue of their correlation matrix is under
+    :data:`~bayesgmm.covariance.COLLINEAR_EIGENVALUE` (the first five columns of
+    scikit-learn's breast cancer data give 0.0014, separated blobs 0.07-0.9):
+    ``default_sampler`` then takes nutpie, whose low-rank mass matrix adapts to the
+    correlations.
+    """
     X = np.asarray(X, dtype=float)
     if X.ndim != 2 or X.shape[1] < 2 or X.shape[0] < 3:
         return False
@@ -58,16 +58,16 @@ def default_sampler(n_obs: int | None = None, X=None) -> str:
     compiles fastest), nutpie above (the numba likelihood kernel, and an adaptation that
     needs fewer gradients per draw), each falling back to the other, then to PyMC's own.
     Nearly collinear features (:func:`collinear`) take nutpie at every size: its low-rank
-    mass matrix follows the posterior's correlations (8.9 leapfrog steps per draw on
-    breast cancer's first five columns, where blackjax's diagonal one took 224). The
-    timings behind the choice are in docs/fitting.md ("Why these defaults").
+    mass matrix follows the posterior's correlations, where blackjax's diagonal one needs
+    many times the leapfrog steps. The measurements behind the choice are in
+    docs/fitting.md ("Why these defaults") and benchmarks/RESULTS-geometry.md.
     """
     import importlib.util
 
     if n_obs is None and X is not None:
         n_obs = len(X)
     small = n_obs is None or n_obs <= BLACKJAX_MAX_ROWS
-    if X is not None and collinear(X):
+    if small and X is not None and collinear(X):  # (above, nutpie is the choice anyway)
         small = False
     for sampler in (("blackjax", "nutpie") if small else ("nutpie", "blackjax")):
         if importlib.util.find_spec(sampler) is not None:

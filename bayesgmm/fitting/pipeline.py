@@ -86,9 +86,11 @@ def fit(
         cpu_count)`` at a time (see :func:`bayesgmm.fitting.compile.default_cores`).
     sampler : {"auto", "pymc", "nutpie", "numpyro", "blackjax"}, default "auto"
         NUTS implementation; all sample the same model. "auto" takes the fastest
-        installed: blackjax up to 3,000 rows, nutpie above, then PyMC's own (the timings
-        behind this choice are in docs/fitting.md). nutpie, numpyro and blackjax are
-        optional extras (``pip install 'bayesgmm[blackjax]'``, or ``'bayesgmm[all]'``).
+        installed: blackjax up to 3,000 rows, nutpie above, then PyMC's own; and nutpie at
+        every size when features are nearly collinear (its low-rank mass matrix follows the
+        correlations; see :func:`bayesgmm.fitting.nuts.default_sampler` and
+        docs/fitting.md). nutpie, numpyro and blackjax are optional extras
+        (``pip install 'bayesgmm[blackjax]'``, or ``'bayesgmm[all]'``).
     target_accept : float, default 0.8
         NUTS target acceptance rate (the default of PyMC, Stan, nutpie and numpyro). Raise
         it (0.9-0.95) if divergences are reported (docs/fitting.md has the comparison of
@@ -179,7 +181,7 @@ def fit(
                      n_draws={"nuts": chains * draws, "map": 1}.get(method, draws),
                      batch_size=batch_size)
     if sampler == "auto":
-        sampler = default_sampler(n)
+        sampler = default_sampler(n, X)
     std = Standardizer.for_structure(X, covariance_type)
     Z = std.transform(X)
     sparse = priors.weight_concentration < 1
