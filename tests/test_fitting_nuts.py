@@ -117,8 +117,16 @@ def test_numba_path_recovers_truth_and_is_reproducible(sampler, blobs):
     emp = label_means(blobs)
     np.testing.assert_allclose(model.means_[match(emp, model.means_)], emp, atol=0.1)
     again = fit()
-    np.testing.assert_array_equal(again.idata_["posterior"]["means"].to_numpy(),
-                                  model.idata_["posterior"]["means"].to_numpy())
+    a = again.idata_["posterior"]["means"].to_numpy()
+    b = model.idata_["posterior"]["means"].to_numpy()
+    # Exact. Where it fails, say where: a rounding-level difference during tuning spreads
+    # to order-1 differences in every later draw, one that only changes stored values
+    # does not (issue 17 saw chain 0 differ by at most 2.3e-5, and could not reproduce it).
+    differing = {c: (int(np.flatnonzero((a[c] != b[c]).any(axis=(1, 2)))[0]),
+                     int((a[c] != b[c]).any(axis=(1, 2)).sum()),
+                     float(np.abs(a[c] - b[c]).max()))
+                 for c in range(a.shape[0]) if not np.array_equal(a[c], b[c])}
+    assert not differing, f"chain: (first differing draw, draws differing, max diff) {differing}"
 
 
 def test_nuts_recovers_truth_and_converges(nuts_fit, blobs):

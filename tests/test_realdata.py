@@ -1,5 +1,7 @@
 """Real data sets (scikit-learn's bundled copies, no download): what blobs cannot show."""
 
+import warnings
+
 import pytest
 from sklearn.datasets import load_breast_cancer
 from sklearn.metrics import adjusted_rand_score
@@ -23,3 +25,37 @@ def test_advi_keeps_both_components_on_breast_cancer():
         model = BayesianGMM(2, method="advi", draws=200, random_state=0).fit(X)
     assert model.weights_.min() > 0.3
     assert abs(adjusted_rand_score(y, model.predict(X)) - em_ari) < 0.05
+
+
+@pytest.mark.slow
+def test_breast_cancer_first_five_columns_converge_at_k4_with_the_defaults():
+    """Radius, perimeter and area are nearly collinear: with a diagonal mass matrix NUTS took
+    224 leapfrog steps per draw and ended with bulk ESS 371. The defaults now pick nutpie's
+    low-rank adaptation for such data (benchmarks/RESULTS-geometry.md)."""
+    from bayesgmm import ConvergenceWarning, diagnose
+
+    X = load_breast_cancer(as_frame=True).data.iloc[:, :5]
+    with pytest.warns(FitWarning) as record:  # the collinearity warning, and only that
+        model = BayesianGMM(4, random_state=0).fit(X)
+    assert all("nearly collinear" in str(w.message) for w in record)
+    assert not any(issubclass(w.category, ConvergenceWarning) for w in record)
+    diag = diagnose(model)
+    assert diag.converged and diag.max_rhat <= 1.01 and diag.min_ess_bulk >= 400
+    steps = model.idata_["sample_stats"]["n_steps"].to_numpy().mean()
+    assert steps < 30  # 224 with the diagonal mass matrix
+
+
+@pytest.mark.slow
+def test_wine_converges_at_k3_with_the_defaults():
+    from sklearn.datasets import load_wine
+
+    from bayesgmm import diagnose
+
+    data = load_wine(as_frame=True)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        model = BayesianGMM(3, random_state=0).fit(data.data)
+    diag = diagnose(model)
+    assert diag.converged, str(diag)
+    assert not [w for w in record if "converge" in str(w.message).lower()]
+    assert adjusted_rand_score(data.target, model.predict(data.data)) > 0.8
