@@ -619,6 +619,15 @@ def _vi_checks(result: xr.DataTree, diag: Diagnostics) -> None:
     post = result["posterior"]
     problems, k = diag.problems, post.sizes["component"]
     diag.elbo_converged = bool(result["variational"].attrs.get("converged", 0))
+    diverged = result["variational"].attrs.get("fullrank_diverged_elbo")
+    if diverged is not None:
+        problems.append(Problem(
+            "full-rank ADVI diverged",
+            f"The full-rank phase diverged (its ELBO ended at {diverged:.3g}, below the mean "
+            f"field it started from): the result is that mean-field approximation. Use "
+            f"method='nuts' for the posterior itself, or covariance_type='diag' (far fewer "
+            f"parameters, which a full-rank approximation can follow).",
+            ConvergenceWarning))
     if not diag.elbo_converged:
         problems.append(Problem(
             "ELBO",

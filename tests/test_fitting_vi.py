@@ -93,3 +93,29 @@ def test_minibatch_advi_from_the_start_that_used_to_merge_clusters():
     order = [int(np.argmin(np.linalg.norm(model.means_ - m, axis=1))) for m in truth.means]
     assert sorted(order) == list(range(5))
     assert np.abs(model.means_[order] - truth.means).max() < 0.1
+
+
+def test_a_full_rank_phase_that_ends_below_the_mean_field_has_diverged():
+    from bayesgmm.fitting.vi import _diverged
+
+    rng = np.random.default_rng(0)
+    mean_field = -400 + rng.normal(0, 2, 1000)
+    assert not _diverged(mean_field, -399 + rng.normal(0, 2, 300))  # as good or better
+    assert not _diverged(mean_field, -405 + rng.normal(0, 2, 300))  # within the noise
+    assert _diverged(mean_field, -430 + rng.normal(0, 2, 300))
+    assert _diverged(mean_field, np.full(300, -1e73))
+    assert _diverged(mean_field, np.r_[-400.0, np.nan])
+
+
+def test_a_diverged_full_rank_fit_is_reported(fullrank_fit):
+    import xarray as xr
+
+    from bayesgmm import ConvergenceWarning
+    from bayesgmm.diagnostics import check
+
+    dt = fullrank_fit.idata_
+    tree = {name: dt[name].to_dataset() for name in dt.children}
+    tree["variational"] = tree["variational"].assign_attrs(fullrank_diverged_elbo=-1e73)
+    with pytest.warns(ConvergenceWarning, match="full-rank phase diverged .*-1e\\+73"):
+        check(xr.DataTree.from_dict(tree))
+    assert fullrank_fit.diagnose().ok  # the fit itself did not diverge

@@ -59,3 +59,17 @@ def test_wine_converges_at_k3_with_the_defaults():
     assert diag.converged, str(diag)
     assert not [w for w in record if "converge" in str(w.message).lower()]
     assert adjusted_rand_score(data.target, model.predict(data.data)) > 0.8
+
+
+@pytest.mark.slow
+def test_full_rank_advi_on_breast_cancer_falls_back_to_the_mean_field_and_says_so():
+    # Its full-rank phase diverges (ELBO about -1e73); the draws then had singular
+    # covariances and the fit crashed in LinAlgError. Now it keeps the mean field, which
+    # holds both components, and warns with advice.
+    from bayesgmm import ConvergenceWarning
+
+    data = load_breast_cancer(as_frame=True)
+    with pytest.warns(ConvergenceWarning, match="full-rank phase diverged.*method='nuts'"):
+        model = BayesianGMM(2, method="fullrank_advi", draws=200, random_state=0).fit(data.data)
+    assert model.weights_.min() > 0.3
+    assert "fullrank_diverged_elbo" in model.idata_["variational"].attrs

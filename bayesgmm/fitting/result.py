@@ -20,7 +20,9 @@ Every method returns the same groups:
     ``permutation`` (chain, draw, component): which sampled component became each
     reported one.
 ``variational``
-    ``elbo`` (iteration), the ELBO history, and the attribute ``converged`` (VI only).
+    ``elbo`` (iteration), the ELBO history, and the attribute ``converged`` (VI only);
+    ``fullrank_diverged_elbo`` when full-rank ADVI diverged and the result is the mean-field
+    approximation it started from (the attribute is the full-rank phase's final ELBO).
 ``optimizer``
     attributes only: ``converged``, ``message``, ``log_posterior``, ``iterations`` (MAP only).
 ``initial_point``
@@ -177,7 +179,9 @@ def assemble(X, names, std, start, out, *, method, sampler, priors,
     if elbo is not None:
         tree["variational"] = xr.Dataset(
             {"elbo": ("iteration", elbo)}, coords={"iteration": np.arange(elbo.size)},
-            attrs={**attrs, "converged": int(elbo_converged(elbo))})
+            attrs={**attrs, "converged": int(elbo_converged(elbo)),
+                   **({"fullrank_diverged_elbo": out["fullrank_diverged_elbo"]}
+                      if "fullrank_diverged_elbo" in out else {})})
     if "optimizer" in out:
         tree["optimizer"] = xr.Dataset(attrs={**attrs, **out["optimizer"]})
     if out.get("mode_search"):

@@ -191,7 +191,9 @@ def run_vi(model, start, *, method, draws, max_iter, rng, compile_kwargs, progre
         raise_if_interrupted()  # PyMC returns its approximation so far on Ctrl-C
         averager.apply(approx)
         hist = np.asarray(approx.hist, dtype=float)
+        diverged = None
         if method == "fullrank_advi":
+            mean_field = approx
             mf_mean = approx.mean.get_value()
             mf_std = approx.std.eval()
             inference = pm.FullRankADVI(start=start_point, random_seed=draw_seed(rng))
@@ -208,11 +210,34 @@ def run_vi(model, start, *, method, draws, max_iter, rng, compile_kwargs, progre
                                    progressbar=progressbar, compile_kwargs=compile_kwargs)
             raise_if_interrupted()
             averager.apply(approx)
-            # One history for the whole fit: the mean-field phase, then the full-rank one.
-            hist = np.concatenate([hist, np.asarray(approx.hist, dtype=float)])
+            full_rank = np.asarray(approx.hist, dtype=float)
+            if _diverged(-hist, -full_rank):
+                # Keep the approximation the full-rank phase started from; its history is
+                # the one that belongs to it. The diagnostics say so.
+                approx, diverged = mean_field, float(np.mean(-full_rank[-100:]))
+            else:
+                # One history for the whole fit: the mean-field phase, then the full-rank one.
+                hist = np.concatenate([hist, full_rank])
         idata = approx.sample(draws, random_seed=draw_seed(rng))
     draws_ = draws_from_posterior(idata["posterior"].to_dataset(), k, d, start.covariance_type)
-    return {"draws": draws_, "elbo": -hist}
+    out = {"draws": draws_, "elbo": -hist}
+    if diverged is not None:
+        out["fullrank_diverged_elbo"] = diverged
+    return out
+
+
+def _diverged(mean_field_elbo: np.ndarray, full_rank_elbo: np.ndarray) -> bool:
+    """Whether the full-rank phase ended worse than the mean field it started from.
+
+    A full-rank Gaussian contains the mean field, so its ELBO should end at least as high,
+    up to noise: more than max(10, 3 sd of the mean field's last ELBO values) lower, or not
+    finite, means it diverged (on breast cancer's 30 features it reached -1e73, and its
+    draws had singular covariances).
+    """
+    mf, fr = mean_field_elbo[-500:], full_rank_elbo[-100:]
+    if not fr.size or not np.isfinite(fr).all():
+        return True
+    return bool(fr.mean() < mf.mean() - max(10.0, 3.0 * float(mf.std())))
 
 
 def elbo_converged(elbo: np.ndarray, window: int = 500) -> bool:
