@@ -69,8 +69,7 @@ def test_search_ranks_the_optima_by_log_posterior(blobs):
                                       n_obs=len(Z)).compile_kwargs
     rng = np.random.default_rng(0)
     with quiet_pymc(True):  # PyTensor's notice that its C backend has no BLAS
-        optimizer = PosteriorOptimizer(model, covariance_type="full",
-                                       compile_kwargs=compile_kwargs)
+        optimizer = PosteriorOptimizer(model, good, compile_kwargs=compile_kwargs)
         modes = search_modes(optimizer, [merged_start(good), good], rng=rng)
     assert len(modes) == 2
     # The good solution, second in the pool, comes first, far above the merged one.

@@ -21,8 +21,7 @@ def run_map(model, start, *, rng, compile_kwargs, progressbar, max_iter=5000,
     """
     with quiet_pymc(not progressbar):
         if optimizer is None:
-            optimizer = PosteriorOptimizer(model, covariance_type=start.covariance_type,
-                                           compile_kwargs=compile_kwargs)
+            optimizer = PosteriorOptimizer(model, start, compile_kwargs=compile_kwargs)
         if modes:
             best = modes[0]
             point, log_posterior = best.start, best.log_posterior

@@ -53,15 +53,17 @@ class PosteriorOptimizer:
     ``method="map"`` returns.
     """
 
-    def __init__(self, model, *, covariance_type: str, compile_kwargs: dict):
+    def __init__(self, model, start: Start, *, compile_kwargs: dict):
         from pymc.model.core import ValueGradFunction
 
         self.model = model
-        self.covariance_type = covariance_type
-        self._ip = model.initial_point()
+        self.covariance_type = start.covariance_type
         self._names = [v.name for v in model.value_vars]
+        # The model's own initial point fails for D = 1 (LKJCholeskyCov with n = 1): the
+        # shapes come from a start instead.
+        point = self._transformed(start, seed=0)
         self._fn = ValueGradFunction([model.logp(jacobian=False)], model.continuous_value_vars,
-                                     {}, model=model, initial_point=self._ip,
+                                     {}, model=model, initial_point=point,
                                      ravel_inputs=True, **compile_kwargs)
         self._fn.set_extra_values({})
         self._to_constrained = None
@@ -69,12 +71,9 @@ class PosteriorOptimizer:
     def optimize(self, start: Start, *, seed, max_iter: int = 5000):
         """Polish ``start``: ``(Start at the optimum, its log posterior, scipy's result)``."""
         from pymc.blocking import DictToArrayBijection, RaveledVars
-        from pymc.initial_point import make_initial_point_fn
         from scipy.optimize import minimize
 
-        ipfn = make_initial_point_fn(model=self.model, overrides=start.point(),
-                                     jitter_rvs=set(), return_transformed=True)
-        x0 = ipfn(seed)
+        x0 = self._transformed(start, seed)
         raveled = DictToArrayBijection.map({name: x0[name] for name in self._names})
 
         def neg(x):
@@ -94,6 +93,14 @@ class PosteriorOptimizer:
         polished = Start(weights=w, means=mu, covariances=chols @ np.swapaxes(chols, -1, -2),
                          order_by=start.order_by, covariance_type=start.covariance_type)
         return polished, -float(res.fun), res
+
+    def _transformed(self, start: Start, seed) -> dict:
+        """``start`` as a point of the model's value variables (unconstrained)."""
+        from pymc.initial_point import make_initial_point_fn
+
+        ipfn = make_initial_point_fn(model=self.model, overrides=start.point(),
+                                     jitter_rvs=set(), return_transformed=True)
+        return ipfn(seed)
 
     def constrained(self, point: dict, k: int, d: int) -> dict:
         """Weights, means and Cholesky factors (1, 1, ...) of an unconstrained point."""

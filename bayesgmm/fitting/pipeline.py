@@ -204,7 +204,7 @@ def fit(
         modes, optimizer, candidates = [], None, [start] + [p.ordered(order_by) for p in pool]
         if search:
             with quiet_pymc(not progressbar):
-                optimizer = PosteriorOptimizer(model, covariance_type=covariance_type,
+                optimizer = PosteriorOptimizer(model, start,
                                                compile_kwargs=compilation.compile_kwargs)
                 modes = search_modes(optimizer, candidates, rng=rng, max_iter=max_iter)
         # Chains and VI start in the best mode. The MAP is that mode, and its start is the
