@@ -14,15 +14,17 @@ def test_every_method_returns_the_same_layout(nuts_fit, advi_fit, fullrank_fit, 
     # Each fit against the documented layout (bayesgmm.fitting.pipeline), not against another
     # fit, so that every one of them can fail on its own.
     common = {"posterior", "log_likelihood", "observed_data", "constant_data", "relabeling",
-              "initial_point"}
+              "initial_point", "mode_search"}
     sample = ("chain", "draw")
     dims = {"weights": sample + ("component",), "means": sample + ("component", "feature"),
             "sigmas": sample + ("component", "feature"),
             "covariances": sample + ("component", "feature", "feature_bis")}
-    for fitted, extra in [(nuts_fit, "sample_stats"), (advi_fit, "variational"),
-                          (fullrank_fit, "variational"), (map_fit, "optimizer")]:
+    for fitted, extra in [(nuts_fit, {"sample_stats", "modes"}), (advi_fit, {"variational"}),
+                          (fullrank_fit, {"variational"}), (map_fit, {"optimizer"})]:
         dt = fitted.idata_
-        assert set(dt.children) == common | {extra}, fitted.method
+        assert set(dt.children) == common | extra, fitted.method
+        ms = dt["mode_search"]
+        assert ms["weights"].dims == ("mode", "component") and ms.sizes["mode"] >= 1
         post = dt["posterior"]
         assert {name: post[name].dims for name in post.data_vars} == dims, fitted.method
         assert dict(post.sizes) == {"chain": post.sizes["chain"], "draw": post.sizes["draw"],

@@ -153,8 +153,8 @@ def fit(
     >>> rng = np.random.default_rng(0)
     >>> X = np.concatenate([rng.normal(-3, 1, (50, 1)), rng.normal(3, 1, (50, 1))])
     >>> result = fit(X, 2, method="map", random_state=0)
-    >>> sorted(result.children)[:4]
-    ['constant_data', 'initial_point', 'log_likelihood', 'observed_data']
+    >>> sorted(result.children)[:5]
+    ['constant_data', 'initial_point', 'log_likelihood', 'mode_search', 'observed_data']
     >>> np.sort(result["posterior"]["means"].values.ravel()).round(0)
     array([-3.,  3.])
     """
