@@ -62,6 +62,9 @@ class PosteriorOptimizer:
         # The model's own initial point fails for D = 1 (LKJCholeskyCov with n = 1): the
         # shapes come from a start instead.
         point = self._transformed(start, seed=0)
+        # The pool's first start is polished next: keep its point (no jitter, so the seed
+        # does not change it) rather than compile the initial-point function for it again.
+        self._first = (start, point)
         self._fn = ValueGradFunction([model.logp(jacobian=False)], model.continuous_value_vars,
                                      {}, model=model, initial_point=point,
                                      ravel_inputs=True, **compile_kwargs)
@@ -73,7 +76,7 @@ class PosteriorOptimizer:
         from pymc.blocking import DictToArrayBijection, RaveledVars
         from scipy.optimize import minimize
 
-        x0 = self._transformed(start, seed)
+        x0 = self._first[1] if start is self._first[0] else self._transformed(start, seed)
         raveled = DictToArrayBijection.map({name: x0[name] for name in self._names})
 
         def neg(x):
