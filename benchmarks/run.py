@@ -33,6 +33,7 @@ SECTIONS = {
     "cold": "benchmarks.cold",
     "vi": "benchmarks.vi",
     "sklearn": "benchmarks.sklearn_baselines",
+    "realdata": "benchmarks.realdata",
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "RESULTS.md"
 

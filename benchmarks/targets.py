@@ -15,6 +15,7 @@ from .sizes import (
     TARGET_NS_PER_POINT,
     TARGET_NUTS_SECONDS,
     TARGET_NUTS_SPEEDUP,
+    TARGET_REALDATA_RATIO,
     Size,
 )
 
@@ -165,7 +166,30 @@ def evaluate(sections: dict[str, Section], size: Size) -> list[Target]:
     return (nuts_targets(sections.get("nuts"), size)
             + [logp_target(sections.get("logp"), size),
                minibatch_target(sections.get("vi"), size),
-               cold_target(sections.get("cold"), size)])
+               cold_target(sections.get("cold"), size),
+               realdata_target(sections.get("realdata"), size)])
+
+
+def realdata_target(section: Section | None, size: Size) -> Target:
+    name = "breast cancer [:5] at K=4 vs blobs of the same N, D, K (issue 17)"
+    goal = f"converged in <= {TARGET_REALDATA_RATIO:g}x the blobs' time (same run)"
+    if section is None:
+        return Target(name, goal, "section not run", None)
+    results = section.data["results"]
+    real = results.get("breast cancer [:5]")
+    twin = results.get("  blobs twin of breast cancer [:5]")
+    if real is None or twin is None:
+        return Target(name, goal, "not measured at this size", None)
+    if not (real.get("converged") and twin.get("converged")):
+        state = ", ".join(
+            f"{who} " + ("converged" if r.get("converged") else r.get("error", "not converged"))
+            for who, r in (("breast cancer", real), ("blobs", twin)))
+        return Target(name, goal, state, False)
+    r = real["wall_s"] / twin["wall_s"]
+    return Target(name, goal, f"{r:.1f}x ({real['wall_s']:.0f} s against {twin['wall_s']:.0f} s)",
+                  r <= TARGET_REALDATA_RATIO,
+                  f"{real['sampler']} {real['steps_per_draw']:.1f} steps/draw against "
+                  f"{twin['sampler']} {twin['steps_per_draw']:.1f}")
 
 
 def analysis(sections: dict[str, Section], size: Size) -> list[str]:

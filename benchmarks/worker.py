@@ -29,6 +29,7 @@ TASKS = {
     "cold_fit": "benchmarks.cold:first_fit",
     "cold_compile": "benchmarks.cold:first_compile",
     "vi_fit": "benchmarks.vi:fit_vi",
+    "realdata_fit": "benchmarks.realdata:fit_case",
 }
 
 
