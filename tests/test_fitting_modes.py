@@ -162,3 +162,71 @@ def test_without_repair_no_chain_is_restarted(blobs, monkeypatch):
                      random_state=1, repair_modes=False)
     assert calls == [2] and (result["modes"]["restarted"] == 0).all()
     assert diagnose(result).mode_repairs == 0
+
+
+# ------------------------------------------------------ the compiled optimiser, reused
+
+
+def test_a_refit_reuses_the_compiled_optimiser_and_gives_the_same_bits(monkeypatch):
+    # A refit of the same data and model takes the optimiser the first fit compiled; the
+    # draws are the same bits as with a freshly compiled one, for MAP and for ADVI (whose
+    # draws did change when the optimiser was compiled on the fit's own model).
+    from bayesgmm.fitting import modes
+
+    built = []
+    real_init = PosteriorOptimizer.__init__
+
+    def counting_init(self, *args, **kwargs):
+        built.append(1)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(PosteriorOptimizer, "__init__", counting_init)
+    monkeypatch.setattr(modes, "_OPTIMIZERS", type(modes._OPTIMIZERS)())
+    rng = np.random.default_rng(3)
+    X = np.concatenate([rng.normal(-3, 1, (60, 2)), rng.normal(3, 1, (60, 2))])
+
+    def fits(method, **kw):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a short ADVI run warns; the bits are the point
+            return [fit(X, 2, method=method, random_state=1, **kw) for _ in range(2)]
+
+    for method, kw in (("map", {}), ("advi", dict(draws=50, max_iter=300))):
+        modes._OPTIMIZERS.clear()
+        fresh, reused = fits(method, **kw)
+        for name in ("weights", "means", "covariances"):
+            np.testing.assert_array_equal(fresh["posterior"][name], reused["posterior"][name])
+    assert len(built) == 2  # one compilation per method: the refits took it from the cache
+    # Other data (one point moved by 1e-9) or another K: another model, compiled anew.
+    X[0, 0] += 1e-9
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # K=3 on two clusters warns
+        fit(X, 2, method="map", random_state=1)
+        fit(X, 3, method="map", random_state=1)
+    assert len(built) == 4
+
+
+def test_the_cache_lends_an_optimiser_to_one_fit_at_a_time():
+    from bayesgmm.fitting import modes
+
+    made = []
+
+    def build():
+        made.append(object())
+        return made[-1]
+
+    key = ("test", "lend")
+    with modes.reused_optimizer(key, build) as first:
+        with modes.reused_optimizer(key, build) as second:  # a fit in another thread
+            assert second is not first
+    with modes.reused_optimizer(key, build) as again:
+        assert again in made and len(made) == 2
+    with pytest.raises(RuntimeError):  # a fit that fails does not return its optimiser
+        with modes.reused_optimizer(key, build) as taken:
+            raise RuntimeError("interrupted")
+    with modes.reused_optimizer(key, build) as after:
+        assert after is not taken
+    for i in range(modes.OPTIMIZER_CACHE_SIZE + 2):
+        with modes.reused_optimizer(("test", i), build):
+            pass
+    assert len(modes._OPTIMIZERS) == modes.OPTIMIZER_CACHE_SIZE
+    assert key not in modes._OPTIMIZERS  # the least recently used went first

@@ -20,13 +20,13 @@ def run_map(model, start, *, rng, compile_kwargs, progressbar, max_iter=5000,
     from ``start``.
     """
     with quiet_pymc(not progressbar):
-        if optimizer is None:
-            optimizer = PosteriorOptimizer(model, start, compile_kwargs=compile_kwargs)
         if modes:
             best = modes[0]
             point, log_posterior = best.start, best.log_posterior
             converged, message, iterations = best.converged, best.message, best.iterations
         else:
+            if optimizer is None:
+                optimizer = PosteriorOptimizer(model, start, compile_kwargs=compile_kwargs)
             point, log_posterior, res = optimizer.optimize(start, seed=draw_seed(rng),
                                                            max_iter=max_iter)
             converged, message, iterations = bool(res.success), str(res.message), int(res.nit)

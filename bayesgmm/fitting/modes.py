@@ -24,6 +24,11 @@ not longer chains, it is to put the chain where the mass is.
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,8 +37,9 @@ from ..covariance import covariance_names
 from ..model import unpack_point
 from .start import Start
 
-__all__ = ["MODE_GAP_NATS", "MODE_SEARCH_MAX_ROWS", "PosteriorOptimizer", "Mode",
-           "search_modes", "chain_log_density", "lagging_chains", "restart_points"]
+__all__ = ["MODE_GAP_NATS", "MODE_SEARCH_MAX_ROWS", "OPTIMIZER_CACHE_SIZE", "PosteriorOptimizer",
+           "Mode", "model_key", "reused_optimizer", "search_modes", "chain_log_density",
+           "lagging_chains", "restart_points"]
 
 #: A chain whose mean log density is this many nats below the best chain's is restarted
 #: (at equal widths, such a mode holds under exp(-10) = 5e-5 of the best one's mass, far
@@ -43,6 +49,10 @@ MODE_GAP_NATS = 10.0
 #: best EM solution is kept, unpolished (each L-BFGS run costs a few hundred gradients
 #: over all rows; the sampler then does the rest).
 MODE_SEARCH_MAX_ROWS = 20_000
+#: Compiled optimisers kept in this process for refits of the same data and model (another
+#: seed, method or number of draws): compiling one costs seconds, more than the search on
+#: small data. Least recently used first out.
+OPTIMIZER_CACHE_SIZE = 4
 
 
 class PosteriorOptimizer:
@@ -117,6 +127,44 @@ class PosteriorOptimizer:
         named = {rv.name: np.asarray(val)[None, None] for rv, val in zip(rvs, values,
                                                                          strict=True)}
         return unpack_point(named, k, d, self.covariance_type)
+
+
+_OPTIMIZERS: OrderedDict[tuple, PosteriorOptimizer] = OrderedDict()
+_OPTIMIZERS_LOCK = threading.Lock()
+
+
+def model_key(Z: np.ndarray, k: int, priors, **structure) -> tuple:
+    """What the compiled log posterior of :func:`bayesgmm.model.build_model` depends on.
+
+    The standardised data bit for bit (a digest), K, the priors and every other argument of
+    ``build_model`` and of the compilation (``structure``, as keyword arguments): two fits
+    with the same key build the same graph, so one compiled function serves both and gives
+    the same bits.
+    """
+    Z = np.ascontiguousarray(Z)
+    digest = hashlib.sha256(Z.view(np.uint8)).hexdigest()
+    return (digest, Z.shape, Z.dtype.str, int(k), repr(priors),
+            repr(sorted(structure.items())))
+
+
+@contextmanager
+def reused_optimizer(key: tuple, build: Callable[[], PosteriorOptimizer]
+                     ) -> Iterator[PosteriorOptimizer]:
+    """The optimiser compiled for ``key`` by an earlier fit of this process, or ``build()``.
+
+    The optimiser is taken out of the cache while in use (a fit running at the same time
+    in another thread compiles its own) and put back, as the most recently used, when the
+    block ends without an error.
+    """
+    with _OPTIMIZERS_LOCK:
+        optimizer = _OPTIMIZERS.pop(key, None)
+    if optimizer is None:
+        optimizer = build()
+    yield optimizer
+    with _OPTIMIZERS_LOCK:
+        _OPTIMIZERS[key] = optimizer
+        while len(_OPTIMIZERS) > OPTIMIZER_CACHE_SIZE:
+            _OPTIMIZERS.popitem(last=False)
 
 
 @dataclass(frozen=True)

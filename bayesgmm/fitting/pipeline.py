@@ -23,7 +23,13 @@ from ..standardize import Standardizer
 from ..validation import check_data, check_model_size, has_feature_names
 from .compile import plan_compilation, quiet_pymc
 from .map import run_map
-from .modes import MODE_SEARCH_MAX_ROWS, PosteriorOptimizer, search_modes
+from .modes import (
+    MODE_SEARCH_MAX_ROWS,
+    PosteriorOptimizer,
+    model_key,
+    reused_optimizer,
+    search_modes,
+)
 from .nuts import default_sampler, require_sampler, run_nuts
 from .result import assemble
 from .start import em_start, resolve_order_by
@@ -201,11 +207,22 @@ def fit(
                         covariance_type=covariance_type, shared_data=compilation.shared_data)
 
     with exact_numba():
-        modes, optimizer, candidates = [], None, [start] + [p.ordered(order_by) for p in pool]
+        modes, candidates = [], [start] + [p.ordered(order_by) for p in pool]
         if search:
-            with quiet_pymc(not progressbar):
-                optimizer = PosteriorOptimizer(model, start,
-                                               compile_kwargs=compilation.compile_kwargs)
+            key = model_key(Z, k, priors, feature_names=names, order_by=order_by,
+                            covariance_type=covariance_type,
+                            shared_data=compilation.shared_data,
+                            compile_kwargs=compilation.compile_kwargs)
+
+            def build_optimizer():
+                # On a model of its own: what compiling it leaves in the fit's model would
+                # make the fit's draws depend on whether the optimiser came from the cache.
+                own = build_model(Z, k, priors, feature_names=names, order_by=order_by,
+                                  covariance_type=covariance_type,
+                                  shared_data=compilation.shared_data)
+                return PosteriorOptimizer(own, start, compile_kwargs=compilation.compile_kwargs)
+
+            with quiet_pymc(not progressbar), reused_optimizer(key, build_optimizer) as optimizer:
                 modes = search_modes(optimizer, candidates, rng=rng, max_iter=max_iter)
         # Chains and VI start in the best mode. The MAP is that mode, and its start is the
         # EM optimum it was polished from.
@@ -226,8 +243,7 @@ def fit(
                 compile_kwargs=compilation.compile_kwargs, progressbar=progressbar, n_obs=n)
         else:
             out = run_map(model, begin, rng=rng, compile_kwargs=compilation.compile_kwargs,
-                          progressbar=progressbar, max_iter=max_iter, modes=modes,
-                          optimizer=optimizer)
+                          progressbar=progressbar, max_iter=max_iter, modes=modes)
     out["mode_search"] = modes
 
     result = assemble(X, names, std, begin, out, method=method, sampler=sampler,
