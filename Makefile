@@ -22,11 +22,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/bayesgmm demo --out out
 
+# Two pytest-xdist workers, a test file each at a time (files share fitted fixtures).
+TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --dist loadfile
+
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(XDIST)
 
 test-all: $(STAMP)
-	$(PY) -m pytest -q --run-slow
+	$(PY) -m pytest -q --run-slow $(XDIST)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bayesgmm tests

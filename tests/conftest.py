@@ -6,6 +6,8 @@ from bayesgmm import BayesianGMM
 from bayesgmm.datasets import make_mixture
 from bayesgmm.ml import fit_em
 
+XLA_CACHE_ENV = "BAYESGMM_TEST_XLA_CACHE"
+
 
 def pytest_configure(config):
     """One JAX compilation cache for the session, in a fresh temporary folder.
@@ -13,20 +15,30 @@ def pytest_configure(config):
     Tests fit the same model on the same data many times (each blackjax fit compiles its
     chain anew): with XLA's persistent cache a repeated compilation is read back, about 16 s
     -> 6 s per small blackjax fit here, with the same draws bit for bit. The folder is new
-    for every session, so no run depends on an earlier one; only this process uses it
-    (subprocesses, such as the interrupt tests' children, compile as a user's would).
+    for every session, so no run depends on an earlier one. With pytest-xdist (``make test``
+    runs two workers) the first process to configure creates it and the workers inherit it
+    through the environment, so a compilation made by one worker serves the other; the
+    creator removes it at exit. Subprocesses the tests start themselves (the interrupt
+    tests' children) compile as a user's would: they are given no cache.
     """
     import atexit
+    import os
     import shutil
     import tempfile
 
     import jax
 
-    folder = tempfile.mkdtemp(prefix="bayesgmm-test-xla-cache-")
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    folder = os.environ.get(XLA_CACHE_ENV)
+    if folder is None:
+        folder = tempfile.mkdtemp(prefix="bayesgmm-test-xla-cache-")
+        os.environ[XLA_CACHE_ENV] = folder
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
     jax.config.update("jax_compilation_cache_dir", folder)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    # A size limit turns on JAX's file lock around every read and write of the cache (without
+    # one, a worker could read an entry the other is still writing).
+    jax.config.update("jax_compilation_cache_max_size", 4 * 2**30)
 
 
 def pytest_addoption(parser):
