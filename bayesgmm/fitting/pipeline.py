@@ -202,25 +202,27 @@ def fit(
     order_by = resolve_order_by(order_by, names, start, k)
     start = start.ordered(order_by)
     compilation = plan_compilation(backend, method=method, sampler=sampler, n_obs=n)
-    model = build_model(Z, k, priors, feature_names=names,
-                        batch_size=batch_size if use_batches else None, order_by=order_by,
-                        covariance_type=covariance_type, shared_data=compilation.shared_data)
+
+    def make_model():
+        return build_model(Z, k, priors, feature_names=names,
+                           batch_size=batch_size if use_batches else None, order_by=order_by,
+                           covariance_type=covariance_type, shared_data=compilation.shared_data)
+
+    model = make_model()
 
     with exact_numba():
         modes, candidates = [], [start] + [p.ordered(order_by) for p in pool]
         if search:
             key = model_key(Z, k, priors, feature_names=names, order_by=order_by,
-                            covariance_type=covariance_type,
+                            batch_size=None, covariance_type=covariance_type,
                             shared_data=compilation.shared_data,
                             compile_kwargs=compilation.compile_kwargs)
 
             def build_optimizer():
                 # On a model of its own: what compiling it leaves in the fit's model would
                 # make the fit's draws depend on whether the optimiser came from the cache.
-                own = build_model(Z, k, priors, feature_names=names, order_by=order_by,
-                                  covariance_type=covariance_type,
-                                  shared_data=compilation.shared_data)
-                return PosteriorOptimizer(own, start, compile_kwargs=compilation.compile_kwargs)
+                return PosteriorOptimizer(make_model(), start,
+                                          compile_kwargs=compilation.compile_kwargs)
 
             with quiet_pymc(not progressbar), reused_optimizer(key, build_optimizer) as optimizer:
                 modes = search_modes(optimizer, candidates, rng=rng, max_iter=max_iter)
