@@ -203,25 +203,21 @@ def fit(
     start = start.ordered(order_by)
     compilation = plan_compilation(backend, method=method, sampler=sampler, n_obs=n)
 
-    def make_model():
-        return build_model(Z, k, priors, feature_names=names,
-                           batch_size=batch_size if use_batches else None, order_by=order_by,
-                           covariance_type=covariance_type, shared_data=compilation.shared_data)
-
-    model = make_model()
+    model_args = dict(feature_names=names, batch_size=batch_size if use_batches else None,
+                      order_by=order_by, covariance_type=covariance_type,
+                      shared_data=compilation.shared_data)
+    model = build_model(Z, k, priors, **model_args)
 
     with exact_numba():
         modes, candidates = [], [start] + [p.ordered(order_by) for p in pool]
         if search:
-            key = model_key(Z, k, priors, feature_names=names, order_by=order_by,
-                            batch_size=None, covariance_type=covariance_type,
-                            shared_data=compilation.shared_data,
-                            compile_kwargs=compilation.compile_kwargs)
+            key = model_key(Z, k, priors, compile_kwargs=compilation.compile_kwargs,
+                            **model_args)
 
             def build_optimizer():
                 # On a model of its own: what compiling it leaves in the fit's model would
                 # make the fit's draws depend on whether the optimiser came from the cache.
-                return PosteriorOptimizer(make_model(), start,
+                return PosteriorOptimizer(build_model(Z, k, priors, **model_args), start,
                                           compile_kwargs=compilation.compile_kwargs)
 
             with quiet_pymc(not progressbar), reused_optimizer(key, build_optimizer) as optimizer:
