@@ -22,19 +22,16 @@ import numpy as np
 
 
 def load(name: str):
-    if name == "breast_cancer":
-        from sklearn.datasets import load_breast_cancer
+    """(X, K) of a case; the data come from :func:`benchmarks.realdata.load`."""
+    from .realdata import load as load_data
 
-        return load_breast_cancer(as_frame=True).frame.iloc[:, :5], 4
-    if name == "blobs":
-        from bayesgmm.datasets import make_mixture
-
-        return make_mixture(569, 4, 5, random_state=0).X, 4
-    if name == "blobs_10k":  # nutpie's own size (above BLACKJAX_MAX_ROWS)
-        from bayesgmm.datasets import make_mixture
-
-        return make_mixture(10_000, 3, 5, random_state=0).X, 3
-    raise ValueError(name)
+    cases = {"breast_cancer": ("breast_cancer_5", 4), "blobs": ("blobs:569:5:4", 4),
+             # nutpie's own size (above BLACKJAX_MAX_ROWS)
+             "blobs_10k": ("blobs:10000:5:3", 3)}
+    if name not in cases:
+        raise ValueError(name)
+    data, k = cases[name]
+    return load_data(data, seed=0)[0], k
 
 
 def smallest_correlation_eigenvalue(X) -> float:

@@ -158,17 +158,19 @@ def run(size: Size, opts) -> Section:
         "ARI", "ARI (EM)", "problems", "status"])
     results = section.data.setdefault("results", {})
     for case in cases(size):
-        row_for = {}
-        for label, data in ((case["label"], case["data"]),
-                            *(((f"  blobs twin of {case['label']}", case["twin"]),)
-                              if "twin" in case else ())):
+        twin_label = f"  blobs twin of {case['label']}"
+        runs = [(case["label"], case["data"])]
+        if "twin" in case:
+            runs.append((twin_label, case["twin"]))
+        rows = []
+        for label, data in runs:
             spec = {"task": "realdata_fit", "data": data, "k": case["k"],
                     "method": case["method"], "fit": case.get("fit", {}),
                     "draws": size.draws, "tune": size.tune, "attempts": size.attempts,
                     "seed": opts.seed, "label": f"realdata {label}"}
             res = run_task(spec, isolate=opts.isolate, timeout=size.timeout_s)
             results[label] = res
-            row_for[data] = table.add(**{
+            rows.append(table.add(**{
                 "case": label, "data": _shape(data, opts.seed), "K": case["k"],
                 "method": case["method"], "sampler": res.get("sampler"),
                 "wall s": res.get("wall_s"), "fits": res.get("attempts"),
@@ -180,12 +182,12 @@ def run(size: Size, opts) -> Section:
                 "mode repairs": res.get("mode_repairs"), "ARI": res.get("ari"),
                 "ARI (EM)": res.get("ari_em"),
                 "problems": ", ".join(res.get("problems", [])),
-                "status": res.get("error", "ok")})
+                "status": res.get("error", "ok")}))
             section.notes += [f"{label}: {w}" for w in res.get("warnings", [])[:3]]
             opts.log(f"  realdata {label}: {res.get('wall_s')}")
         if "twin" in case:
-            real, twin = results[case["label"]], results[f"  blobs twin of {case['label']}"]
+            real, twin = results[case["label"]], results[twin_label]
             if real.get("converged") and twin.get("converged") and \
                     is_number(real.get("wall_s")) and is_number(twin.get("wall_s")):
-                row_for[case["data"]]["vs blobs"] = ratio(real["wall_s"], twin["wall_s"])
+                rows[0]["vs blobs"] = ratio(real["wall_s"], twin["wall_s"])
     return section
