@@ -139,7 +139,7 @@ def compare_assignments(model, other, X, y_true=None, X_test=None, *, confident:
                         f"BayesianGMM, got {type(other).__name__}.")
     d = model.n_features_in_
     table = assignment_summary(model, X, hdi_prob=hdi_prob)  # checks X's columns by name
-    X, _ = check_data(X, n_features=d)
+    X, _ = check_data(X, n_features=d, missing="marginalize")
     k = model.means_.shape[0]
     p_bayes = table[[f"p_{j}" for j in range(k)]].to_numpy()
     p_other_raw = np.asarray(other.predict_proba(X), dtype=float)
@@ -194,7 +194,7 @@ def compare_assignments(model, other, X, y_true=None, X_test=None, *, confident:
         metrics["ari_other_true"] = float(adjusted_rand_score(y, label_o))
     if X_test is not None:
         metrics["test_lpd_bayes"] = float(model.score_samples(X_test).mean())  # checks names
-        X_test, _ = check_data(X_test, n_features=d, name="X_test")
+        X_test, _ = check_data(X_test, n_features=d, name="X_test", missing="marginalize")
         metrics["test_lpd_other"] = float(np.mean(other.score_samples(X_test)))
     return AssignmentComparison(points=points, metrics=metrics,
                                 names=("Bayes", _describe(other)))

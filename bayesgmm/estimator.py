@@ -49,7 +49,7 @@ class BayesianGMM(BaseEstimator):
     random_state : int or numpy.random.Generator, optional
         Seed for every random step: same seed, same draws.
     sampler, target_accept, cores, max_iter, n_init, batch_size, order_by, backend, \
-    store_log_likelihood, repair_modes, progressbar
+    store_log_likelihood, repair_modes, progressbar, missing
         Passed on to :func:`bayesgmm.fit`, which documents them.
 
     Attributes
@@ -94,7 +94,8 @@ class BayesianGMM(BaseEstimator):
                  backend: str = DEFAULTS["backend"],
                  store_log_likelihood: bool | None = DEFAULTS["store_log_likelihood"],
                  repair_modes: bool = DEFAULTS["repair_modes"],
-                 progressbar: bool = DEFAULTS["progressbar"]):
+                 progressbar: bool = DEFAULTS["progressbar"],
+                 missing: str = DEFAULTS["missing"]):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.method = method
@@ -114,6 +115,13 @@ class BayesianGMM(BaseEstimator):
         self.store_log_likelihood = store_log_likelihood
         self.repair_modes = repair_modes
         self.progressbar = progressbar
+        self.missing = missing
+
+    def __sklearn_tags__(self):
+        """scikit-learn's tags: NaN entries are accepted (marginalised) unless refused."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = self.missing != "error"
+        return tags
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None) -> BayesianGMM:

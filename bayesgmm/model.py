@@ -20,7 +20,8 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from .covariance import packed_cholesky, structure
-from .likelihood.ops import mixture_log_likelihood
+from .likelihood.missing import fill_missing, marginal_log_likelihood_graph
+from .likelihood.ops import core_parameters, mixture_log_likelihood
 from .priors import Priors
 from .validation import default_feature_names
 
@@ -60,7 +61,9 @@ def build_model(
     Parameters
     ----------
     Z : ndarray of shape (N, D)
-        Standardised data.
+        Standardised data. NaN entries are missing (at random) and marginalised out of
+        the likelihood (:func:`~bayesgmm.likelihood.missing.marginal_log_likelihood_graph`);
+        the observed variable then holds 0 in their place, and ``shared_data`` is ignored.
     n_components : int
     priors : Priors, optional
     feature_names : sequence of str, optional
@@ -118,12 +121,27 @@ def build_model(
         chols = covariances.prior(k, d, priors, (COMPONENT, FEATURE))
         signature = "(k),(k,d),(k,d,d)->(d)"
 
+        missing = bool(np.isnan(Z).any())
+        if missing and batch_size is not None:
+            raise NotImplementedError(
+                "Minibatch ADVI does not handle missing entries yet: fit without "
+                "batch_size (ADVI on all rows), or drop the rows with NaN.")
+
         def logp(value, w, m, c):
+            if missing:
+                # The patterns of missing entries are part of the graph: the likelihood
+                # reads the constant data, not ``value`` (the data with NaN set to 0).
+                w, m, c, _ = core_parameters(w, m, c, k)
+                return marginal_log_likelihood_graph(Z, w, m, c, n_components=k,
+                                                     dense=covariances.dense)
             return mixture_log_likelihood(value, w, m, c, n_components=k, n_features=d)
 
         if batch_size is None:
             model.add_coord(OBS, np.arange(n))
-            observed = pm.Data("x_data", Z, dims=(OBS, FEATURE)) if shared_data else Z
+            if missing:
+                observed = fill_missing(Z)
+            else:
+                observed = pm.Data("x_data", Z, dims=(OBS, FEATURE)) if shared_data else Z
             pm.CustomDist(
                 "x", weights, mu, chols, logp=logp, observed=observed,
                 signature=signature, dims=(OBS, FEATURE),

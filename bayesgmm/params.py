@@ -18,7 +18,7 @@ import numpy as np
 from .covariance import check_covariance_type
 from .priors import Priors
 from .seeds import check_random_state
-from .validation import check_positive_int
+from .validation import MISSING, check_positive_int
 
 __all__ = ["BACKENDS", "DEFAULTS", "METHODS", "PARAMETER_CONSTRAINTS", "SAMPLERS",
            "check_params"]
@@ -120,6 +120,7 @@ DEFAULTS = {
     "store_log_likelihood": None,
     "repair_modes": True,
     "progressbar": False,
+    "missing": "marginalize",
 }
 
 #: Every setting of :func:`bayesgmm.fit` and :class:`bayesgmm.BayesianGMM`, and its check.
@@ -143,6 +144,7 @@ PARAMETER_CONSTRAINTS = {
     "store_log_likelihood": _boolean(optional=True),
     "repair_modes": _boolean(optional=False),
     "progressbar": _boolean(optional=False),
+    "missing": _OneOf(MISSING),
 }
 
 

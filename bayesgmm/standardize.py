@@ -38,12 +38,16 @@ class Standardizer:
     def fit(cls, X: np.ndarray, *, common_scale: bool = False) -> Standardizer:
         """Centre on the column means and scale by the column standard deviations.
 
+        NaN entries (missing) are left out of each column's mean and standard deviation.
+
         ``common_scale=True`` divides every column by one scale instead, the root mean
         column variance (for spherical components, which are spherical in the user's
         units only if all features are scaled alike).
         """
-        center = X.mean(axis=0)
-        scale = X.std(axis=0)
+        if np.isnan(X).any():  # missing entries: the observed values of each column
+            center, scale = np.nanmean(X, axis=0), np.nanstd(X, axis=0)
+        else:
+            center, scale = X.mean(axis=0), X.std(axis=0)
         # A column constant up to rounding: keep it finite and let the scale prior handle it.
         tiny = scale <= 1e-12 * np.maximum(np.abs(center), 1.0)
         if common_scale:

@@ -22,6 +22,10 @@ def _describe_rows(mask: np.ndarray, limit: int = 5) -> str:
     return f"row(s) {shown}{more}"
 
 
+#: What :func:`check_data` can do with missing entries.
+MISSING = ("marginalize", "error")
+
+
 def default_feature_names(n_features: int) -> list[str]:
     """The names of unnamed columns: ``x0``, ``x1``, ..."""
     return [f"x{j}" for j in range(n_features)]
@@ -56,8 +60,12 @@ def _eager_frame(X, name: str):
     return native
 
 
-def _frame_values(frame, name: str, task: str) -> tuple[list[str], np.ndarray]:
-    """Column names and float64 values of a narwhals DataFrame, refusing what cannot fit."""
+def _frame_values(frame, name: str, task: str,
+                  missing: str = "error") -> tuple[list[str], np.ndarray]:
+    """Column names and float64 values of a narwhals DataFrame, refusing what cannot fit.
+
+    Missing values (nulls, NaN) become NaN with ``missing="marginalize"``.
+    """
     import narwhals.stable.v2 as nw
 
     schema = frame.schema
@@ -69,13 +77,15 @@ def _frame_values(frame, name: str, task: str) -> tuple[list[str], np.ndarray]:
         raise TypeError(
             f"{name} has non-numeric column(s) {non_numeric}. Drop them, or encode them as "
             f"numbers, before {task} (for example X.drop(columns={dropped!r})).")
-    if frame.shape[1] and frame.shape[0]:
-        missing = frame.select(nw.all().is_null()).to_numpy().astype(bool)
-        if missing.any():
+    if frame.shape[1] and frame.shape[0] and missing == "error":
+        holes = frame.select(nw.all().is_null()).to_numpy().astype(bool)
+        if holes.any():
             drop = "X.drop_nulls()" if frame.implementation.is_polars() else "X.dropna()"
             raise ValueError(
-                f"{name} has missing values in {_describe_rows(missing.any(axis=1))}. Drop "
+                f"{name} has missing values in {_describe_rows(holes.any(axis=1))}. Drop "
                 f"those rows ({drop}) or impute them before {task}.")
+    if missing != "error":  # nulls as NaN, whatever the column's type
+        frame = frame.select(nw.all().cast(nw.Float64))
     values = frame.to_numpy()
     values = values.reshape(frame.shape) if values.size == 0 else values
     return names, np.asarray(values, dtype=np.float64)
@@ -147,7 +157,7 @@ def check_features(X, fitted: list[str] | None, n_features: int, *,
                 how += f": pass the fitted columns in that order, {name}[{fitted}]"
             raise ValueError(f"{name} has columns {given}, but the model was fitted on "
                              f"{fitted}; {how}.")
-    values = check_data(X, n_features=n_features, name=name)[0]
+    values = check_data(X, n_features=n_features, name=name, missing="marginalize")[0]
     if fitted is not None and frame is None:
         # (a frame with non-string column labels is taken by position, as an array)
         warnings.warn(f"{name} has no feature names, but the model was fitted with feature "
@@ -168,6 +178,7 @@ def check_data(
     feature_names: Sequence[str] | None = None,
     name: str = "X",
     warn: bool = True,
+    missing: str = "error",
 ) -> tuple[np.ndarray, list[str]]:
     """Validate data and return it as a float64 array with feature names.
 
@@ -185,6 +196,11 @@ def check_data(
         How to call the data in messages.
     warn : bool
         Emit :class:`DataWarning` for constant columns and duplicated rows (fitting only).
+    missing : {"error", "marginalize"}, default "error"
+        What to do with missing entries (NaN, or nulls of a data frame): refuse them, or
+        keep them as NaN, to be marginalised out of the likelihood. With "marginalize",
+        fitting data (``n_components`` given) must observe something in every row, and a
+        :class:`DataWarning` (with ``warn``) says how many entries are missing.
 
     Returns
     -------
@@ -193,9 +209,12 @@ def check_data(
     """
     names = None
     task = "fitting" if n_features is None else "predicting"
+    if missing not in MISSING:
+        raise ValueError(f"missing must be one of {', '.join(map(repr, MISSING))}, got "
+                         f"{missing!r}.")
     frame = _eager_frame(X, name)
     if frame is not None:
-        names, X = _frame_values(frame, name, task)
+        names, X = _frame_values(frame, name, task, missing)
     else:
         try:
             arr = np.asarray(X)
@@ -236,8 +255,10 @@ def check_data(
     X = np.ascontiguousarray(X, dtype=np.float64)
     n, d = X.shape
     bad = ~np.isfinite(X)
+    if missing != "error":
+        bad &= ~np.isnan(X)
     if bad.any():
-        has_nan, has_inf = bool(np.isnan(X).any()), bool(np.isinf(X).any())
+        has_nan, has_inf = bool(np.isnan(X[bad]).any()), bool(np.isinf(X).any())
         kind = ("NaN or infinite values" if has_nan and has_inf
                 else "NaN" if has_nan else "infinite values")
         raise ValueError(
@@ -257,6 +278,8 @@ def check_data(
     if len(names) != d:
         raise ValueError(f"Got {len(names)} feature names for {d} column(s).")
     _check_unique(names)
+    if n_components is not None and missing != "error":
+        _check_missing(X, name, warn)
     if n_components is not None:
         min_rows = max(2, n_components)
         if n < min_rows:
@@ -267,6 +290,29 @@ def check_data(
         if warn:
             _warn_degenerate(X, names, n_components, name)
     return X, names
+
+
+def _check_missing(X: np.ndarray, name: str, warn: bool) -> None:
+    """Refuse rows with nothing observed; say how many entries will be marginalised."""
+    holes = np.isnan(X)
+    if not holes.any():
+        return
+    empty = holes.all(axis=1)
+    if empty.any():
+        raise ValueError(f"{name} has every entry missing in {_describe_rows(empty)}: they "
+                         f"carry no information. Drop those rows before fitting.")
+    if holes.all(axis=0).any():
+        cols = np.flatnonzero(holes.all(axis=0)).tolist()
+        raise ValueError(f"{name} has every entry missing in column(s) {cols}: drop them "
+                         f"before fitting.")
+    if warn:
+        n_patterns = np.unique(holes[holes.any(axis=1)], axis=0).shape[0]
+        warnings.warn(
+            f"{name} has {int(holes.sum())} missing entries ({holes.mean():.1%}) in "
+            f"{int(holes.any(axis=1).sum())} of {X.shape[0]} rows, in {n_patterns} "
+            f"pattern(s) of missing columns; they are marginalised out of the likelihood, "
+            f"which assumes they are missing at random. Pass missing='error' to refuse them.",
+            DataWarning, stacklevel=3)
 
 
 def count_distinct_rows(X: np.ndarray, at_most: int) -> int:
@@ -282,7 +328,7 @@ def count_distinct_rows(X: np.ndarray, at_most: int) -> int:
 
 
 def _warn_degenerate(X: np.ndarray, names: list[str], n_components: int, name: str) -> None:
-    constant = [names[j] for j in range(X.shape[1]) if np.ptp(X[:, j]) == 0]
+    constant = [names[j] for j in range(X.shape[1]) if np.nanmax(X[:, j]) == np.nanmin(X[:, j])]
     if constant:
         warnings.warn(
             f"{name} has constant column(s) {constant}: they carry no information about the "
@@ -350,13 +396,14 @@ def outlying_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     columns : ndarray of int
         The column where each reaches it.
     """
-    med = np.median(X, axis=0)
+    median = np.nanmedian if np.isnan(X).any() else np.median  # NaN: missing entries
+    med = median(X, axis=0)
     dev = np.abs(X - med)
-    scale = 1.4826 * np.median(dev, axis=0)
+    scale = 1.4826 * median(dev, axis=0)
     for j in np.flatnonzero(scale == 0):
         other = dev[:, j][dev[:, j] > 0]
         scale[j] = 1.4826 * np.median(other) if other.size else np.inf  # constant: skip
-    z = dev / scale
+    z = np.nan_to_num(dev / scale, nan=0.0)
     col = z.argmax(axis=1)
     zmax = z[np.arange(X.shape[0]), col]
     rows = np.flatnonzero(zmax > OUTLIER_ROBUST_Z)

@@ -19,7 +19,7 @@ import pytensor.tensor as pt
 from pytensor.tensor.linalg import solve_triangular
 
 from bayesgmm.covariance import _unpack_graph as _unpack
-from bayesgmm.likelihood.ops import _core_parameters, mixture_log_likelihood_graph
+from bayesgmm.likelihood.ops import core_parameters, mixture_log_likelihood_graph
 from bayesgmm.priors import Priors
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
@@ -27,7 +27,7 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 
 def gemm_mixture_logp(value, weights, means, chols, n_components: int, n_features=None):
     """Per-observation mixture log-likelihood (N,), whitening all components in one GEMM."""
-    weights, means, chols, k = _core_parameters(weights, means, chols, n_components)
+    weights, means, chols, k = core_parameters(weights, means, chols, n_components)
     d = means.shape[-1]
     eye = pt.eye(d)
     linv_t = [solve_triangular(chols[j], eye, lower=True).T for j in range(k)]

@@ -22,6 +22,7 @@ pytest runs with ``filterwarnings = error``: any warning not listed in a case fa
 """
 
 import contextlib
+import functools
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -121,16 +122,17 @@ def _with(X, rows_cols_values):
     return X
 
 
-def fit_estimator(X, k):
-    return BayesianGMM(k, method="map", random_state=0).fit(X).means_
+def fit_estimator(X, k, **options):
+    return BayesianGMM(k, method="map", random_state=0, **options).fit(X).means_
 
 
-def fit_function(X, k):
-    return fit(X, k, method="map", random_state=0)["posterior"]["means"].to_numpy()[0, 0]
+def fit_function(X, k, **options):
+    return fit(X, k, method="map", random_state=0,
+               **options)["posterior"]["means"].to_numpy()[0, 0]
 
 
-def fit_em_means(X, k):
-    return fit_em(X, k, n_init=2, random_state=0).means
+def fit_em_means(X, k, **options):
+    return fit_em(X, k, n_init=2, random_state=0, **options).means
 
 
 def fit_gradient_means(X, k):
@@ -155,18 +157,8 @@ FITTERS = {
 
 NAN_ROWS = r"row\(s\) 0, 1, 2, 3, 4 and 3 more\. Drop those rows or impute them"
 DATA_ERRORS = [
-    pytest.param(lambda: _with(X2, [(3, 1, np.nan)]), 2, error(
-        ValueError, r"X contains NaN in row\(s\) 3\. Drop those rows or impute them before "
-                    r"fitting"), id="nan"),
     pytest.param(lambda: _with(X2, [(5, 0, np.inf)]), 2, error(
         ValueError, r"X contains infinite values in row\(s\) 5\. Drop those rows"), id="inf"),
-    pytest.param(lambda: _with(X2, [(3, 1, np.nan), (5, 0, -np.inf)]), 2, error(
-        ValueError, r"X contains NaN or infinite values in row\(s\) 3, 5\. Drop"),
-        id="nan-and-inf"),
-    pytest.param(lambda: _with(X2, [(i, 0, np.nan) for i in range(8)]), 2, error(
-        ValueError, NAN_ROWS), id="many-nan-rows"),
-    pytest.param(lambda: [[1.0, None], [2.0, 3.0], [4.0, 5.0]], 2, error(
-        ValueError, r"X contains NaN in row\(s\) 0\."), id="list-with-none"),
     pytest.param(lambda: X2[:, 0], 2, error(
         ValueError, r"got a 1-D array of shape \(100,\)\. Reshape with X\.reshape\(-1, 1\) if "
                     r"it holds one feature"), id="1d"),
@@ -206,22 +198,67 @@ DATA_ERRORS = [
                    r"numbers"), id="dataframe-text-column"),
     pytest.param(lambda: pd.DataFrame({"a": X2[:, 0], "flag": X2[:, 1] > 0}), 2, error(
         TypeError, r"non-numeric column\(s\) \['flag'\]"), id="dataframe-bool-column"),
-    pytest.param(lambda: pd.DataFrame(_with(X2, [(2, 1, np.nan), (7, 0, np.nan)]),
-                                      columns=["a", "b"]), 2, error(
-        ValueError, r"X has missing values in row\(s\) 2, 7\. Drop those rows \(X\.dropna\(\)\) "
-                    r"or impute them"), id="dataframe-missing-values"),
     pytest.param(lambda: pd.DataFrame(X2[:, [0, 1, 0]], columns=["a", "b", "a"]), 2, error(
         ValueError, r"Feature names must be unique.*rename or drop the repeated column\(s\) "
                     r"\['a'\]"), id="dataframe-repeated-column-names"),
-    pytest.param(lambda: pd.DataFrame({"a": pd.array([1, None, 3, 4], dtype="Int64"),
-                                       "b": [1.0, 2.0, 3.0, 4.0]}), 2, error(
-        ValueError, r"X has missing values in row\(s\) 1\."), id="dataframe-nullable-int-na"),
 ]
 
 
 @pytest.mark.parametrize("entry", list(FITTERS))
 @pytest.mark.parametrize(("make", "k", "outcome"), DATA_ERRORS)
 def test_bad_data(entry, make, k, outcome):
+    run(outcome, lambda: FITTERS[entry](make(), k))
+
+
+# Missing entries: refused by the entry points that cannot marginalise them, and by the others
+# with missing="error".
+MISSING_ERRORS = [
+    pytest.param(lambda: _with(X2, [(3, 1, np.nan)]), 2, error(
+        ValueError, r"X contains NaN in row\(s\) 3\. Drop those rows or impute them before "
+                    r"fitting"), id="nan"),
+    pytest.param(lambda: _with(X2, [(3, 1, np.nan), (5, 0, -np.inf)]), 2, error(
+        ValueError, r"X contains NaN or infinite values in row\(s\) 3, 5\. Drop"),
+        id="nan-and-inf"),
+    pytest.param(lambda: _with(X2, [(i, 0, np.nan) for i in range(8)]), 2, error(
+        ValueError, NAN_ROWS), id="many-nan-rows"),
+    pytest.param(lambda: [[1.0, None], [2.0, 3.0], [4.0, 5.0]], 2, error(
+        ValueError, r"X contains NaN in row\(s\) 0\."), id="list-with-none"),
+    pytest.param(lambda: pd.DataFrame(_with(X2, [(2, 1, np.nan), (7, 0, np.nan)]),
+                                      columns=["a", "b"]), 2, error(
+        ValueError, r"X has missing values in row\(s\) 2, 7\. Drop those rows \(X\.dropna\(\)\) "
+                    r"or impute them"), id="dataframe-missing-values"),
+    pytest.param(lambda: pd.DataFrame({"a": pd.array([1, None, 3, 4], dtype="Int64"),
+                                       "b": [1.0, 2.0, 3.0, 4.0]}), 2, error(
+        ValueError, r"X has missing values in row\(s\) 1\."), id="dataframe-nullable-int-na"),
+]
+REFUSING = {"estimator": functools.partial(fit_estimator, missing="error"),
+            "fit": functools.partial(fit_function, missing="error"),
+            "fit_em": functools.partial(fit_em_means, missing="error"),
+            "fit_ml_gradient": fit_gradient_means, "singularity_path": singularity}
+
+
+@pytest.mark.parametrize("entry", list(REFUSING))
+@pytest.mark.parametrize(("make", "k", "outcome"), MISSING_ERRORS)
+def test_missing_entries_refused(entry, make, k, outcome):
+    run(outcome, lambda: REFUSING[entry](make(), k))
+
+
+# What the marginalising entry points (the default missing="marginalize") refuse.
+MARGINALIZE_ERRORS = [
+    pytest.param(lambda: _with(X2, [(3, 0, np.nan), (3, 1, np.nan), (6, 0, np.nan)]), 2,
+                 error(ValueError, r"X has every entry missing in row\(s\) 3: they carry no "
+                                   r"information\. Drop those rows"), id="empty-row"),
+    pytest.param(lambda: _with(X2, [(i, 1, np.nan) for i in range(100)]), 2,
+                 error(ValueError, r"every entry missing in column\(s\) \[1\]: drop them"),
+                 id="empty-column"),
+    pytest.param(lambda: _with(X2, [(3, 1, np.nan), (5, 0, -np.inf)]), 2, error(
+        ValueError, r"X contains infinite values in row\(s\) 5\. Drop"), id="nan-and-inf"),
+]
+
+
+@pytest.mark.parametrize("entry", ["estimator", "fit", "fit_em"])
+@pytest.mark.parametrize(("make", "k", "outcome"), MARGINALIZE_ERRORS)
+def test_marginalised_data_refused(entry, make, k, outcome):
     run(outcome, lambda: FITTERS[entry](make(), k))
 
 
@@ -515,16 +552,10 @@ PREDICT_ERRORS = [
     pytest.param(np.ones(2), error(
         ValueError, r"1-D array of shape \(2,\)\. .*X\.reshape\(1, -1\) if it holds one sample"),
         id="1d"),
-    pytest.param(_with(X2[:3], [(1, 0, np.nan)]), error(
-        ValueError, r"X contains NaN in row\(s\) 1\. Drop those rows or impute them before "
-                    r"predicting"), id="nan"),
     pytest.param(_with(X2[:3], [(2, 1, np.inf)]), error(ValueError, r"infinite values in "
                                                                     r"row\(s\) 2"), id="inf"),
     pytest.param(np.empty((0, 2)), error(ValueError, r"X is empty"), id="empty"),
     pytest.param(np.array([["a", "b"]]), error(TypeError, r"X must be numeric"), id="strings"),
-    pytest.param(pd.DataFrame({"a": [1.0, None], "b": [0.0, 1.0]}), error(
-        ValueError, r"missing values in row\(s\) 1\. .*before predicting"),
-        id="dataframe-missing"),
 ]
 
 

@@ -107,8 +107,10 @@ def test_em_all_starts_degenerate_warns(blobs):
 def test_bad_input(fit, blobs):
     X = blobs.X[:50].copy()
     X[3, 1] = np.nan
+    # (fit_em marginalises missing entries unless told not to: see test_missing.py)
+    options = {"missing": "error"} if fit is fit_em else {}
     with pytest.raises(ValueError, match="NaN"):
-        fit(X, 2)
+        fit(X, 2, **options)
     with pytest.raises(ValueError, match="n_components"):
         fit(blobs.X[:50], 0)
     with pytest.raises(ValueError, match="2-D"):

@@ -44,8 +44,9 @@ GOOD = np.random.default_rng(0).normal(size=(30, 2))
          "df-text", "df-missing", "complex"],
 )
 def test_bad_data_is_refused_with_advice(X, exc, match):
+    # (missing="error": by default missing entries are marginalised, see test_missing.py)
     with pytest.raises(exc, match=match):
-        BayesianGMM(1, method="map").fit(X)
+        BayesianGMM(1, method="map", missing="error").fit(X)
 
 
 def test_fewer_rows_than_components():
@@ -184,7 +185,7 @@ def test_bad_polars_input_names_the_fix(make, exc, pattern):
     import polars as pl
 
     with pytest.raises(exc, match=pattern):
-        BayesianGMM(1, method="map").fit(make(pl))
+        BayesianGMM(1, method="map", missing="error").fit(make(pl))
 
 
 def test_object_column_at_predict_time_says_predicting(named_fit):

@@ -39,11 +39,17 @@ def collinear(X) -> bool:
     :data:`~bayesgmm.covariance.COLLINEAR_EIGENVALUE` (the first five columns of
     scikit-learn's breast cancer data give 0.0014, separated blobs 0.07-0.9):
     ``default_sampler`` then takes nutpie, whose low-rank mass matrix adapts to the
-    correlations.
+    correlations. With missing entries (NaN), the correlations are pairwise-complete.
     """
     X = np.asarray(X, dtype=float)
     if X.ndim != 2 or X.shape[1] < 2 or X.shape[0] < 3:
         return False
+    if np.isnan(X).any():  # missing entries: pairwise-complete correlations
+        masked = np.ma.masked_invalid(X)
+        if not (masked.std(axis=0).filled(0.0) > 0).all():
+            return False
+        corr = np.ma.corrcoef(masked, rowvar=False).filled(0.0)
+        return bool(np.linalg.eigvalsh(corr)[0] < COLLINEAR_EIGENVALUE)
     sd = X.std(axis=0)
     if not (sd > 0).all():
         return False

@@ -11,6 +11,7 @@ finish in a background thread, which the interpreter waits for at exit.
 
 from __future__ import annotations
 
+import numpy as np
 import xarray as xr
 
 from ..diagnostics import check
@@ -60,6 +61,7 @@ def fit(
     repair_modes: bool = DEFAULTS["repair_modes"],
     random_state=DEFAULTS["random_state"],
     progressbar: bool = DEFAULTS["progressbar"],
+    missing: str = DEFAULTS["missing"],
 ) -> xr.DataTree:
     """Fit a Bayesian Gaussian mixture and return the result as an ``xarray.DataTree``.
 
@@ -146,6 +148,13 @@ def fit(
         Seed for every random step (EM start, jitter, sampler, VI draws).
     progressbar : bool, default False
         Show PyMC's progress bar and log messages.
+    missing : {"marginalize", "error"}, default "marginalize"
+        Missing entries of ``X`` (NaN, or a data frame's nulls). "marginalize": a row's
+        likelihood is that of its observed entries (each component's marginal on them),
+        which assumes the entries are missing at random; a :class:`DataWarning` says how
+        many there are, and rows with nothing observed are refused. Every structure and
+        method but minibatch ADVI (``batch_size``) handles them; the EM start runs EM with
+        missing data (:func:`bayesgmm.ml.missing.em_missing`). "error": refuse them.
 
     Returns
     -------
@@ -170,7 +179,7 @@ def fit(
         batch_size=batch_size, target_accept=target_accept, priors=priors,
         covariance_type=covariance_type, backend=backend, random_state=random_state,
         order_by=order_by, store_log_likelihood=store_log_likelihood,
-        repair_modes=repair_modes, progressbar=progressbar))
+        repair_modes=repair_modes, progressbar=progressbar, missing=missing))
     k, draws, chains, tune = (checked["n_components"], checked["draws"], checked["chains"],
                               checked["tune"])
     max_iter, n_init, cores = checked["max_iter"], checked["n_init"], checked["cores"]
@@ -181,8 +190,13 @@ def fit(
     rng = check_random_state(random_state)
 
     named_features = has_feature_names(X)
-    X, names = check_data(X, n_components=k)
+    X, names = check_data(X, n_components=k, missing=checked["missing"])
     n, d = X.shape
+    if batch_size is not None and batch_size < n and np.isnan(X).any():
+        raise NotImplementedError(
+            "Minibatch ADVI (batch_size) does not handle missing entries yet: fit without "
+            "batch_size (ADVI on all rows), or drop the rows with NaN (missing='error' "
+            "refuses them).")
     check_model_size(n, d, k, covariance_type,
                      n_draws={"nuts": chains * draws, "map": 1}.get(method, draws),
                      batch_size=batch_size)

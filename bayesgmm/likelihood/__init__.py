@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .kernels import pointwise_log_likelihood_numba
+from .missing import by_pattern
 from .reference import flat_draws, pointwise_log_likelihood_numpy
 
 __all__ = ["pointwise_log_likelihood", "KERNEL_MIN_TERMS"]
@@ -35,10 +36,18 @@ def pointwise_log_likelihood(X, weights, means, chols) -> np.ndarray:
     (:func:`~bayesgmm.likelihood.kernels.pointwise_log_likelihood_numba`); small ones
     :func:`~bayesgmm.likelihood.reference.pointwise_log_likelihood_numpy`,
     so that an EM fit's score never waits for a compilation. The choice depends on the
-    sizes only, so the same inputs give the same numbers in every process.
+    sizes only, so the same inputs give the same numbers in every process. NaN entries of
+    ``X`` are missing and marginalised out (:mod:`bayesgmm.likelihood.missing`), each
+    missingness pattern evaluated on its observed columns.
     """
     batch = weights.shape[:-1]
     w, m, c = flat_draws(weights, means, chols)
+    if np.isnan(X).any():  # per missingness pattern, on the observed columns
+        flat = by_pattern(X, m, c, lambda x, mo, co: pointwise_log_likelihood(x, w, mo, co),
+                          (w.shape[0], X.shape[0]), row_axis=1)
+        return flat.reshape(*batch, X.shape[0])
+    if X.shape[1] == 0:
+        return pointwise_log_likelihood_numpy(X, weights, means, chols)
     if w.shape[0] * X.shape[0] * m.shape[1] < KERNEL_MIN_TERMS:
         return pointwise_log_likelihood_numpy(X, weights, means, chols)
     return pointwise_log_likelihood_numba(X, w, m, c).reshape(*batch, X.shape[0])

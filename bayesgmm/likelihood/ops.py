@@ -32,7 +32,7 @@ from pytensor.tensor.linalg import solve_triangular
 from . import kernels
 from .kernels import LOG_2PI
 
-__all__ = ["MixtureLogLik", "MixtureLogLikGrad", "fused_log_likelihood",
+__all__ = ["MixtureLogLik", "MixtureLogLikGrad", "fused_log_likelihood", "core_parameters",
            "mixture_log_likelihood", "mixture_log_likelihood_graph", "exact_numba",
            "kernel_version"]
 
@@ -124,7 +124,7 @@ def fused_log_likelihood(X, log_weights, means, prec):
     return MixtureLogLik()(X, log_weights, means, prec)[0]
 
 
-def _core_parameters(weights, means, chols, n_components: int | None = None):
+def core_parameters(weights, means, chols, n_components: int | None = None):
     """The likelihood's parameters without batch dimensions, and K.
 
     CustomDist hands them over with broadcast batch dimensions of length 1. K comes from
@@ -166,7 +166,7 @@ def mixture_log_likelihood(value, weights, means, chols, n_components: int | Non
     -------
     TensorVariable of shape (N,)
     """
-    weights, means, chols, k = _core_parameters(weights, means, chols, n_components)
+    weights, means, chols, k = core_parameters(weights, means, chols, n_components)
     d = n_features if n_features is not None else means.type.shape[1]
     if d is None:
         raise ValueError("mixture_log_likelihood needs n_features when the means have no "
@@ -184,7 +184,7 @@ def mixture_log_likelihood_graph(value, weights, means, chols, n_components: int
     are multiplied by it. Parameters and result as for :func:`mixture_log_likelihood`; a known
     ``n_features`` also makes the diagonals of the factors read at constant indices.
     """
-    weights, means, chols, k = _core_parameters(weights, means, chols, n_components)
+    weights, means, chols, k = core_parameters(weights, means, chols, n_components)
     d = means.shape[-1] if n_features is None else int(n_features)
     eye = pt.eye(d)
     comps = []

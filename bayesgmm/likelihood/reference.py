@@ -16,6 +16,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from .kernels import LOG_2PI
+from .missing import by_pattern
 
 __all__ = ["CHUNK_ELEMENTS", "draw_chunks", "flat_draws", "weighted_log_densities",
            "pointwise_log_likelihood_numpy", "normalised", "responsibilities",
@@ -28,6 +29,10 @@ def weighted_log_densities(X: np.ndarray, weights: np.ndarray, means: np.ndarray
               chols: np.ndarray) -> np.ndarray:
     """Log w_k + log N(x_n | mu_k, L_k L_k^T) for one batch of draws.
 
+    NaN entries of ``X`` are missing: a row's density is that of its observed coordinates
+    under each component's marginal (see :mod:`bayesgmm.likelihood.missing`); a row with
+    nothing observed gets log w_k.
+
     Parameters
     ----------
     X : (N, D)
@@ -39,7 +44,13 @@ def weighted_log_densities(X: np.ndarray, weights: np.ndarray, means: np.ndarray
     -------
     ndarray of shape (S, N, K)
     """
+    if np.isnan(X).any():
+        return by_pattern(X, means, chols, lambda x, m, c: weighted_log_densities(
+            x, weights, m, c), (weights.shape[0], X.shape[0], weights.shape[-1]), row_axis=1)
     d = X.shape[1]
+    if d == 0:  # nothing observed: the weights alone
+        with np.errstate(divide="ignore"):
+            return np.repeat(np.log(weights)[:, None, :], X.shape[0], axis=1)
     linv = np.linalg.inv(chols)  # (S, K, D, D), inverse of a triangular matrix
     # (S, K, N, D): rows of L^{-1} (x - mu)
     resid = X[None, None, :, :] - means[:, :, None, :]

@@ -204,7 +204,8 @@ def _run_start(Z, views, k, strategy, view, seed, *, reg_covar, max_iter, tol, n
 
 def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: float = 1e-6,
            max_iter: int = 1000, tol: float = 1e-8, n_candidates: int = 10,
-           short_iter: int = 10, covariance_type: str = "full") -> PointEstimate:
+           short_iter: int = 10, covariance_type: str = "full",
+           missing: str = "marginalize") -> PointEstimate:
     """Maximum likelihood by EM: the best of several starts of scikit-learn's GaussianMixture.
 
     The starts cycle through :data:`EM_STRATEGIES` and views of the data: a model-based
@@ -264,6 +265,13 @@ def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: f
         EM iterations of each short run.
     covariance_type : {"full", "diag", "spherical", "tied"}, default "full"
         Structure of the covariances (see :data:`COVARIANCE_TYPES`).
+    missing : {"marginalize", "error"}, default "marginalize"
+        Missing entries (NaN): "marginalize" runs EM with missing data (missing at random;
+        :func:`~bayesgmm.ml.missing.em_missing`) from every optimum the starts reach on the
+        data with each column's observed mean in place of its missing entries, and keeps
+        the best by the observed-data log-likelihood; ``info`` then has no
+        ``sklearn_model`` and records the refined starts in ``starts`` (the search on the
+        filled data in ``filled_search``). "error" refuses them.
 
     Returns
     -------
@@ -293,7 +301,7 @@ def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: f
     True
     """
     k = check_n_components(n_components)
-    X, names = check_data(X, n_components=k)
+    X, names = check_data(X, n_components=k, missing=missing)
     n_init = check_positive_int(n_init, "n_init")
     max_iter = check_positive_int(max_iter, "max_iter")
     n_candidates = check_positive_int(n_candidates, "n_candidates")
@@ -304,6 +312,11 @@ def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: f
     rng = check_random_state(random_state)
     n, d = X.shape
     check_model_size(n, d, k, covariance_type)
+    if np.isnan(X).any():
+        return _fit_em_with_missing(
+            X, names, k, n_init=n_init, rng=rng, reg_covar=reg_covar, max_iter=max_iter,
+            tol=tol, n_candidates=n_candidates, short_iter=short_iter,
+            covariance_type=covariance_type)
     std = Standardizer.fit(X)
     views = _views(X, std.transform(X))  # the starting partitions use the usual views
     std = Standardizer.for_structure(X, covariance_type)
@@ -396,6 +409,81 @@ def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: f
         converged=bool(gm.converged_), method="em", info=info, covariance_type=covariance_type)
 
 
+def _fit_em_with_missing(X, names, k, *, n_init, rng, reg_covar, max_iter, tol,
+                         n_candidates, short_iter, covariance_type) -> PointEstimate:
+    """:func:`fit_em` on data with NaN entries (see its ``missing``)."""
+    from .missing import em_missing
+
+    n, d = X.shape
+    filled = np.where(np.isnan(X), np.nanmean(X, axis=0), X)
+    with warnings.catch_warnings():  # the filled data's troubles are not the fit's
+        warnings.simplefilter("ignore")
+        search = fit_em(filled, k, n_init=n_init, random_state=draw_seed(rng),
+                        reg_covar=reg_covar, max_iter=max_iter, tol=tol,
+                        n_candidates=n_candidates, short_iter=short_iter,
+                        covariance_type=covariance_type)
+    shape = structure(covariance_type)
+    std = Standardizer.for_structure(X, covariance_type)
+    Z = std.transform(X)
+    candidates = search.info["optima"] or [{
+        "start": search.info["best_start"], "weights": search.weights,
+        "means": search.means, "covariances": search.covariances}]
+    starts, fits = [], []
+    for opt in candidates:
+        record = {"start": opt["start"], **{key: search.info["starts"][opt["start"]][key]
+                                            for key in ("strategy", "view", "seed")}}
+        try:
+            out = em_missing(Z, opt["weights"], std.means_to_model(opt["means"]),
+                             std.covariances_to_model(opt["covariances"]),
+                             covariance_type=covariance_type, reg_covar=reg_covar,
+                             max_iter=max_iter, tol=tol)
+        except np.linalg.LinAlgError as exc:
+            record.update(log_likelihood=None, converged=False, degenerate=None,
+                          error=str(exc))
+            starts.append(record)
+            continue
+        reduced = shape.reduce(out["covariances"])
+        degenerate, _, reason = _degeneracy(out["weights"], reduced, n, reg_covar,
+                                            covariance_type)
+        # The Jacobian of the standardisation, for the observed entries only.
+        loglik = out["log_likelihood"] - float((np.log(std.scale) * ~np.isnan(X)).sum())
+        record.update(log_likelihood=loglik, converged=out["converged"],
+                      n_iter=out["n_iter"], degenerate=degenerate,
+                      degenerate_reason=reason or None)
+        starts.append(record)
+        fits.append((record, out, reduced))
+    if not fits:
+        raise ValueError(f"EM with missing data failed from every start. Increase reg_covar "
+                         f"(now {reg_covar}) or reduce n_components (now {k}).")
+    fits.sort(key=lambda f: (not f[0]["degenerate"], f[0]["log_likelihood"]), reverse=True)
+    record, out, reduced = fits[0]
+    if record["degenerate"]:
+        warnings.warn(f"EM with missing data ended in degenerate solutions only; the best "
+                      f"({record['log_likelihood']:.6g}) was kept: "
+                      f"{record['degenerate_reason']}. Use the Bayesian fit (BayesianGMM), "
+                      f"whose priors remove the singularity, or fewer components.",
+                      FitWarning, stacklevel=3)
+    if not out["converged"]:
+        warnings.warn(f"EM with missing data did not converge within max_iter={max_iter} "
+                      f"iterations (tol={tol}); increase max_iter or tol.",
+                      ConvergenceWarning, stacklevel=3)
+    holes = np.isnan(X)
+    optima = [{"start": r["start"], "log_likelihood": r["log_likelihood"],
+               "weights": o["weights"], "means": std.means_to_user(o["means"]),
+               "covariances": shape.covariances_to_user(red, k, d, std)}
+              for r, o, red in fits if not r["degenerate"]]
+    info = {"n_iter": record["n_iter"], "strategy": record["strategy"],
+            "view": record["view"], "seed": record["seed"], "best_start": record["start"],
+            "starts": starts, "optima": optima, "reg_covar": reg_covar,
+            "filled_search": search.info["starts"], "center": std.center,
+            "scale": std.scale,
+            "missing": {"entries": int(holes.sum()), "rows": int(holes.any(axis=1).sum())}}
+    return PointEstimate.from_parameters(
+        X, out["weights"], std.means_to_user(out["means"]),
+        shape.covariances_to_user(reduced, k, d, std), converged=out["converged"],
+        method="em", info=info, covariance_type=covariance_type)
+
+
 # EM for the start: fit_em's strategies run on at most EM_START_ROWS rows, then one EM
 # refines on at most EM_REFINE_ROWS rows; on all rows the start took minutes at N=1e6 for the
 # same components (docs/fitting.md, "Why these defaults"). The sampler or VI does the rest.
@@ -446,11 +534,17 @@ def em_for_start(Z: np.ndarray, k: int, n_init: int, random_state: int | None,
     (:func:`~bayesgmm.validation.count_distinct_rows`). ``raw``: ``(X, standardizer)``, the
     same rows on the user's scale and the map to ``Z``; fit_em then runs on the user's rows,
     so that its k-means start on the user's units is one of the views (see :func:`em_start`).
+
+    With missing entries (NaN in ``Z``), the search runs on the data with each column's
+    observed mean in their place, and each optimum it finds is refined by EM with missing
+    data (:func:`~bayesgmm.ml.missing.em_missing`) on the data as they are.
     """
     from sklearn.exceptions import ConvergenceWarning as SkConvergenceWarning
     from sklearn.mixture import GaussianMixture
 
-
+    if np.isnan(Z).any():
+        return _start_with_missing(Z, k, n_init, random_state, covariance_type, n_distinct,
+                                   raw, alternatives)
     n, d = Z.shape
     rng = np.random.default_rng(random_state)
     if n_distinct <= k:
@@ -500,3 +594,50 @@ def em_for_start(Z: np.ndarray, k: int, n_init: int, random_state: int | None,
             return weights, means, covs, est.bic
     covs = expand_covariances(gm.covariances_, covariance_type, k, d)
     return gm.weights_, gm.means_, covs, float(gm.bic(refine))
+
+
+def _start_with_missing(Z, k, n_init, random_state, covariance_type, n_distinct, raw,
+                        alternatives):
+    """:func:`em_for_start` on data with NaN entries.
+
+    The search runs on mean-imputed data, then EM with missing data from each optimum it
+    found (on at most ``EM_REFINE_ROWS`` rows).
+    """
+    from ..likelihood.missing import fill_missing
+    from .missing import em_missing
+
+    n = Z.shape[0]
+    filled = fill_missing(Z)  # 0: each column's observed mean, on the standardised scale
+    if raw is not None:
+        raw = (np.where(np.isnan(raw[0]), raw[1].center, raw[0]), raw[1])
+    others: list = []
+    found = em_for_start(filled, k, n_init, random_state, covariance_type, n_distinct, raw,
+                         alternatives=others)
+    rng = np.random.default_rng(random_state)
+    data = Z if n <= EM_REFINE_ROWS else Z[np.sort(rng.choice(n, EM_REFINE_ROWS,
+                                                              replace=False))]
+    refined = []
+    for weights, means, covs in [found[:3]] + others:
+        try:
+            out = em_missing(data, weights, means, covs, covariance_type=covariance_type,
+                             reg_covar=1e-3, max_iter=200, tol=1e-6)
+        except np.linalg.LinAlgError:
+            continue
+        if np.isfinite(out["log_likelihood"]):
+            refined.append(out)
+    if not refined:
+        return found
+    refined.sort(key=lambda o: -o["log_likelihood"])
+    best = refined[0]
+    if alternatives is not None:
+        seen = [best["log_likelihood"]]
+        for o in refined[1:]:
+            if min(abs(o["log_likelihood"] - v) for v in seen) <= 1e-6 * abs(
+                    o["log_likelihood"]) + 1e-8:
+                continue
+            seen.append(o["log_likelihood"])
+            alternatives.append((o["weights"], o["means"], o["covariances"]))
+    d = Z.shape[1]
+    p = k - 1 + k * d + structure(covariance_type).n_parameters(k, d)
+    bic = -2.0 * best["log_likelihood"] + p * np.log(data.shape[0])
+    return best["weights"], best["means"], best["covariances"], float(bic)

@@ -80,8 +80,11 @@ class PointEstimate:
         return np.linalg.cholesky(self.covariances)
 
     def _check_X(self, X) -> np.ndarray:
-        """``X`` as a float64 array with as many columns as the means (see check_data)."""
-        return check_data(X, n_features=self.means.shape[1])[0]
+        """``X`` as a float64 array with as many columns as the means (see check_data).
+
+        NaN entries are missing: they are marginalised out.
+        """
+        return check_data(X, n_features=self.means.shape[1], missing="marginalize")[0]
 
     def predict_proba(self, X) -> np.ndarray:
         """P(z = k | x) for each row of ``X`` (Bayes' rule with the point estimate)."""

@@ -1,0 +1,161 @@
+"""Missing entries marginalised out of the mixture likelihood (missing at random).
+
+A row that observes the coordinates ``O`` has the likelihood of its observed sub-vector under
+each component's marginal: ``log sum_k w_k N(x_O | mu_k[O], Sigma_k[O, O])``. Rows are
+grouped by their missingness pattern (which coordinates they observe), so that each
+pattern's sub-covariances are factorised once per component per evaluation, not once per
+row, and each pattern's rows run through the same kernels as complete data
+(:mod:`bayesgmm.likelihood.kernels`): the per-row work is that of a complete row of
+``len(O)`` features.
+
+This module knows nothing of PyMC models; :func:`marginal_log_likelihood_graph` builds the
+PyTensor term the model uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Pattern", "missingness_patterns", "marginal_chols", "by_pattern",
+           "marginal_log_likelihood_graph", "fill_missing"]
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """The rows that observe the same coordinates.
+
+    Attributes
+    ----------
+    observed : ndarray of int
+        The observed columns, increasing.
+    rows : ndarray of int
+        The rows with exactly these columns observed, increasing.
+    """
+
+    observed: np.ndarray
+    rows: np.ndarray
+
+    def is_prefix(self, d: int) -> bool:
+        """Whether the observed columns are ``0, ..., m - 1`` (the complete pattern too).
+
+        The marginal Cholesky factor is then the leading block of the full one.
+        """
+        return bool(np.array_equal(self.observed, np.arange(self.observed.size)))
+
+
+def missingness_patterns(X: np.ndarray) -> list[Pattern]:
+    """The missingness patterns of ``X`` (NaN = missing), most rows first.
+
+    Ties are broken by the pattern's first row, so the order depends on ``X`` alone.
+
+    Examples
+    --------
+    >>> X = np.array([[1.0, np.nan], [2.0, 3.0], [np.nan, 1.0], [4.0, 5.0]])
+    >>> [(p.observed.tolist(), p.rows.tolist()) for p in missingness_patterns(X)]
+    [([0, 1], [1, 3]), ([0], [0]), ([1], [2])]
+    """
+    observed = ~np.isnan(X)
+    uniq, first, inverse, counts = np.unique(observed, axis=0, return_index=True,
+                                             return_inverse=True, return_counts=True)
+    inverse = inverse.ravel()
+    order = np.argsort(inverse, kind="stable")
+    groups = np.split(order, np.cumsum(counts)[:-1])
+    patterns = [Pattern(np.flatnonzero(uniq[j]), groups[j]) for j in range(uniq.shape[0])]
+    ranking = sorted(range(len(patterns)), key=lambda j: (-counts[j], first[j]))
+    return [patterns[j] for j in ranking]
+
+
+def marginal_chols(chols: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """Cholesky factors (..., K, M, M) of the covariances' ``observed`` sub-matrices.
+
+    From the factors (..., K, D, D) of the full covariances. A leading block of coordinates
+    needs no new factorisation: its factor is the leading block of the full one.
+    """
+    m = observed.size
+    if np.array_equal(observed, np.arange(m)):
+        return chols[..., :m, :m]
+    sub = chols[..., observed, :]
+    return np.linalg.cholesky(sub @ np.swapaxes(sub, -1, -2))
+
+
+def by_pattern(X: np.ndarray, means: np.ndarray, chols: np.ndarray,
+               evaluate: Callable, out_shape: tuple, row_axis: int) -> np.ndarray:
+    """Run ``evaluate(X_O, means_O, chols_O)`` per missingness pattern and put rows back.
+
+    ``means`` (..., K, D) and ``chols`` (..., K, D, D); ``evaluate`` returns an array whose
+    axis ``row_axis`` runs over the pattern's rows. ``out_shape`` is the shape of the result
+    for all rows of ``X``. Rows that observe nothing get ``evaluate`` on zero columns.
+    """
+    out = np.empty(out_shape)
+    for p in missingness_patterns(X):
+        sub = X[np.ix_(p.rows, p.observed)]
+        values = evaluate(sub, means[..., p.observed], marginal_chols(chols, p.observed))
+        index = [slice(None)] * len(out_shape)
+        index[row_axis] = p.rows
+        out[tuple(index)] = values
+    return out
+
+
+def fill_missing(X: np.ndarray, value: float = 0.0) -> np.ndarray:
+    """``X`` with NaN entries replaced by ``value`` (a copy)."""
+    return np.where(np.isnan(X), value, X)
+
+
+def marginal_log_likelihood_graph(Z: np.ndarray, weights, means, chols, *, n_components: int,
+                                  dense: bool = True, term: Callable | None = None):
+    """The per-row log-likelihood (N,) of data ``Z`` with NaN entries, as a PyTensor graph.
+
+    ``Z`` is a constant (the patterns are part of the graph). Per pattern, the observed
+    sub-matrices of the covariances ``L_k L_k^T`` are factorised (one batched Cholesky of K
+    small matrices; for a leading block of coordinates, or for diagonal factors when
+    ``dense`` is False, the sub-block of ``L_k`` is that factor already) and the pattern's
+    rows go through ``term`` on their observed columns.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (N, D), NaN where missing; no row entirely missing
+    weights, means, chols : TensorVariables (K,), (K, D, D), (K, D, D)
+    n_components : int
+    dense : bool, default True
+        Whether the factors can have off-diagonal entries.
+    term : callable, optional
+        The complete-data likelihood, called as ``term(X, weights, means, chols,
+        n_components=K, n_features=M)``: by default the fused Op
+        (:func:`~bayesgmm.likelihood.ops.mixture_log_likelihood`); the tests pass the plain
+        graph (:func:`~bayesgmm.likelihood.ops.mixture_log_likelihood_graph`).
+
+    Returns
+    -------
+    TensorVariable of shape (N,), rows in the order of ``Z``
+    """
+    import pytensor.tensor as pt
+    from pytensor.tensor.linalg import cholesky
+
+    from .ops import mixture_log_likelihood
+
+    term = mixture_log_likelihood if term is None else term
+    k = int(n_components)
+    n, d = Z.shape
+    parts, rows = [], []
+    for p in missingness_patterns(Z):
+        obs = p.observed
+        m = obs.size
+        if m == 0:
+            raise ValueError("marginal_log_likelihood_graph: rows "
+                             f"{p.rows[:5].tolist()} have every entry missing.")
+        if p.is_prefix(d):
+            sub_chols = chols[:, :m, :m]
+        elif not dense:
+            sub_chols = chols[:, obs][:, :, obs]
+        else:
+            rows_of = chols[:, obs, :]
+            sub_chols = cholesky(pt.matmul(rows_of, rows_of.transpose(0, 2, 1)), lower=True)
+        parts.append(term(pt.constant(Z[np.ix_(p.rows, obs)]), weights, means[:, obs],
+                          sub_chols, n_components=k, n_features=m))
+        rows.append(p.rows)
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[np.concatenate(rows)] = np.arange(n)
+    return (pt.concatenate(parts) if len(parts) > 1 else parts[0])[inverse]

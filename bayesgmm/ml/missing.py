@@ -1,0 +1,134 @@
+"""EM with missing entries (missing at random), for every covariance structure.
+
+The E-step of Ghahramani and Jordan (1994): a row that observes the coordinates ``O`` has
+responsibilities from its observed sub-vector under each component's marginal, and, under
+component k, its missing coordinates have the conditional normal distribution
+
+    x_M | x_O, k ~ N(mu_M + S_MO S_OO^-1 (x_O - mu_O), S_MM - S_MO S_OO^-1 S_OM).
+
+The M-step uses the expected sufficient statistics (the conditional means in place of the
+missing entries, and the conditional covariances added to the second moments), then reduces
+the covariances to the structure (:meth:`~bayesgmm.covariance.CovarianceStructure.project`:
+the diagonals, their mean, or the pooled covariance), as scikit-learn's M-steps do. Each
+iteration increases the observed-data log-likelihood. Rows are processed by missingness
+pattern (:func:`~bayesgmm.likelihood.missing.missingness_patterns`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import logsumexp
+
+from ..covariance import structure
+from ..likelihood.missing import missingness_patterns
+from ..likelihood.reference import normalised, weighted_log_densities
+
+__all__ = ["em_missing", "conditional_moments"]
+
+
+def conditional_moments(x_obs: np.ndarray, mean: np.ndarray, cov: np.ndarray,
+                        observed: np.ndarray, missing: np.ndarray):
+    """Conditional means (n, |M|) and covariance (|M|, |M|) of the missing coordinates.
+
+    For rows ``x_obs`` (n, |O|) of one component with ``mean`` (D,) and ``cov`` (D, D).
+    """
+    s_oo = cov[np.ix_(observed, observed)]
+    s_mo = cov[np.ix_(missing, observed)]
+    gain = np.linalg.solve(s_oo, s_mo.T).T  # S_MO S_OO^-1, (|M|, |O|)
+    cond_mean = mean[missing] + (x_obs - mean[observed]) @ gain.T
+    cond_cov = cov[np.ix_(missing, missing)] - gain @ s_mo.T
+    return cond_mean, 0.5 * (cond_cov + cond_cov.T)
+
+
+def _e_step(Z, patterns, weights, means, covs):
+    """Observed-data log-likelihood and the expected sufficient statistics."""
+    n, d = Z.shape
+    k = weights.size
+    chols = np.linalg.cholesky(covs)
+    s0, s1, s2 = np.zeros(k), np.zeros((k, d)), np.zeros((k, d, d))
+    total = 0.0
+    for p in patterns:
+        o = p.observed
+        m = np.setdiff1d(np.arange(d), o)
+        x = Z[np.ix_(p.rows, o)]
+        sub = chols[:, o, :]
+        sub_chols = np.linalg.cholesky(sub @ np.swapaxes(sub, 1, 2))
+        lp = weighted_log_densities(x, weights[None], means[None][:, :, o], sub_chols[None])[0]
+        total += float(logsumexp(lp, axis=1).sum())
+        r = normalised(lp)
+        for j in range(k):
+            rj = r[:, j]
+            full = np.empty((x.shape[0], d))
+            full[:, o] = x
+            extra = None
+            if m.size:
+                full[:, m], extra = conditional_moments(x, means[j], covs[j], o, m)
+            s0[j] += rj.sum()
+            s1[j] += rj @ full
+            s2[j] += (full * rj[:, None]).T @ full
+            if extra is not None:
+                s2[j][np.ix_(m, m)] += rj.sum() * extra
+    return total, s0, s1, s2
+
+
+def em_missing(Z: np.ndarray, weights: np.ndarray, means: np.ndarray, covs: np.ndarray, *,
+               covariance_type: str = "full", reg_covar: float = 1e-6, max_iter: int = 1000,
+               tol: float = 1e-8):
+    """EM on data with NaN entries, from the given parameters.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (N, D)
+        Data, NaN where missing (no row entirely missing).
+    weights, means, covs : ndarrays (K,), (K, D), (K, D, D)
+        The start.
+    covariance_type : {"full", "diag", "spherical", "tied"}
+    reg_covar : float
+        Added to the diagonal of every covariance at each M-step.
+    max_iter : int
+    tol : float
+        Stop when the mean observed-data log-likelihood per row changes by less.
+
+    Returns
+    -------
+    dict
+        ``weights``, ``means``, ``covariances`` (K, D, D), ``log_likelihood`` (observed
+        data, at the returned parameters), ``n_iter``, ``converged``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> Z = np.concatenate([rng.normal(-2, 1, (100, 2)), rng.normal(2, 1, (100, 2))])
+    >>> Z[rng.random(Z.shape) < 0.2] = np.nan
+    >>> Z[np.isnan(Z).all(axis=1), 0] = 0.0
+    >>> out = em_missing(Z, np.full(2, 0.5), np.array([[-1.0, -1], [1, 1]]),
+    ...                  np.repeat(np.eye(2)[None], 2, 0))
+    >>> out["converged"], np.round(out["means"]).tolist()
+    (True, [[-2.0, -2.0], [2.0, 2.0]])
+    """
+    n, d = Z.shape
+    patterns = missingness_patterns(Z)
+    if any(p.observed.size == 0 for p in patterns):
+        raise ValueError("em_missing: some rows have every entry missing; drop them.")
+    shape = structure(covariance_type)
+    weights, means = np.asarray(weights, float), np.asarray(means, float)
+    covs = np.asarray(covs, float)
+    previous = -np.inf
+    converged = False
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):  # noqa: B007 (n_iter is reported)
+        loglik, s0, s1, s2 = _e_step(Z, patterns, weights, means, covs)
+        if abs(loglik - previous) / n < tol:
+            converged = True
+            break
+        previous = loglik
+        counts = np.maximum(s0, 10 * np.finfo(float).eps)
+        weights = counts / counts.sum()
+        means = s1 / counts[:, None]
+        covs = s2 / counts[:, None, None] - means[:, :, None] * means[:, None, :]
+        covs = shape.project(weights, 0.5 * (covs + np.swapaxes(covs, 1, 2)))
+        covs = covs + reg_covar * np.eye(d)
+    else:
+        loglik = _e_step(Z, patterns, weights, means, covs)[0]
+    return {"weights": weights, "means": means, "covariances": covs,
+            "log_likelihood": loglik, "n_iter": n_iter, "converged": converged}

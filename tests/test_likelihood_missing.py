@@ -1,0 +1,135 @@
+"""Missing entries marginalised out of the likelihood, against SciPy and PyTensor's autodiff."""
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+from scipy.special import logsumexp
+from scipy.stats import multivariate_normal
+
+from bayesgmm.covariance import STRUCTURES, structure
+from bayesgmm.likelihood import pointwise_log_likelihood
+from bayesgmm.likelihood.missing import (
+    marginal_chols,
+    marginal_log_likelihood_graph,
+    missingness_patterns,
+)
+from bayesgmm.likelihood.ops import mixture_log_likelihood_graph
+from bayesgmm.likelihood.reference import pointwise_log_likelihood_numpy, responsibilities
+from bayesgmm.model import build_model, point_from_params
+
+
+def with_holes(rng, n, d, fraction):
+    """Standard normal data with ``fraction`` of the entries missing, no row all missing."""
+    X = rng.normal(size=(n, d))
+    X[rng.random((n, d)) < fraction] = np.nan
+    empty = np.isnan(X).all(axis=1)
+    X[empty, rng.integers(d, size=empty.sum())] = 0.3
+    return X
+
+
+def structured(rng, k, d, covariance_type):
+    """Weights, means and (K, D, D) covariances of ``covariance_type``."""
+    w = rng.dirichlet(np.full(k, 3.0))
+    mu = rng.normal(size=(k, d))
+    a = rng.normal(size=(k, d, d))
+    covs = a @ np.swapaxes(a, 1, 2) + 0.5 * np.eye(d)
+    covs = structure(covariance_type).project(w, covs)
+    return w, mu, covs
+
+
+def scipy_marginal(X, w, mu, covs):
+    """log sum_k w_k N(x_O | mu_k[O], Sigma_k[O, O]), row by row, with SciPy."""
+    out = np.empty(X.shape[0])
+    for i, x in enumerate(X):
+        o = ~np.isnan(x)
+        out[i] = logsumexp([np.log(w[j]) + multivariate_normal(
+            mu[j, o], covs[j][np.ix_(o, o)]).logpdf(x[o]) for j in range(w.size)])
+    return out
+
+
+def test_patterns_group_every_row_once_by_its_observed_columns(rng):
+    X = with_holes(rng, 300, 4, 0.3)
+    patterns = missingness_patterns(X)
+    rows = np.concatenate([p.rows for p in patterns])
+    assert np.array_equal(np.sort(rows), np.arange(300))
+    for p in patterns:
+        assert np.array_equal(~np.isnan(X[p.rows]), np.broadcast_to(
+            np.isin(np.arange(4), p.observed), (p.rows.size, 4)))
+    assert len({tuple(p.observed) for p in patterns}) == len(patterns)
+    sizes = [p.rows.size for p in patterns]
+    assert sizes == sorted(sizes, reverse=True)
+
+
+@pytest.mark.parametrize("covariance_type", list(STRUCTURES))
+def test_reference_matches_scipy_marginals(rng, covariance_type):
+    k, d = 3, 4
+    X = with_holes(rng, 120, d, 0.35)
+    w, mu, covs = structured(rng, k, d, covariance_type)
+    chols = np.linalg.cholesky(covs)
+    expected = scipy_marginal(X, w, mu, covs)
+    # Exact identity up to rounding: 1e-10.
+    got = pointwise_log_likelihood_numpy(X, w[None], mu[None], chols[None])[0]
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10)
+    got = pointwise_log_likelihood(X, w[None], mu[None], chols[None])[0]
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10)
+    r = responsibilities(X, w[None], mu[None], chols[None])[0]
+    np.testing.assert_allclose(r.sum(axis=1), 1.0, atol=1e-12)
+
+
+def test_marginal_factor_is_the_factor_of_the_sub_covariance(rng):
+    _, _, covs = structured(rng, 2, 5, "full")
+    chols = np.linalg.cholesky(covs)
+    for observed in ([0, 1, 2], [1, 3], [4], [0, 2, 4]):
+        o = np.array(observed)
+        sub = marginal_chols(chols, o)
+        np.testing.assert_allclose(sub @ np.swapaxes(sub, 1, 2), covs[:, o][:, :, o],
+                                   rtol=1e-12, atol=1e-12)
+        assert np.all(sub[:, np.triu_indices(o.size, 1)[0], np.triu_indices(o.size, 1)[1]]
+                      == 0)
+
+
+@pytest.mark.parametrize("covariance_type", list(STRUCTURES))
+def test_model_likelihood_with_missing_entries_matches_scipy(rng, covariance_type):
+    from pymc.model.transform.conditioning import remove_value_transforms
+
+    k, d = 3, 3
+    Z = with_holes(rng, 60, d, 0.3)
+    w, mu, covs = structured(rng, k, d, covariance_type)
+    model = remove_value_transforms(build_model(Z, k, covariance_type=covariance_type))
+    point = point_from_params(w, mu, np.linalg.cholesky(covs),
+                              covariance_type=covariance_type)
+    logp = model.logp(vars=[model["x"]], sum=False, jacobian=False)[0]
+    expected = scipy_marginal(Z, w, mu, covs)
+    # JAX, which small fits compile with; the numba graph is checked by the slow gradient
+    # test (its cold compilation takes minutes).
+    fn = model.compile_fn(logp, mode="JAX")
+    np.testing.assert_allclose(fn(point), expected, rtol=0, atol=1e-10)
+
+
+# numba compiles the Cholesky gradients of every pattern cold in about 100 s: slow.
+@pytest.mark.parametrize("mode", [pytest.param("NUMBA", marks=pytest.mark.slow), "JAX"])
+def test_gradient_matches_autodiff_of_the_plain_graph(rng, mode):
+    """The fused Op per pattern against PyTensor's autodiff of the plain graph, through
+    the batched Cholesky of the sub-covariances."""
+    n, d, k = 150, 3, 3
+    Z = with_holes(rng, n, d, 0.3)
+    w0, mu0, covs = structured(rng, k, d, "full")
+    c0 = np.linalg.cholesky(covs)
+    g0 = rng.normal(size=n)
+    # Static shapes, as in the model (JAX needs them for the gradients of the sub-blocks).
+    w = pt.tensor("w", shape=(k,))
+    m = pt.tensor("m", shape=(k, d))
+    c = pt.tensor("c", shape=(k, d, d))
+    results = []
+    # The oracle runs in PyTensor's Python mode: compiling its autodiff through every
+    # pattern's Cholesky with numba took minutes.
+    for term, how in ((None, mode), (mixture_log_likelihood_graph, "FAST_COMPILE")):
+        ll = marginal_log_likelihood_graph(Z, w, m, c, n_components=k, term=term)
+        grads = pytensor.grad(pt.dot(ll, pt.constant(g0)), [w, m, c])
+        f = pytensor.function([w, m, c], [ll, *grads], mode=how)
+        results.append(f(w0, mu0, c0))
+    np.testing.assert_allclose(results[0][0], scipy_marginal(Z, w0, mu0, covs), atol=1e-10,
+                               rtol=0)
+    for ours, ref in zip(*results, strict=True):
+        np.testing.assert_allclose(ours, ref, rtol=1e-9, atol=1e-9 * np.abs(ref).max())
