@@ -124,7 +124,7 @@ class BayesianGMM(BaseEstimator):
         return tags
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y=None) -> BayesianGMM:
+    def fit(self, X, y=None, sample_weight=None) -> BayesianGMM:
         """Fit the mixture to ``X``.
 
         Parameters
@@ -133,13 +133,16 @@ class BayesianGMM(BaseEstimator):
             An array, or a pandas, polars or pyarrow frame; with string column names,
             later predictions check their columns by name.
         y : ignored
+        sample_weight : array-like of shape (n_samples,), optional
+            Frequency weights of the rows (see :func:`bayesgmm.fit`).
 
         Returns
         -------
         self
         """
         params = self.get_params(deep=False)
-        self.idata_ = fit_tree(X, params.pop("n_components"), **params)
+        self.idata_ = fit_tree(X, params.pop("n_components"), sample_weight=sample_weight,
+                               **params)
         self._set_from_idata(self.idata_)
         return self
 

@@ -41,6 +41,7 @@ def build_model(
     order_by: int | None = None,
     covariance_type: str = "full",
     shared_data: bool = False,
+    sample_weight: np.ndarray | None = None,
 ) -> pm.Model:
     """Build the PyMC model on standardised data ``Z``.
 
@@ -78,6 +79,9 @@ def build_model(
         a constant of the graph. Compiled functions then depend on neither the data's values
         nor its number of rows, so numba's on-disk cache serves every data set fitted with
         the same model structure. Ignored with ``batch_size``.
+    sample_weight : ndarray of shape (N,), optional
+        Frequency weights: row n's log-likelihood term is multiplied by ``sample_weight[n]``
+        (integer weights give the log posterior of the rows repeated that many times).
 
     Returns
     -------
@@ -127,7 +131,13 @@ def build_model(
                 "Minibatch ADVI does not handle missing entries yet: fit without "
                 "batch_size (ADVI on all rows), or drop the rows with NaN.")
 
+        row_weights = None if sample_weight is None else np.asarray(sample_weight, float)
+
         def logp(value, w, m, c):
+            ll = row_loglik(value, w, m, c)
+            return ll if row_weights is None else ll * batch_weights
+
+        def row_loglik(value, w, m, c):
             if missing:
                 # The patterns of missing entries are part of the graph: the likelihood
                 # reads the constant data, not ``value`` (the data with NaN set to 0).
@@ -136,6 +146,7 @@ def build_model(
                                                      dense=covariances.dense)
             return mixture_log_likelihood(value, w, m, c, n_components=k, n_features=d)
 
+        batch_weights = row_weights
         if batch_size is None:
             model.add_coord(OBS, np.arange(n))
             if missing:
@@ -149,7 +160,11 @@ def build_model(
         else:
             # The minibatch generator is a shared RNG of the model: pm.fit's random_seed
             # seeds it.
-            batch = pm.Minibatch(pt.as_tensor(Z), batch_size=int(batch_size))
+            if row_weights is None:
+                batch = pm.Minibatch(pt.as_tensor(Z), batch_size=int(batch_size))
+            else:  # the same random rows of the data and of their weights
+                batch, batch_weights = pm.Minibatch(pt.as_tensor(Z), pt.as_tensor(row_weights),
+                                                    batch_size=int(batch_size))
             pm.CustomDist(
                 "x", weights, mu, chols, logp=logp, observed=batch,
                 signature=signature, total_size=n,

@@ -35,16 +35,24 @@ class Standardizer:
     scale: np.ndarray
 
     @classmethod
-    def fit(cls, X: np.ndarray, *, common_scale: bool = False) -> Standardizer:
+    def fit(cls, X: np.ndarray, *, common_scale: bool = False,
+            sample_weight: np.ndarray | None = None) -> Standardizer:
         """Centre on the column means and scale by the column standard deviations.
 
         NaN entries (missing) are left out of each column's mean and standard deviation.
+        ``sample_weight`` (frequency weights, one per row) weighs the rows: integer weights
+        give the mean and standard deviation of the rows repeated that many times.
 
         ``common_scale=True`` divides every column by one scale instead, the root mean
         column variance (for spherical components, which are spherical in the user's
         units only if all features are scaled alike).
         """
-        if np.isnan(X).any():  # missing entries: the observed values of each column
+        if sample_weight is not None:
+            w = np.asarray(sample_weight, dtype=float)[:, None] * ~np.isnan(X)
+            values = np.nan_to_num(X)
+            center = (w * values).sum(axis=0) / w.sum(axis=0)
+            scale = np.sqrt((w * (values - center) ** 2).sum(axis=0) / w.sum(axis=0))
+        elif np.isnan(X).any():  # missing entries: the observed values of each column
             center, scale = np.nanmean(X, axis=0), np.nanstd(X, axis=0)
         else:
             center, scale = X.mean(axis=0), X.std(axis=0)
@@ -58,7 +66,8 @@ class Standardizer:
         return cls(center=center, scale=scale)
 
     @classmethod
-    def for_structure(cls, X: np.ndarray, covariance_type: str) -> Standardizer:
+    def for_structure(cls, X: np.ndarray, covariance_type: str,
+                      sample_weight: np.ndarray | None = None) -> Standardizer:
         """The standardisation a covariance structure is fitted on.
 
         Spherical components are spheres in the user's units only if every feature is
@@ -66,7 +75,8 @@ class Standardizer:
         per-feature scaling) each column's standard deviation (the structure's
         :attr:`~bayesgmm.covariance.CovarianceStructure.common_scale`).
         """
-        return cls.fit(X, common_scale=structure(covariance_type).common_scale)
+        return cls.fit(X, common_scale=structure(covariance_type).common_scale,
+                       sample_weight=sample_weight)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Map data to the standardised scale."""

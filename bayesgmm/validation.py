@@ -11,7 +11,7 @@ import numpy as np
 from .covariance import DIAG, structure
 from .exceptions import DataWarning
 
-__all__ = ["check_data", "check_features", "check_model_size",
+__all__ = ["check_data", "check_features", "check_sample_weight", "check_model_size",
            "check_n_components", "check_positive_int", "has_feature_names", "outlying_rows",
            "default_feature_names", "count_distinct_rows", "describe_outliers"]
 
@@ -313,6 +313,32 @@ def _check_missing(X: np.ndarray, name: str, warn: bool) -> None:
             f"pattern(s) of missing columns; they are marginalised out of the likelihood, "
             f"which assumes they are missing at random. Pass missing='error' to refuse them.",
             DataWarning, stacklevel=3)
+
+
+def check_sample_weight(sample_weight, n_rows: int) -> np.ndarray:
+    """Frequency weights of ``n_rows`` rows as float64: finite, non-negative, not all zero.
+
+    Examples
+    --------
+    >>> check_sample_weight([1, 2, 0], 3)
+    array([1., 2., 0.])
+    """
+    try:
+        w = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"sample_weight must be numbers, one per row; got "
+                        f"{type(sample_weight).__name__}.") from None
+    if w.ndim != 1 or w.shape[0] != n_rows:
+        raise ValueError(f"sample_weight must have one weight per row of X: shape "
+                         f"({n_rows},), got {w.shape}.")
+    if not np.isfinite(w).all() or (w < 0).any():
+        bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
+        raise ValueError(f"sample_weight must be finite and non-negative; rows "
+                         f"{bad[:5].tolist()} are not. Give such rows weight 0 or drop them.")
+    if not w.sum() > 0:
+        raise ValueError("sample_weight is zero for every row: give some rows a positive "
+                         "weight.")
+    return w
 
 
 def count_distinct_rows(X: np.ndarray, at_most: int) -> int:

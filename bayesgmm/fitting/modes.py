@@ -141,10 +141,17 @@ def model_key(Z: np.ndarray, k: int, priors, **structure) -> tuple:
     with the same key build the same graph, so one compiled function serves both and gives
     the same bits.
     """
+    def exact(value):  # arrays (the rows' weights) by digest, not by their abbreviated repr
+        if isinstance(value, np.ndarray):
+            value = np.ascontiguousarray(value)
+            return (hashlib.sha256(value.view(np.uint8)).hexdigest(), value.shape,
+                    value.dtype.str)
+        return value
+
     Z = np.ascontiguousarray(Z)
     digest = hashlib.sha256(Z.view(np.uint8)).hexdigest()
     return (digest, Z.shape, Z.dtype.str, int(k), repr(priors),
-            repr(sorted(structure.items())))
+            repr(sorted((name, exact(v)) for name, v in structure.items())))
 
 
 @contextmanager

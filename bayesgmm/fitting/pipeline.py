@@ -21,7 +21,7 @@ from ..params import DEFAULTS, check_params
 from ..priors import Priors
 from ..seeds import check_random_state, draw_seed
 from ..standardize import Standardizer
-from ..validation import check_data, check_model_size, has_feature_names
+from ..validation import check_data, check_model_size, check_sample_weight, has_feature_names
 from .compile import plan_compilation, quiet_pymc
 from .map import run_map
 from .modes import (
@@ -62,6 +62,7 @@ def fit(
     random_state=DEFAULTS["random_state"],
     progressbar: bool = DEFAULTS["progressbar"],
     missing: str = DEFAULTS["missing"],
+    sample_weight=None,
 ) -> xr.DataTree:
     """Fit a Bayesian Gaussian mixture and return the result as an ``xarray.DataTree``.
 
@@ -155,6 +156,13 @@ def fit(
         many there are, and rows with nothing observed are refused. Every structure and
         method but minibatch ADVI (``batch_size``) handles them; the EM start runs EM with
         missing data (:func:`bayesgmm.ml.missing.em_missing`). "error": refuse them.
+    sample_weight : array-like of shape (n_samples,), optional
+        Frequency weights: row n's log-likelihood term is multiplied by
+        ``sample_weight[n]`` (finite, non-negative), for every method; integer weights give
+        exactly the log posterior of the data with row n repeated ``sample_weight[n]``
+        times. The standardisation and the EM start are weighted alike. The stored
+        pointwise log-likelihood is per row, unweighted. The result keeps the weights in
+        ``constant_data``.
 
     Returns
     -------
@@ -192,6 +200,8 @@ def fit(
     named_features = has_feature_names(X)
     X, names = check_data(X, n_components=k, missing=checked["missing"])
     n, d = X.shape
+    if sample_weight is not None:
+        sample_weight = check_sample_weight(sample_weight, n)
     if batch_size is not None and batch_size < n and np.isnan(X).any():
         raise NotImplementedError(
             "Minibatch ADVI (batch_size) does not handle missing entries yet: fit without "
@@ -202,7 +212,7 @@ def fit(
                      batch_size=batch_size)
     if sampler == "auto":
         sampler = default_sampler(n, X)
-    std = Standardizer.for_structure(X, covariance_type)
+    std = Standardizer.for_structure(X, covariance_type, sample_weight)
     Z = std.transform(X)
     sparse = priors.weight_concentration < 1
     use_batches = batch_size is not None and batch_size < n
@@ -212,14 +222,14 @@ def fit(
     pool: list = []
     start = em_start(Z, k, n_init=n_init, random_state=draw_seed(rng), sparse=sparse,
                      covariance_type=covariance_type, raw=(X, std),
-                     pool=pool if search else None)
+                     pool=pool if search else None, sample_weight=sample_weight)
     order_by = resolve_order_by(order_by, names, start, k)
     start = start.ordered(order_by)
     compilation = plan_compilation(backend, method=method, sampler=sampler, n_obs=n)
 
     model_args = dict(feature_names=names, batch_size=batch_size if use_batches else None,
                       order_by=order_by, covariance_type=covariance_type,
-                      shared_data=compilation.shared_data)
+                      shared_data=compilation.shared_data, sample_weight=sample_weight)
     model = build_model(Z, k, priors, **model_args)
 
     with exact_numba():
@@ -260,6 +270,6 @@ def fit(
 
     result = assemble(X, names, std, begin, out, method=method, sampler=sampler,
                       priors=priors, store_log_likelihood=store_log_likelihood,
-                      named_features=named_features)
+                      named_features=named_features, sample_weight=sample_weight)
     check(result, stacklevel=2)
     return result

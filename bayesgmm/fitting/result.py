@@ -93,7 +93,7 @@ LOG_LIKELIHOOD_NOT_STORED = "Pointwise log-likelihood not stored"
 
 
 def assemble(X, names, std, start, out, *, method, sampler, priors,
-             store_log_likelihood, named_features=False) -> xr.DataTree:
+             store_log_likelihood, named_features=False, sample_weight=None) -> xr.DataTree:
     """The result's DataTree from a fitter's draws (standardised scale) and its start.
 
     Every draw is relabelled to the EM start (pivot relabelling), unless the ordering
@@ -168,9 +168,13 @@ def assemble(X, names, std, start, out, *, method, sampler, priors,
     tree["observed_data"] = xr.Dataset(
         {"x": (("obs", "feature"), X)}, coords={"obs": np.arange(n), "feature": names},
         attrs=attrs)
+    constants = {"center": ("feature", std.center), "scale": ("feature", std.scale)}
+    if sample_weight is not None:
+        constants["sample_weight"] = ("obs", np.asarray(sample_weight, dtype=float))
     tree["constant_data"] = xr.Dataset(
-        {"center": ("feature", std.center), "scale": ("feature", std.scale)},
-        coords={"feature": names}, attrs=attrs)
+        constants, coords={"feature": names, **({"obs": np.arange(n)}
+                                                if sample_weight is not None else {})},
+        attrs=attrs)
     if stats is not None:
         tree["sample_stats"] = stats.assign_attrs(attrs)
     tree["relabeling"] = xr.Dataset(

@@ -45,12 +45,14 @@ class Start:
 
 def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
              random_state: int | None = None, sparse: bool = False,
-             covariance_type: str = "full", raw=None, pool: list | None = None) -> Start:
+             covariance_type: str = "full", raw=None, pool: list | None = None,
+             sample_weight: np.ndarray | None = None) -> Start:
     """The best EM solution of ``covariance_type`` on standardised data.
 
-    ``pool``: a list that receives the other distinct EM optima of the search as
-    :class:`Start` objects, best first (not with ``sparse``), for
-    :func:`bayesgmm.fitting.modes.search_modes`.
+    ``sample_weight``: frequency weights of the rows (see
+    :func:`~bayesgmm.ml.em.em_for_start`). ``pool``: a list that receives the other
+    distinct EM optima of the search as :class:`Start` objects, best first (not with
+    ``sparse``), for :func:`bayesgmm.fitting.modes.search_modes`.
 
     ``n_init`` starts of several strategies (see :func:`~bayesgmm.ml.em.em_for_start`).
     ``raw``: ``(X, standardizer)`` with ``Z = standardizer.transform(X)``; then one of those
@@ -76,7 +78,8 @@ def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
     d = Z.shape[1]
     n_distinct = count_distinct_rows(Z, k)  # exact up to k: _em only compares it with K' <= k
     if sparse and k > 1:
-        fits = [em_for_start(Z, j, n_init, random_state, covariance_type, n_distinct, raw)
+        fits = [em_for_start(Z, j, n_init, random_state, covariance_type, n_distinct, raw,
+                             sample_weight=sample_weight)
                 for j in range(1, k + 1)]
         best = int(np.argmin([f[3] for f in fits]))
         weights, means, covs, _ = fits[best]
@@ -90,7 +93,8 @@ def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
     else:
         others = [] if pool is not None else None
         weights, means, covs, _ = em_for_start(Z, k, n_init, random_state, covariance_type,
-                                               n_distinct, raw, alternatives=others)
+                                               n_distinct, raw, alternatives=others,
+                                               sample_weight=sample_weight)
         if pool is not None:
             pool.extend(_inside_priors(*other, covariance_type) for other in others)
     return _inside_priors(weights, means, covs, covariance_type)

@@ -22,7 +22,13 @@ from ..covariance import (
 from ..exceptions import ConvergenceWarning, FitWarning
 from ..seeds import check_random_state, draw_seed, draw_seeds
 from ..standardize import Standardizer
-from ..validation import check_data, check_model_size, check_n_components, check_positive_int
+from ..validation import (
+    check_data,
+    check_model_size,
+    check_n_components,
+    check_positive_int,
+    check_sample_weight,
+)
 from .point_estimate import PointEstimate, check_number, constant_column_advice, one_thread
 
 __all__ = ["EM_STRATEGIES", "fit_em", "em_for_start", "params_from_labels"]
@@ -205,7 +211,7 @@ def _run_start(Z, views, k, strategy, view, seed, *, reg_covar, max_iter, tol, n
 def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: float = 1e-6,
            max_iter: int = 1000, tol: float = 1e-8, n_candidates: int = 10,
            short_iter: int = 10, covariance_type: str = "full",
-           missing: str = "marginalize") -> PointEstimate:
+           missing: str = "marginalize", sample_weight=None) -> PointEstimate:
     """Maximum likelihood by EM: the best of several starts of scikit-learn's GaussianMixture.
 
     The starts cycle through :data:`EM_STRATEGIES` and views of the data: a model-based
@@ -272,6 +278,12 @@ def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: f
         the best by the observed-data log-likelihood; ``info`` then has no
         ``sklearn_model`` and records the refined starts in ``starts`` (the search on the
         filled data in ``filled_search``). "error" refuses them.
+    sample_weight : array-like of shape (N,), optional
+        Frequency weights of the rows: row n counts ``sample_weight[n]`` times in the
+        log-likelihood (integer weights give the fit of the repeated rows). The starts
+        search on the rows unweighted, then EM with the weights continues from every
+        optimum found, as for missing entries; ``log_likelihood``, BIC and AIC are
+        weighted (N is the total weight).
 
     Returns
     -------
@@ -312,11 +324,13 @@ def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: f
     rng = check_random_state(random_state)
     n, d = X.shape
     check_model_size(n, d, k, covariance_type)
-    if np.isnan(X).any():
+    if sample_weight is not None:
+        sample_weight = check_sample_weight(sample_weight, n)
+    if np.isnan(X).any() or sample_weight is not None:
         return _fit_em_with_missing(
             X, names, k, n_init=n_init, rng=rng, reg_covar=reg_covar, max_iter=max_iter,
             tol=tol, n_candidates=n_candidates, short_iter=short_iter,
-            covariance_type=covariance_type)
+            covariance_type=covariance_type, sample_weight=sample_weight)
     std = Standardizer.fit(X)
     views = _views(X, std.transform(X))  # the starting partitions use the usual views
     std = Standardizer.for_structure(X, covariance_type)
@@ -410,8 +424,12 @@ def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: f
 
 
 def _fit_em_with_missing(X, names, k, *, n_init, rng, reg_covar, max_iter, tol,
-                         n_candidates, short_iter, covariance_type) -> PointEstimate:
-    """:func:`fit_em` on data with NaN entries (see its ``missing``)."""
+                         n_candidates, short_iter, covariance_type,
+                         sample_weight=None) -> PointEstimate:
+    """:func:`fit_em` on data with NaN entries or weighted rows.
+
+    See ``missing`` and ``sample_weight`` there.
+    """
     from .missing import em_missing
 
     n, d = X.shape
@@ -423,8 +441,9 @@ def _fit_em_with_missing(X, names, k, *, n_init, rng, reg_covar, max_iter, tol,
                         n_candidates=n_candidates, short_iter=short_iter,
                         covariance_type=covariance_type)
     shape = structure(covariance_type)
-    std = Standardizer.for_structure(X, covariance_type)
+    std = Standardizer.for_structure(X, covariance_type, sample_weight)
     Z = std.transform(X)
+    row_weights = np.ones(n) if sample_weight is None else sample_weight
     candidates = search.info["optima"] or [{
         "start": search.info["best_start"], "weights": search.weights,
         "means": search.means, "covariances": search.covariances}]
@@ -436,17 +455,18 @@ def _fit_em_with_missing(X, names, k, *, n_init, rng, reg_covar, max_iter, tol,
             out = em_missing(Z, opt["weights"], std.means_to_model(opt["means"]),
                              std.covariances_to_model(opt["covariances"]),
                              covariance_type=covariance_type, reg_covar=reg_covar,
-                             max_iter=max_iter, tol=tol)
+                             max_iter=max_iter, tol=tol, sample_weight=sample_weight)
         except np.linalg.LinAlgError as exc:
             record.update(log_likelihood=None, converged=False, degenerate=None,
                           error=str(exc))
             starts.append(record)
             continue
         reduced = shape.reduce(out["covariances"])
-        degenerate, _, reason = _degeneracy(out["weights"], reduced, n, reg_covar,
-                                            covariance_type)
+        degenerate, _, reason = _degeneracy(out["weights"], reduced, row_weights.sum(),
+                                            reg_covar, covariance_type)
         # The Jacobian of the standardisation, for the observed entries only.
-        loglik = out["log_likelihood"] - float((np.log(std.scale) * ~np.isnan(X)).sum())
+        loglik = out["log_likelihood"] - float(
+            (np.log(std.scale) * ~np.isnan(X) * row_weights[:, None]).sum())
         record.update(log_likelihood=loglik, converged=out["converged"],
                       n_iter=out["n_iter"], degenerate=degenerate,
                       degenerate_reason=reason or None)
@@ -481,7 +501,7 @@ def _fit_em_with_missing(X, names, k, *, n_init, rng, reg_covar, max_iter, tol,
     return PointEstimate.from_parameters(
         X, out["weights"], std.means_to_user(out["means"]),
         shape.covariances_to_user(reduced, k, d, std), converged=out["converged"],
-        method="em", info=info, covariance_type=covariance_type)
+        method="em", info=info, covariance_type=covariance_type, sample_weight=sample_weight)
 
 
 # EM for the start: fit_em's strategies run on at most EM_START_ROWS rows, then one EM
@@ -518,7 +538,8 @@ def _sklearn_em(Z: np.ndarray, k: int, n_init: int, random_state: int | None,
 
 
 def em_for_start(Z: np.ndarray, k: int, n_init: int, random_state: int | None,
-        covariance_type: str, n_distinct: int, raw=None, alternatives: list | None = None):
+        covariance_type: str, n_distinct: int, raw=None, alternatives: list | None = None,
+        sample_weight: np.ndarray | None = None):
     """EM for the start: (weights, means, (K, D, D) covariances, BIC on all rows).
 
     ``alternatives``: a list that receives the other distinct non-degenerate optima of the
@@ -537,14 +558,16 @@ def em_for_start(Z: np.ndarray, k: int, n_init: int, random_state: int | None,
 
     With missing entries (NaN in ``Z``), the search runs on the data with each column's
     observed mean in their place, and each optimum it finds is refined by EM with missing
-    data (:func:`~bayesgmm.ml.missing.em_missing`) on the data as they are.
+    data (:func:`~bayesgmm.ml.missing.em_missing`) on the data as they are. With
+    ``sample_weight`` (frequency weights of the rows) likewise: the search on the rows
+    unweighted, the refinement weighted.
     """
     from sklearn.exceptions import ConvergenceWarning as SkConvergenceWarning
     from sklearn.mixture import GaussianMixture
 
-    if np.isnan(Z).any():
-        return _start_with_missing(Z, k, n_init, random_state, covariance_type, n_distinct,
-                                   raw, alternatives)
+    if np.isnan(Z).any() or sample_weight is not None:
+        return _refined_start(Z, k, n_init, random_state, covariance_type, n_distinct,
+                              raw, alternatives, sample_weight)
     n, d = Z.shape
     rng = np.random.default_rng(random_state)
     if n_distinct <= k:
@@ -596,12 +619,12 @@ def em_for_start(Z: np.ndarray, k: int, n_init: int, random_state: int | None,
     return gm.weights_, gm.means_, covs, float(gm.bic(refine))
 
 
-def _start_with_missing(Z, k, n_init, random_state, covariance_type, n_distinct, raw,
-                        alternatives):
-    """:func:`em_for_start` on data with NaN entries.
+def _refined_start(Z, k, n_init, random_state, covariance_type, n_distinct, raw,
+                   alternatives, sample_weight):
+    """:func:`em_for_start` on data with NaN entries or weighted rows.
 
-    The search runs on mean-imputed data, then EM with missing data from each optimum it
-    found (on at most ``EM_REFINE_ROWS`` rows).
+    The search runs on mean-imputed data, rows unweighted, then EM with missing data and
+    the weights from each optimum it found (on at most ``EM_REFINE_ROWS`` rows).
     """
     from ..likelihood.missing import fill_missing
     from .missing import em_missing
@@ -614,13 +637,16 @@ def _start_with_missing(Z, k, n_init, random_state, covariance_type, n_distinct,
     found = em_for_start(filled, k, n_init, random_state, covariance_type, n_distinct, raw,
                          alternatives=others)
     rng = np.random.default_rng(random_state)
-    data = Z if n <= EM_REFINE_ROWS else Z[np.sort(rng.choice(n, EM_REFINE_ROWS,
-                                                              replace=False))]
+    rows = (slice(None) if n <= EM_REFINE_ROWS
+            else np.sort(rng.choice(n, EM_REFINE_ROWS, replace=False)))
+    data = Z[rows]
+    row_weights = None if sample_weight is None else np.asarray(sample_weight, float)[rows]
     refined = []
     for weights, means, covs in [found[:3]] + others:
         try:
             out = em_missing(data, weights, means, covs, covariance_type=covariance_type,
-                             reg_covar=1e-3, max_iter=200, tol=1e-6)
+                             reg_covar=1e-3, max_iter=200, tol=1e-6,
+                             sample_weight=row_weights)
         except np.linalg.LinAlgError:
             continue
         if np.isfinite(out["log_likelihood"]):
@@ -639,5 +665,6 @@ def _start_with_missing(Z, k, n_init, random_state, covariance_type, n_distinct,
             alternatives.append((o["weights"], o["means"], o["covariances"]))
     d = Z.shape[1]
     p = k - 1 + k * d + structure(covariance_type).n_parameters(k, d)
-    bic = -2.0 * best["log_likelihood"] + p * np.log(data.shape[0])
+    total = data.shape[0] if row_weights is None else float(row_weights.sum())
+    bic = -2.0 * best["log_likelihood"] + p * np.log(total)
     return best["weights"], best["means"], best["covariances"], float(bic)

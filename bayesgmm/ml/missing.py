@@ -40,8 +40,8 @@ def conditional_moments(x_obs: np.ndarray, mean: np.ndarray, cov: np.ndarray,
     return cond_mean, 0.5 * (cond_cov + cond_cov.T)
 
 
-def _e_step(Z, patterns, weights, means, covs):
-    """Observed-data log-likelihood and the expected sufficient statistics."""
+def _e_step(Z, patterns, weights, means, covs, row_weights):
+    """Observed-data log-likelihood and the expected sufficient statistics (rows weighted)."""
     n, d = Z.shape
     k = weights.size
     chols = np.linalg.cholesky(covs)
@@ -54,8 +54,9 @@ def _e_step(Z, patterns, weights, means, covs):
         sub = chols[:, o, :]
         sub_chols = np.linalg.cholesky(sub @ np.swapaxes(sub, 1, 2))
         lp = weighted_log_densities(x, weights[None], means[None][:, :, o], sub_chols[None])[0]
-        total += float(logsumexp(lp, axis=1).sum())
-        r = normalised(lp)
+        rw = row_weights[p.rows]
+        total += float(rw @ logsumexp(lp, axis=1))
+        r = normalised(lp) * rw[:, None]
         for j in range(k):
             rj = r[:, j]
             full = np.empty((x.shape[0], d))
@@ -73,8 +74,8 @@ def _e_step(Z, patterns, weights, means, covs):
 
 def em_missing(Z: np.ndarray, weights: np.ndarray, means: np.ndarray, covs: np.ndarray, *,
                covariance_type: str = "full", reg_covar: float = 1e-6, max_iter: int = 1000,
-               tol: float = 1e-8):
-    """EM on data with NaN entries, from the given parameters.
+               tol: float = 1e-8, sample_weight: np.ndarray | None = None):
+    """EM on data with NaN entries (or complete data), from the given parameters.
 
     Parameters
     ----------
@@ -88,6 +89,8 @@ def em_missing(Z: np.ndarray, weights: np.ndarray, means: np.ndarray, covs: np.n
     max_iter : int
     tol : float
         Stop when the mean observed-data log-likelihood per row changes by less.
+    sample_weight : ndarray of shape (N,), optional
+        Frequency weights of the rows (the log-likelihood is their weighted sum).
 
     Returns
     -------
@@ -107,6 +110,9 @@ def em_missing(Z: np.ndarray, weights: np.ndarray, means: np.ndarray, covs: np.n
     (True, [[-2.0, -2.0], [2.0, 2.0]])
     """
     n, d = Z.shape
+    row_weights = (np.ones(n) if sample_weight is None
+                   else np.asarray(sample_weight, dtype=float))
+    n = float(row_weights.sum())
     patterns = missingness_patterns(Z)
     if any(p.observed.size == 0 for p in patterns):
         raise ValueError("em_missing: some rows have every entry missing; drop them.")
@@ -117,7 +123,7 @@ def em_missing(Z: np.ndarray, weights: np.ndarray, means: np.ndarray, covs: np.n
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):  # noqa: B007 (n_iter is reported)
-        loglik, s0, s1, s2 = _e_step(Z, patterns, weights, means, covs)
+        loglik, s0, s1, s2 = _e_step(Z, patterns, weights, means, covs, row_weights)
         if abs(loglik - previous) / n < tol:
             converged = True
             break
@@ -129,6 +135,6 @@ def em_missing(Z: np.ndarray, weights: np.ndarray, means: np.ndarray, covs: np.n
         covs = shape.project(weights, 0.5 * (covs + np.swapaxes(covs, 1, 2)))
         covs = covs + reg_covar * np.eye(d)
     else:
-        loglik = _e_step(Z, patterns, weights, means, covs)[0]
+        loglik = _e_step(Z, patterns, weights, means, covs, row_weights)[0]
     return {"weights": weights, "means": means, "covariances": covs,
             "log_likelihood": loglik, "n_iter": n_iter, "converged": converged}

@@ -105,7 +105,8 @@ class PointEstimate:
     @classmethod
     def from_parameters(cls, X, weights, means, covariances, *, converged: bool = True,
                         method: str = "em", info: dict | None = None,
-                        covariance_type: str = "full") -> PointEstimate:
+                        covariance_type: str = "full",
+                        sample_weight: np.ndarray | None = None) -> PointEstimate:
         """Build an estimate from parameters, computing its fit statistics on ``X``.
 
         Parameters
@@ -121,6 +122,9 @@ class PointEstimate:
         covariance_type : {"full", "diag", "spherical", "tied"}, default "full"
             The structure of ``covariances`` (checked), which sets the number of free
             parameters in the BIC and AIC.
+        sample_weight : ndarray of shape (N,), optional
+            Frequency weights of the rows: the log-likelihood is their weighted sum, and the
+            BIC's N their total.
 
         Returns
         -------
@@ -133,10 +137,13 @@ class PointEstimate:
         covariance = structure(covariance_type)
         covariance.check(covariances)  # any covariances are "full" ones
         chols = np.linalg.cholesky(covariances)
-        loglik = float(pointwise_log_likelihood(X, weights[None], means[None], chols[None]).sum())
+        pointwise = pointwise_log_likelihood(X, weights[None], means[None], chols[None])[0]
+        if sample_weight is None:
+            loglik, n = float(pointwise.sum()), X.shape[0]
+        else:
+            loglik, n = float(pointwise @ sample_weight), float(np.sum(sample_weight))
         resp = reference.responsibilities(X, weights[None], means[None], chols[None])[0]
         p = n_parameters(*means.shape, covariance.name)
-        n = X.shape[0]
         return cls(weights=weights, means=means, covariances=covariances, log_likelihood=loglik,
                    responsibilities=resp, bic=-2.0 * loglik + p * math.log(n),
                    aic=-2.0 * loglik + 2.0 * p, converged=bool(converged), method=method,
