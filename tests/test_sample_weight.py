@@ -114,3 +114,29 @@ def test_weights_and_missing_entries_together():
     with pytest.warns(DataWarning, match="missing entries"):
         repeated = fit_em(np.repeat(X, WEIGHTS, axis=0), 3, random_state=0)
     np.testing.assert_allclose(weighted.log_likelihood, repeated.log_likelihood, rtol=1e-8)
+
+
+# The Python linker imports PyTensor's BLAS module, which warns that no BLAS is linked: true,
+# and beside the point of a test of which rows a term weighs.
+@pytest.mark.filterwarnings("ignore:PyTensor could not link to a BLAS:UserWarning")
+def test_minibatches_weigh_their_rows():
+    """Each minibatch's term carries its rows' weights: with every weight 2.5, the same
+    random batch gives 2.5 times the unweighted term."""
+    Z = Standardizer.fit(TRUTH.X).transform(TRUTH.X)
+    values = []
+    from pymc.model.transform.conditioning import remove_value_transforms
+    from pytensor.compile.mode import Mode
+
+    point = point_from_params(np.full(3, 1 / 3), TRUTH.means[:, :3] * 0.1,
+                              np.repeat(np.eye(3)[None], 3, axis=0))
+    for weights in (None, np.full(150, 2.5)):
+        model = remove_value_transforms(build_model(Z, 3, batch_size=40,
+                                                    sample_weight=weights))
+        term = model.logp(vars=[model["x"]], jacobian=False)
+        # PyTensor's Python linker compiles at once, and the batches' RNG advances from
+        # call to call (a JAX graph gets a copy).
+        f = model.compile_fn(term, mode=Mode(linker="py", optimizer="fast_compile"),
+                             random_seed=7)
+        values.append([float(f(point)) for _ in range(3)])
+    assert len(set(values[0])) == 3  # three different random batches
+    np.testing.assert_allclose(np.array(values[1]) / np.array(values[0]), 2.5, rtol=1e-12)
