@@ -10,6 +10,7 @@ from scipy.stats import multivariate_normal
 from bayesgmm.covariance import STRUCTURES, structure
 from bayesgmm.likelihood import pointwise_log_likelihood
 from bayesgmm.likelihood.missing import (
+    MAX_PATTERN_TERMS,
     marginal_chols,
     marginal_log_likelihood_graph,
     missingness_patterns,
@@ -89,12 +90,16 @@ def test_marginal_factor_is_the_factor_of_the_sub_covariance(rng):
                       == 0)
 
 
-@pytest.mark.parametrize("covariance_type", list(STRUCTURES))
-def test_model_likelihood_with_missing_entries_matches_scipy(rng, covariance_type):
+# d=3: one fused term per pattern (at most 7 patterns); d=5: more than MAX_PATTERN_TERMS
+# patterns, the batched graph.
+@pytest.mark.parametrize(("covariance_type", "d"),
+                         [(name, 3) for name in STRUCTURES] + [("full", 5), ("diag", 5)])
+def test_model_likelihood_with_missing_entries_matches_scipy(rng, covariance_type, d):
     from pymc.model.transform.conditioning import remove_value_transforms
 
-    k, d = 3, 3
+    k = 3
     Z = with_holes(rng, 60, d, 0.3)
+    assert (len(missingness_patterns(Z)) > MAX_PATTERN_TERMS) == (d == 5)
     w, mu, covs = structured(rng, k, d, covariance_type)
     model = remove_value_transforms(build_model(Z, k, covariance_type=covariance_type))
     point = point_from_params(w, mu, np.linalg.cholesky(covs),
@@ -131,5 +136,35 @@ def test_gradient_matches_autodiff_of_the_plain_graph(rng, mode):
         results.append(f(w0, mu0, c0))
     np.testing.assert_allclose(results[0][0], scipy_marginal(Z, w0, mu0, covs), atol=1e-10,
                                rtol=0)
+    for ours, ref in zip(*results, strict=True):
+        np.testing.assert_allclose(ours, ref, rtol=1e-9, atol=1e-9 * np.abs(ref).max())
+
+
+def test_batched_graph_for_many_patterns_matches_scipy_and_the_fused_terms(rng):
+    """Above MAX_PATTERN_TERMS patterns the model's term is one batched graph: its value
+    against SciPy, its gradient (JAX) against that of one fused term per pattern (itself
+    checked against the plain graph above)."""
+    n, d, k = 200, 3, 3  # (the batched graph is forced: max_pattern_terms=0)
+    Z = with_holes(rng, n, d, 0.35)
+    assert len(missingness_patterns(Z)) == 7
+    w0, mu0, covs = structured(rng, k, d, "full")
+    c0 = np.linalg.cholesky(covs)
+    g0 = rng.normal(size=n)
+    w = pt.tensor("w", shape=(k,))
+    m = pt.tensor("m", shape=(k, d))
+    c = pt.tensor("c", shape=(k, d, d))
+    results = []
+    for limit in (0, 100):  # batched, then one fused term per pattern
+        ll = marginal_log_likelihood_graph(Z, w, m, c, n_components=k,
+                                           max_pattern_terms=limit)
+        grads = pytensor.grad(pt.dot(ll, pt.constant(g0)), [w, m, c])
+        results.append(pytensor.function([w, m, c], [ll, *grads], mode="JAX")(w0, mu0, c0))
+    np.testing.assert_allclose(results[0][0], scipy_marginal(Z, w0, mu0, covs), atol=1e-10,
+                               rtol=0)
+    # The factors are lower triangular: the graphs read their upper triangles differently
+    # (one through L L^T, the other through sub-blocks), so only the lower triangle's gradient is
+    # the likelihood's.
+    lower = np.tril(np.ones((d, d), dtype=bool))
+    results = [(ll, gw, gm, gc[:, lower]) for ll, gw, gm, gc in results]
     for ours, ref in zip(*results, strict=True):
         np.testing.assert_allclose(ours, ref, rtol=1e-9, atol=1e-9 * np.abs(ref).max())
