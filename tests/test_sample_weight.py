@@ -83,12 +83,17 @@ def test_weighted_em_is_em_on_repeated_rows():
     np.testing.assert_allclose(weighted.covariances[order], repeated.covariances, atol=1e-6)
 
 
-def test_estimator_passes_weights_and_zero_weights_drop_rows():
+def test_estimator_passes_weights_and_zero_weights_drop_rows(tmp_path):
     keep = WEIGHTS > 0
     a = BayesianGMM(3, method="map", random_state=0).fit(TRUTH.X, sample_weight=keep * 1.0)
     b = BayesianGMM(3, method="map", random_state=0).fit(TRUTH.X[keep])
     order = match(b.means_, a.means_)
     np.testing.assert_allclose(a.means_[order], b.means_, atol=1e-4)
+    # Saved and loaded, the fit keeps its weights.
+    a.save(tmp_path / "weighted.nc")
+    loaded = BayesianGMM.load(tmp_path / "weighted.nc")
+    np.testing.assert_array_equal(loaded.idata_["constant_data"]["sample_weight"], keep * 1.0)
+    np.testing.assert_array_equal(loaded.predict_proba(TRUTH.X), a.predict_proba(TRUTH.X))
 
 
 @pytest.mark.parametrize(("weights", "pattern"), [
