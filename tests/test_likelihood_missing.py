@@ -112,6 +112,19 @@ def test_model_likelihood_with_missing_entries_matches_scipy(rng, covariance_typ
     np.testing.assert_allclose(fn(point), expected, rtol=0, atol=1e-10)
 
 
+def value_and_gradients(Z, params, g0, mode, **options):
+    """The per-row log-likelihood of ``Z`` and the gradients of ``g0 . ll`` with respect to
+    the weights, means and factors, at ``params``, compiled in ``mode``."""
+    k, d = params[1].shape
+    # Static shapes, as in the model (JAX needs them for the gradients of the sub-blocks).
+    w = pt.tensor("w", shape=(k,))
+    m = pt.tensor("m", shape=(k, d))
+    c = pt.tensor("c", shape=(k, d, d))
+    ll = marginal_log_likelihood_graph(Z, w, m, c, n_components=k, **options)
+    grads = pytensor.grad(pt.dot(ll, pt.constant(g0)), [w, m, c])
+    return pytensor.function([w, m, c], [ll, *grads], mode=mode)(*params)
+
+
 # numba compiles the Cholesky gradients of every pattern cold in about 100 s: slow.
 @pytest.mark.parametrize("mode", [pytest.param("NUMBA", marks=pytest.mark.slow), "JAX"])
 def test_gradient_matches_autodiff_of_the_plain_graph(rng, mode):
@@ -122,18 +135,11 @@ def test_gradient_matches_autodiff_of_the_plain_graph(rng, mode):
     w0, mu0, covs = structured(rng, k, d, "full")
     c0 = np.linalg.cholesky(covs)
     g0 = rng.normal(size=n)
-    # Static shapes, as in the model (JAX needs them for the gradients of the sub-blocks).
-    w = pt.tensor("w", shape=(k,))
-    m = pt.tensor("m", shape=(k, d))
-    c = pt.tensor("c", shape=(k, d, d))
-    results = []
     # The oracle runs in PyTensor's Python mode: compiling its autodiff through every
     # pattern's Cholesky with numba took minutes.
-    for term, how in ((None, mode), (mixture_log_likelihood_graph, "FAST_COMPILE")):
-        ll = marginal_log_likelihood_graph(Z, w, m, c, n_components=k, term=term)
-        grads = pytensor.grad(pt.dot(ll, pt.constant(g0)), [w, m, c])
-        f = pytensor.function([w, m, c], [ll, *grads], mode=how)
-        results.append(f(w0, mu0, c0))
+    results = [value_and_gradients(Z, (w0, mu0, c0), g0, mode),
+               value_and_gradients(Z, (w0, mu0, c0), g0, "FAST_COMPILE",
+                                   term=mixture_log_likelihood_graph)]
     np.testing.assert_allclose(results[0][0], scipy_marginal(Z, w0, mu0, covs), atol=1e-10,
                                rtol=0)
     for ours, ref in zip(*results, strict=True):
@@ -150,15 +156,9 @@ def test_batched_graph_for_many_patterns_matches_scipy_and_the_fused_terms(rng):
     w0, mu0, covs = structured(rng, k, d, "full")
     c0 = np.linalg.cholesky(covs)
     g0 = rng.normal(size=n)
-    w = pt.tensor("w", shape=(k,))
-    m = pt.tensor("m", shape=(k, d))
-    c = pt.tensor("c", shape=(k, d, d))
-    results = []
-    for limit in (0, 100):  # batched, then one fused term per pattern
-        ll = marginal_log_likelihood_graph(Z, w, m, c, n_components=k,
-                                           max_pattern_terms=limit)
-        grads = pytensor.grad(pt.dot(ll, pt.constant(g0)), [w, m, c])
-        results.append(pytensor.function([w, m, c], [ll, *grads], mode="JAX")(w0, mu0, c0))
+    # Batched, then one fused term per pattern.
+    results = [value_and_gradients(Z, (w0, mu0, c0), g0, "JAX", max_pattern_terms=limit)
+               for limit in (0, 100)]
     np.testing.assert_allclose(results[0][0], scipy_marginal(Z, w0, mu0, covs), atol=1e-10,
                                rtol=0)
     # The factors are lower triangular: the graphs read their upper triangles differently
