@@ -148,7 +148,8 @@ def marginal_log_likelihood_graph(Z: np.ndarray, weights, means, chols, *, n_com
 
     patterns = missingness_patterns(Z)
     if term is None and len(patterns) > max_pattern_terms:
-        return masked_log_likelihood_graph(Z, weights, means, chols, n_components=n_components)
+        return masked_log_likelihood_graph(Z, weights, means, chols, n_components=n_components,
+                                           patterns=patterns)
     term = mixture_log_likelihood if term is None else term
     k = int(n_components)
     n, d = Z.shape
@@ -174,7 +175,8 @@ def marginal_log_likelihood_graph(Z: np.ndarray, weights, means, chols, *, n_com
     return (pt.concatenate(parts) if len(parts) > 1 else parts[0])[inverse]
 
 
-def masked_log_likelihood_graph(Z: np.ndarray, weights, means, chols, *, n_components: int):
+def masked_log_likelihood_graph(Z: np.ndarray, weights, means, chols, *, n_components: int,
+                                patterns: list[Pattern] | None = None):
     """:func:`marginal_log_likelihood_graph` as one batched PyTensor graph for all patterns.
 
     For pattern p with observed mask ``m``, the covariance ``S~ = M S M + (I - M)``
@@ -182,7 +184,8 @@ def masked_log_likelihood_graph(Z: np.ndarray, weights, means, chols, *, n_compo
     coordinates, and the residual is 0 there: ``N_D(e~ | 0, S~)`` is the marginal density of
     the observed entries times ``(2 pi)^(-|missing| / 2)``, which is divided out. One
     batched Cholesky of the (P, K) matrices, whatever the number P of patterns; each row
-    then takes its pattern's inverse factors (N x K x D x D values).
+    then takes its pattern's inverse factors (N x K x D x D values). ``patterns``: those of
+    ``Z`` (:func:`missingness_patterns`), when the caller has them.
     """
     import pytensor.tensor as pt
     from pytensor.tensor.linalg import cholesky, solve_triangular
@@ -191,7 +194,7 @@ def masked_log_likelihood_graph(Z: np.ndarray, weights, means, chols, *, n_compo
 
     k = int(n_components)
     n, d = Z.shape
-    patterns = missingness_patterns(Z)
+    patterns = missingness_patterns(Z) if patterns is None else patterns
     if any(p.observed.size == 0 for p in patterns):
         raise ValueError("masked_log_likelihood_graph: some rows have every entry missing.")
     masks = np.zeros((len(patterns), d))

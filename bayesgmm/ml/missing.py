@@ -20,7 +20,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from ..covariance import structure
-from ..likelihood.missing import missingness_patterns
+from ..likelihood.missing import marginal_chols, missingness_patterns
 from ..likelihood.reference import normalised, weighted_log_densities
 
 __all__ = ["em_missing", "conditional_moments"]
@@ -51,9 +51,8 @@ def _e_step(Z, patterns, weights, means, covs, row_weights):
         o = p.observed
         m = np.setdiff1d(np.arange(d), o)
         x = Z[np.ix_(p.rows, o)]
-        sub = chols[:, o, :]
-        sub_chols = np.linalg.cholesky(sub @ np.swapaxes(sub, 1, 2))
-        lp = weighted_log_densities(x, weights[None], means[None][:, :, o], sub_chols[None])[0]
+        lp = weighted_log_densities(x, weights[None], means[None][:, :, o],
+                                    marginal_chols(chols, o)[None])[0]
         rw = row_weights[p.rows]
         total += float(rw @ logsumexp(lp, axis=1))
         r = normalised(lp) * rw[:, None]
