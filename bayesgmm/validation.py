@@ -11,7 +11,8 @@ import numpy as np
 from .covariance import DIAG, structure
 from .exceptions import DataWarning
 
-__all__ = ["check_data", "check_features", "check_sample_weight", "check_model_size",
+__all__ = ["check_data", "check_features", "check_sample_weight", "check_labels",
+           "check_model_size",
            "check_n_components", "check_positive_int", "has_feature_names", "outlying_rows",
            "default_feature_names", "count_distinct_rows", "describe_outliers"]
 
@@ -24,6 +25,13 @@ def _describe_rows(mask: np.ndarray, limit: int = 5) -> str:
 
 #: What :func:`check_data` can do with missing entries.
 MISSING = ("marginalize", "error")
+
+
+def _is_sparse(X) -> bool:
+    import sys
+
+    sparse = sys.modules.get("scipy.sparse")
+    return sparse is not None and sparse.issparse(X)
 
 
 def default_feature_names(n_features: int) -> list[str]:
@@ -212,6 +220,9 @@ def check_data(
     if missing not in MISSING:
         raise ValueError(f"missing must be one of {', '.join(map(repr, MISSING))}, got "
                          f"{missing!r}.")
+    if _is_sparse(X):
+        raise TypeError(f"{name} is a sparse matrix or array: sparse input is not supported "
+                        f"(a Gaussian mixture needs dense data). Pass {name}.toarray().")
     frame = _eager_frame(X, name)
     if frame is not None:
         names, X = _frame_values(frame, name, task, missing)
@@ -225,10 +236,11 @@ def check_data(
             if arr.dtype.kind == "O":
                 try:
                     arr = arr.astype(np.float64)
-                except (TypeError, ValueError):
+                except (TypeError, ValueError) as exc:
                     raise TypeError(
-                        f"{name} must be numeric; it has dtype object with non-numeric entries. "
-                        f"Convert it with np.asarray(X, dtype=float) after removing text."
+                        f"{name} must be numeric; it has dtype object with non-numeric entries "
+                        f"({exc}). Convert it with np.asarray(X, dtype=float) after removing "
+                        f"text."
                     ) from None
             else:
                 raise TypeError(
@@ -236,19 +248,23 @@ def check_data(
                     f"to floats (np.asarray(X, dtype=float)) or drop non-numeric columns."
                 )
         if arr.dtype.kind == "c":
-            raise TypeError(f"{name} must be real-valued, got complex dtype {arr.dtype}. Pass "
-                            f"real numbers, for example X.real, or the real and imaginary parts "
-                            f"as separate columns.")
+            raise ValueError(f"Complex data not supported: {name} has dtype {arr.dtype}. Pass "
+                             f"real numbers, for example X.real, or the real and imaginary "
+                             f"parts as separate columns.")
         X = arr
     if X.size == 0:
+        found = "".join(
+            f" Found {count} {what}(s) (shape={X.shape}) while a minimum of 1 is required."
+            for count, what in zip(X.shape, ("sample", "feature"), strict=False)
+            if X.ndim == 2 and count == 0)
         raise ValueError(f"{name} is empty (shape {X.shape}); it needs at least one row and one "
-                         f"column.")
+                         f"column.{found}")
     if X.ndim != 2:
         if X.ndim == 1:
             raise ValueError(
                 f"Expected a 2-D array for {name}, got a 1-D array of shape {X.shape}. Reshape "
-                f"with X.reshape(-1, 1) if it holds one feature, or X.reshape(1, -1) if it "
-                f"holds one sample."
+                f"your data: X.reshape(-1, 1) if it holds one feature, or X.reshape(1, -1) if "
+                f"it holds one sample."
             )
         raise ValueError(f"Expected a 2-D array for {name}, got {X.ndim} dimension(s) "
                          f"(shape {X.shape}).")
@@ -339,6 +355,63 @@ def check_sample_weight(sample_weight, n_rows: int) -> np.ndarray:
         raise ValueError("sample_weight is zero for every row: give some rows a positive "
                          "weight.")
     return w
+
+
+def _is_unknown(value) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, (float, np.floating)) and np.isnan(value):
+        return True
+    if isinstance(value, (int, np.integer, float, np.floating)) and not isinstance(value, bool):
+        return value == -1
+    return False
+
+
+def check_labels(y, n_rows: int, n_components: int) -> tuple[np.ndarray, np.ndarray]:
+    """Known component labels of some rows: their codes and the distinct labels.
+
+    ``y`` holds one label per row; -1 (or None, or NaN) marks a row whose component is
+    unknown. Labels may be any hashable values that sort (numbers, strings); the distinct
+    known labels, sorted, name components 0, 1, ... in that order.
+
+    Returns
+    -------
+    codes : ndarray of shape (n_rows,), int
+        The component of each row, -1 where unknown.
+    classes : ndarray
+        The distinct known labels, sorted: ``classes[c]`` is component c's label.
+
+    Examples
+    --------
+    >>> codes, classes = check_labels(["b", -1, "a", "b", None], 5, 3)
+    >>> codes.tolist(), classes.tolist()
+    ([1, -1, 0, 1, -1], ['a', 'b'])
+    """
+    values = np.asarray(y, dtype=object) if not isinstance(y, np.ndarray) else y
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = values[:, 0]
+    if values.ndim != 1 or values.shape[0] != n_rows:
+        raise ValueError(f"y must hold one label per row of X (-1 where unknown): shape "
+                         f"({n_rows},), got {values.shape}.")
+    unknown = np.array([_is_unknown(v) for v in values.tolist()], dtype=bool)
+    known = values[~unknown]
+    kinds = {"number" if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+             else type(v).__name__ for v in known.tolist()}
+    try:
+        if len(kinds) > 1:
+            raise TypeError
+        classes = np.unique(np.asarray(known.tolist()))
+    except TypeError:
+        raise TypeError("The labels in y must be of one kind that sorts (numbers or "
+                        "strings), with -1 or None where unknown.") from None
+    if classes.size > n_components:
+        raise ValueError(f"y has {classes.size} distinct labels, but the mixture has "
+                         f"{n_components} component(s): each label names a component, so "
+                         f"raise n_components to at least {classes.size}.")
+    codes = np.full(n_rows, -1, dtype=np.int64)
+    if known.size:
+        codes[~unknown] = np.searchsorted(classes, np.asarray(known.tolist()))
+    return codes, classes
 
 
 def count_distinct_rows(X: np.ndarray, at_most: int) -> int:

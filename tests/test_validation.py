@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from helpers import LABELS, X2, need
 from helpers import two_clusters as _two_clusters
+from scipy import sparse
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import adjusted_rand_score
 
@@ -38,10 +39,12 @@ GOOD = np.random.default_rng(0).normal(size=(30, 2))
         (np.array([[1, "x"], [2, 3]], dtype=object), TypeError, "non-numeric"),
         (pd.DataFrame({"a": [1.0, 2, 3], "s": ["x", "y", "z"]}), TypeError, "\\['s'\\]"),
         (pd.DataFrame({"a": [1.0, None, 3], "b": [1.0, 2, 3]}), ValueError, "missing values"),
-        (np.array([[1 + 1j, 2], [3, 4]]), TypeError, "real-valued"),
+        (np.array([[1 + 1j, 2], [3, 4]]), ValueError, "Complex data not supported"),
+        (sparse.csr_array(np.eye(3)), TypeError,
+         "sparse input is not supported.*toarray"),
     ],
     ids=["nan", "inf", "1d", "no-rows", "no-cols", "one-row", "3d", "strings", "object",
-         "df-text", "df-missing", "complex"],
+         "df-text", "df-missing", "complex", "sparse"],
 )
 def test_bad_data_is_refused_with_advice(X, exc, match):
     # (missing="error": by default missing entries are marginalised, see test_missing.py)
