@@ -74,7 +74,7 @@ def _demo(args) -> int:
     return 0
 
 
-def _read_csv(path: str, columns: str | None):
+def _read_csv(path: str, columns: str | None, missing: str = "error"):
     """The numeric data of a CSV file, optionally restricted to some columns.
 
     Every problem a user can fix in the file or the options is a ValueError (or
@@ -118,16 +118,29 @@ def _read_csv(path: str, columns: str | None):
         raise ValueError(f"non-numeric column(s) {non_numeric} in {path}: choose numeric "
                          f"ones with --columns")
     values = df.to_numpy(dtype=float, na_value=np.nan)
-    for bad, what in ((np.isnan(values), "missing values"),
+    holes = np.isnan(values)
+    if missing != "error":  # marginalised by the fit; rows or columns with nothing refused
+        for axis, what in ((0, "column(s)"), (1, "data row(s)")):
+            empty = holes.all(axis=axis)
+            if empty.any():
+                names = ([str(c) for c, e in zip(df.columns, empty, strict=True) if e]
+                         if axis == 0 else (np.flatnonzero(empty) + 1).tolist()[:5])
+                raise ValueError(f"{path} has every entry missing in {what} {names}"
+                                 f"{' (counting from 1 below the header)' if axis else ''}: "
+                                 f"remove them (or leave the columns out with --columns)")
+        holes = np.zeros_like(holes)
+    for bad, what in ((holes, "missing values"),
                       (np.isinf(values), "infinite values")):
         if bad.any():
             cols = [str(c) for c, b in zip(df.columns, bad.any(axis=0), strict=True) if b]
             rows = np.flatnonzero(bad.any(axis=1)) + 1
             shown = ", ".join(str(r) for r in rows[:5])
             more = f" and {rows.size - 5} more" if rows.size > 5 else ""
+            hint = (", or pass --missing marginalize to integrate them out of the "
+                    "likelihood" if what == "missing values" else "")
             raise ValueError(f"{path} has {what} in column(s) {cols}, data row(s) {shown}{more} "
                              f"(counting from 1 below the header): fill in or remove those "
-                             f"rows, or leave the column(s) out with --columns")
+                             f"rows, or leave the column(s) out with --columns{hint}")
     return df
 
 
@@ -170,7 +183,8 @@ def _model_from_args(args, n_components: int):
 
     return BayesianGMM(n_components, covariance_type=args.covariance_type, method=args.method,
                        draws=args.draws, tune=args.tune, chains=args.chains,
-                       sampler=args.sampler, random_state=args.seed, progressbar=args.progress)
+                       sampler=args.sampler, random_state=args.seed, progressbar=args.progress,
+                       missing=args.missing)
 
 
 def _write(path: Path, write, written: list[Path]) -> Path:
@@ -262,7 +276,7 @@ def _save_plots(model, df, out: Path, written: list[Path]) -> None:
 def _fit(args) -> int:
     import pandas as pd
 
-    df = _read_csv(args.data, args.columns)
+    df = _read_csv(args.data, args.columns, args.missing)
     _check_rows(df, args.data, args.components, "--components")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -300,14 +314,14 @@ def _compare(args) -> int:
     from .compare import compare_assignments
     from .ml.em import fit_em
 
-    df = _read_csv(args.data, args.columns)
+    df = _read_csv(args.data, args.columns, args.missing)
     _check_rows(df, args.data, args.components, "--components")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = _stage(f"Fitting {args.components} components by {args.method} and by EM ...")
     model = _model_from_args(args, args.components).fit(df)
     em = fit_em(df, args.components, covariance_type=args.covariance_type,
-                random_state=args.seed)
+                random_state=args.seed, missing=args.missing)
     print(f"  done in {time.perf_counter() - t0:.1f} s")
     result = compare_assignments(model, em, df)
     print(result)
@@ -342,7 +356,7 @@ def _select(args) -> int:
     from .plotting import plot_selection
     from .selection import select_components
 
-    df = _read_csv(args.data, args.columns)
+    df = _read_csv(args.data, args.columns, args.missing)
     if args.min_components > args.max_components:
         raise ValueError(f"--min-components ({args.min_components}) must not exceed "
                          f"--max-components ({args.max_components})")
@@ -355,7 +369,7 @@ def _select(args) -> int:
                             covariance_types=args.covariance_types, n_jobs=args.jobs,
                             method=args.method, draws=args.draws, tune=args.tune,
                             chains=args.chains, sampler=args.sampler, random_state=args.seed,
-                            progressbar=args.progress)
+                            progressbar=args.progress, missing=args.missing)
     print(f"  done in {time.perf_counter() - t0:.1f} s")
     print(sel)
     written: list[Path] = []
@@ -370,7 +384,8 @@ def _select(args) -> int:
         sparse = sparse_mixture(df, args.max_components, concentration=args.concentration,
                                 method=args.method, draws=args.draws, tune=args.tune,
                                 chains=args.chains, sampler=args.sampler,
-                                random_state=args.seed, progressbar=args.progress)
+                                random_state=args.seed, progressbar=args.progress,
+                                missing=args.missing)
         print(f"  done in {time.perf_counter() - t0:.1f} s")
         print(sparse)
         _write(out / "nonempty.csv", lambda p: sparse.table.to_csv(p), written)
@@ -414,6 +429,9 @@ def _add_fit_options(p: argparse.ArgumentParser, components: bool = True) -> Non
     p.add_argument("--tune", type=_positive_int, default=1000)
     p.add_argument("--chains", type=_positive_int, default=2)
     p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--missing", default="error", choices=["error", "marginalize"],
+                   help="empty cells of the CSV: refuse them (default), or marginalise them "
+                        "out of the likelihood, missing at random (docs/missing.md)")
     p.add_argument("--progress", action="store_true", help="show the samplers' progress bars")
     p.add_argument("--out", default="out", help="output folder (default: out)")
 

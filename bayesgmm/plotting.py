@@ -145,7 +145,7 @@ def plot_density(model, X=None, *, features=(0, 1), ax=None, grid_size: int = 80
     pick = rng.choice(w.shape[0], size=min(max_draws, w.shape[0]), replace=False)
     covs = (chols @ np.swapaxes(chols, -1, -2))[pick][:, :, idx][:, :, :, idx]
     m = means[pick][:, :, idx]
-    lo, hi = Xa[:, idx].min(axis=0), Xa[:, idx].max(axis=0)
+    lo, hi = np.nanmin(Xa[:, idx], axis=0), np.nanmax(Xa[:, idx], axis=0)  # NaN: missing
     pad = 0.1 * (hi - lo)
     gx = np.linspace(lo[0] - pad[0], hi[0] + pad[0], grid_size)
     gy = np.linspace(lo[1] - pad[1], hi[1] + pad[1], grid_size)

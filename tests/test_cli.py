@@ -318,3 +318,33 @@ def test_cli_main_turns_keyboard_interrupt_into_status_130(monkeypatch, tmp_path
     captured = capsys.readouterr()
     assert captured.err == "bayesgmm: interrupted\n"
     assert captured.out == ""
+
+
+def test_cli_missing_cells_are_refused_or_marginalised(tmp_path, capsys):
+    truth = make_mixture(300, 2, 2, random_state=1)
+    X = truth.X.copy()
+    X[np.random.default_rng(0).random(X.shape) < 0.15] = np.nan
+    X[np.isnan(X).all(axis=1), 0] = 0.0
+    csv = tmp_path / "holes.csv"
+    pd.DataFrame(X, columns=["a", "b"]).to_csv(csv, index=False)  # NaN: empty cells
+    assert main(["fit", str(csv), "-k", "2", "--method", "map", "--out",
+                 str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "missing values" in err and "--missing marginalize" in err
+    out = tmp_path / "fit"
+    with pytest.warns(UserWarning, match="missing entries"):  # the fit's DataWarning
+        status = main(["fit", str(csv), "-k", "2", "--method", "map", "--missing",
+                       "marginalize", "--out", str(out)])
+    assert status == 0
+    assignments = pd.read_csv(out / "assignments.csv")
+    assert len(assignments) == 300
+    # The clusters differ along "a": rows that observe it are assigned as in complete data.
+    seen = ~np.isnan(X[:, 0])
+    assert adjusted_rand_score(truth.labels[seen], assignments["label"][seen]) > 0.95
+    assert np.isnan(BayesianGMM.load(out / "fit.nc").idata_["observed_data"]["x"]).sum() \
+        == np.isnan(X).sum()
+    # A column with nothing in it is refused, with what to do.
+    pd.DataFrame({"a": X[:, 0], "b": np.nan}).to_csv(csv, index=False)
+    assert main(["fit", str(csv), "-k", "2", "--method", "map", "--missing", "marginalize",
+                 "--out", str(out)]) == 2
+    assert "every entry missing in column(s) ['b']" in capsys.readouterr().err

@@ -74,7 +74,8 @@ def draw_chunks(n_draws: int, n_obs: int, k: int, d: int) -> Iterator[slice]:
 def flat_draws(weights, means, chols):
     """The parameters with their batch (draw) dimensions flattened into one."""
     k, d = means.shape[-2:]
-    return (weights.reshape(-1, k), means.reshape(-1, k, d), chols.reshape(-1, k, d, d))
+    s = int(np.prod(weights.shape[:-1], dtype=np.int64))  # explicit: -1 fails when d == 0
+    return (weights.reshape(s, k), means.reshape(s, k, d), chols.reshape(s, k, d, d))
 
 
 def pointwise_log_likelihood_numpy(X, weights, means, chols) -> np.ndarray:
