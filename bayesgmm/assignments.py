@@ -22,11 +22,13 @@ import xarray as xr
 from .fitting.result import (
     as_tree,
     checked_data,
+    known_labels,
     log_likelihood_blocks,
     point_blocks,
     posterior_draws,
     sample_coords,
     thinned_draws,
+    with_known_labels,
 )
 from .likelihood.reference import responsibilities as draw_responsibilities
 from .validation import check_positive_int
@@ -70,6 +72,7 @@ def responsibilities(fitted, X=None, *, max_draws: int | None = None,
     (('chain', 'draw', 'obs', 'component'), True)
     """
     result = as_tree(fitted)
+    codes = known_labels(result) if X is None else None
     X = checked_data(result, X)
     obs = np.arange(X.shape[0])
     post = result["posterior"]
@@ -84,7 +87,7 @@ def responsibilities(fitted, X=None, *, max_draws: int | None = None,
                 f"max_draws=200) or fewer points.")
         draws = np.arange(s)
     sub = post.isel(draw=draws)
-    r = draw_responsibilities(X, *posterior_draws(sub))
+    r = with_known_labels(draw_responsibilities(X, *posterior_draws(sub)), codes)
     r = r.reshape(c, draws.size, X.shape[0], k)
     return xr.DataArray(
         r, dims=("chain", "draw", "obs", "component"),
@@ -136,6 +139,7 @@ def assignment_summary(fitted, X=None, *, hdi_prob: float = 0.94,
     from arviz_stats.base import array_stats
 
     result = as_tree(fitted)
+    codes = known_labels(result) if X is None else None
     X = checked_data(result, X)
     obs = np.arange(X.shape[0])
     post = result["posterior"]
@@ -148,7 +152,9 @@ def assignment_summary(fitted, X=None, *, hdi_prob: float = 0.94,
     # Block by block of points, so that memory stays bounded whatever N: every number of
     # a point depends on that point's responsibilities in every draw only.
     for sl in point_blocks(n, n_draws * k):
-        r = draw_responsibilities(X[sl], *params).reshape(c, draws.size, -1, k)
+        r = with_known_labels(draw_responsibilities(X[sl], *params),
+                              None if codes is None else codes[sl])
+        r = r.reshape(c, draws.size, -1, k)
         mean[sl] = r.mean(axis=(0, 1))
         if n_draws > 1:
             chosen = np.take_along_axis(r, mean[sl].argmax(axis=1)[None, None, :, None],
@@ -217,6 +223,7 @@ def coclustering(fitted, X=None, *, max_obs: int = 2000, max_draws: int | None =
     ((80, 80), 1.0, 0.0)
     """
     result = as_tree(fitted)
+    codes = known_labels(result) if X is None else None
     X = checked_data(result, X)
     obs = np.arange(X.shape[0])
     max_obs = check_positive_int(max_obs, "max_obs")
@@ -236,6 +243,7 @@ def coclustering(fitted, X=None, *, max_obs: int = 2000, max_draws: int | None =
         obs = np.sort(np.random.default_rng(random_state).choice(X.shape[0], max_obs,
                                                                  replace=False))
         X = X[obs]
+        codes = None if codes is None else codes[obs]
     post = result["posterior"]
     c, s = post.sizes["chain"], post.sizes["draw"]
     if max_draws is not None:
@@ -247,7 +255,8 @@ def coclustering(fitted, X=None, *, max_obs: int = 2000, max_draws: int | None =
     block = max(1, _COCLUSTER_BLOCK // max(1, n * k))
     for start in range(0, total, block):
         sl = slice(start, min(total, start + block))
-        r = draw_responsibilities(X, w[sl], means[sl], chols[sl])  # (b, n, k)
+        r = with_known_labels(draw_responsibilities(X, w[sl], means[sl], chols[sl]),
+                              codes)  # (b, n, k)
         flat = np.moveaxis(r, 0, 1).reshape(n, -1)  # (n, b * k)
         acc += flat @ flat.T
     acc /= total

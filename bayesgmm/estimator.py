@@ -10,7 +10,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from .diagnostics import Diagnostics, diagnose, summary
 from .fitting.pipeline import fit as fit_tree
-from .fitting.result import as_tree, feature_names_in, fit_info, posterior_draws
+from .fitting.result import (
+    as_tree,
+    feature_names_in,
+    fit_info,
+    known_classes,
+    posterior_draws,
+)
 from .likelihood.reference import log_predictive_density, mean_responsibilities
 from .params import DEFAULTS
 from .priors import Priors
@@ -65,6 +71,9 @@ class BayesianGMM(BaseEstimator):
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Column names of a DataFrame passed to ``fit`` (or ``x0``, ``x1``, ...).
+    classes_ : ndarray
+        Only after a fit with known labels ``y``: ``classes_[j]`` is component j's label
+        (components beyond ``len(classes_)`` have none).
 
     Examples
     --------
@@ -132,7 +141,10 @@ class BayesianGMM(BaseEstimator):
         X : array-like or data frame of shape (n_samples, n_features)
             An array, or a pandas, polars or pyarrow frame; with string column names,
             later predictions check their columns by name.
-        y : ignored
+        y : array-like of shape (n_samples,), optional
+            Known components of some rows (semi-supervised), -1 or None where unknown: the
+            distinct labels, sorted, name components 0, 1, ... (``classes_``); see
+            :func:`bayesgmm.fit`. None (the default): an unsupervised fit.
         sample_weight : array-like of shape (n_samples,), optional
             Frequency weights of the rows (see :func:`bayesgmm.fit`).
 
@@ -142,7 +154,7 @@ class BayesianGMM(BaseEstimator):
         """
         params = self.get_params(deep=False)
         self.idata_ = fit_tree(X, params.pop("n_components"), sample_weight=sample_weight,
-                               **params)
+                               y=y, **params)
         self._set_from_idata(self.idata_)
         return self
 
@@ -156,6 +168,11 @@ class BayesianGMM(BaseEstimator):
         self.weights_ = self._draws.weights.mean(axis=0)
         self.means_ = self._draws.means.mean(axis=0)
         self.covariances_ = post["covariances"].to_numpy().reshape(-1, k, d, d).mean(axis=0)
+        classes = known_classes(idata)
+        if classes is not None:
+            self.classes_ = classes
+        elif hasattr(self, "classes_"):
+            del self.classes_
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> None:
@@ -284,8 +301,8 @@ class BayesianGMM(BaseEstimator):
         return model
 
     def fit_predict(self, X, y=None) -> np.ndarray:
-        """Fit, then return the most probable component of each row of ``X``."""
-        return self.fit(X).predict(X)
+        """Fit (with known labels ``y``, if given), then the most probable component per row."""
+        return self.fit(X, y).predict(X)
 
     # ------------------------------------------------------------------ prediction
     def _check_X(self, X) -> np.ndarray:

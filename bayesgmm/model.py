@@ -42,6 +42,7 @@ def build_model(
     covariance_type: str = "full",
     shared_data: bool = False,
     sample_weight: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
 ) -> pm.Model:
     """Build the PyMC model on standardised data ``Z``.
 
@@ -82,6 +83,12 @@ def build_model(
     sample_weight : ndarray of shape (N,), optional
         Frequency weights: row n's log-likelihood term is multiplied by ``sample_weight[n]``
         (integer weights give the log posterior of the rows repeated that many times).
+    labels : ndarray of int of shape (N,), optional
+        Known components of some rows (semi-supervised): row n with ``labels[n] = j >= 0``
+        contributes ``log w_j + log N(z_n | mu_j, Sigma_j)``, its own component's term
+        only; rows with -1 the mixture's. The labelled rows then make the components
+        identifiable. The data are then a constant of the graph (``shared_data`` is
+        ignored); not with ``batch_size``.
 
     Returns
     -------
@@ -131,13 +138,43 @@ def build_model(
                 "Minibatch ADVI does not handle missing entries yet: fit without "
                 "batch_size (ADVI on all rows), or drop the rows with NaN.")
 
+        if labels is not None and batch_size is not None:
+            raise NotImplementedError(
+                "Minibatch ADVI does not handle known labels yet: fit without batch_size.")
+        labels = None if labels is None or (np.asarray(labels) < 0).all() else \
+            np.asarray(labels, dtype=np.int64)
+
         row_weights = None if sample_weight is None else np.asarray(sample_weight, float)
+
+        def term(rows: np.ndarray, w, m, c, kk: int):
+            """Log-likelihood of the constant rows ``Z[rows]`` under a mixture of kk."""
+            sub = Z[rows]
+            if np.isnan(sub).any():
+                return marginal_log_likelihood_graph(sub, w, m, c, n_components=kk,
+                                                     dense=covariances.dense)
+            return mixture_log_likelihood(pt.as_tensor(sub), w, m, c, n_components=kk,
+                                          n_features=d)
+
+        def labelled_loglik(w, m, c):
+            w, m, c, _ = core_parameters(w, m, c, k)
+            ll = pt.zeros((n,))
+            unknown = np.flatnonzero(labels < 0)
+            if unknown.size:
+                ll = pt.set_subtensor(ll[unknown], term(unknown, w, m, c, k))
+            for j in range(k):
+                rows = np.flatnonzero(labels == j)
+                if rows.size:
+                    own = term(rows, pt.ones((1,)), m[j:j + 1], c[j:j + 1], 1)
+                    ll = pt.set_subtensor(ll[rows], own + pt.log(w[j]))
+            return ll
 
         def logp(value, w, m, c):
             ll = row_loglik(value, w, m, c)
             return ll if row_weights is None else ll * batch_weights
 
         def row_loglik(value, w, m, c):
+            if labels is not None:  # reads the constant data, as with missing entries
+                return labelled_loglik(w, m, c)
             if missing:
                 # The patterns of missing entries are part of the graph: the likelihood
                 # reads the constant data, not ``value`` (the data with NaN set to 0).
@@ -149,7 +186,7 @@ def build_model(
         batch_weights = row_weights
         if batch_size is None:
             model.add_coord(OBS, np.arange(n))
-            if missing:
+            if missing or labels is not None:
                 observed = fill_missing(Z)
             else:
                 observed = pm.Data("x_data", Z, dims=(OBS, FEATURE)) if shared_data else Z

@@ -21,7 +21,13 @@ from ..params import DEFAULTS, check_params
 from ..priors import Priors
 from ..seeds import check_random_state, draw_seed
 from ..standardize import Standardizer
-from ..validation import check_data, check_model_size, check_sample_weight, has_feature_names
+from ..validation import (
+    check_data,
+    check_labels,
+    check_model_size,
+    check_sample_weight,
+    has_feature_names,
+)
 from .compile import plan_compilation, quiet_pymc
 from .map import run_map
 from .modes import (
@@ -63,6 +69,7 @@ def fit(
     progressbar: bool = DEFAULTS["progressbar"],
     missing: str = DEFAULTS["missing"],
     sample_weight=None,
+    y=None,
 ) -> xr.DataTree:
     """Fit a Bayesian Gaussian mixture and return the result as an ``xarray.DataTree``.
 
@@ -163,6 +170,15 @@ def fit(
         times. The standardisation and the EM start are weighted alike. The stored
         pointwise log-likelihood is per row, unweighted. The result keeps the weights in
         ``constant_data``.
+    y : array-like of shape (n_samples,), optional
+        Known components of some rows (semi-supervised), -1 (or None) where unknown. The
+        distinct labels (any values that sort: numbers, strings) name components 0, 1,
+        ... in sorted order, so ``n_components`` must be at least their number; further
+        components are free. A labelled row contributes ``log w_j + log N(x | mu_j,
+        Sigma_j)`` of its own component only. The labels identify the components, so the
+        draws are not relabelled, and ``order_by`` is refused. The result keeps the codes
+        (``constant_data["labels"]``, -1 where unknown) and the labels (its ``class``
+        coordinate). Not with minibatch ADVI.
 
     Returns
     -------
@@ -202,6 +218,17 @@ def fit(
     n, d = X.shape
     if sample_weight is not None:
         sample_weight = check_sample_weight(sample_weight, n)
+    labels = classes = None
+    if y is not None:
+        labels, classes = check_labels(y, n, k)
+        if classes.size == 0:  # nothing known: an unsupervised fit
+            labels = classes = None
+        elif checked["order_by"] is not None:
+            raise ValueError("order_by and known labels (y) both fix which component is "
+                             "which: pass one of them.")
+        elif batch_size is not None and batch_size < n:
+            raise NotImplementedError("Minibatch ADVI (batch_size) does not handle known "
+                                      "labels yet: fit without batch_size.")
     if batch_size is not None and batch_size < n and np.isnan(X).any():
         raise NotImplementedError(
             "Minibatch ADVI (batch_size) does not handle missing entries yet: fit without "
@@ -222,14 +249,16 @@ def fit(
     pool: list = []
     start = em_start(Z, k, n_init=n_init, random_state=draw_seed(rng), sparse=sparse,
                      covariance_type=covariance_type, raw=(X, std),
-                     pool=pool if search else None, sample_weight=sample_weight)
+                     pool=pool if search else None, sample_weight=sample_weight,
+                     labels=labels)
     order_by = resolve_order_by(order_by, names, start, k)
     start = start.ordered(order_by)
     compilation = plan_compilation(backend, method=method, sampler=sampler, n_obs=n)
 
     model_args = dict(feature_names=names, batch_size=batch_size if use_batches else None,
                       order_by=order_by, covariance_type=covariance_type,
-                      shared_data=compilation.shared_data, sample_weight=sample_weight)
+                      shared_data=compilation.shared_data, sample_weight=sample_weight,
+                      labels=labels)
     model = build_model(Z, k, priors, **model_args)
 
     with exact_numba():
@@ -270,6 +299,7 @@ def fit(
 
     result = assemble(X, names, std, begin, out, method=method, sampler=sampler,
                       priors=priors, store_log_likelihood=store_log_likelihood,
-                      named_features=named_features, sample_weight=sample_weight)
+                      named_features=named_features, sample_weight=sample_weight,
+                      labels=labels, classes=classes)
     check(result, stacklevel=2)
     return result

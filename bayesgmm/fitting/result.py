@@ -62,13 +62,14 @@ import xarray as xr
 from ..exceptions import FitWarning
 from ..likelihood import KERNEL_MIN_TERMS, pointwise_log_likelihood
 from ..likelihood.kernels import pointwise_log_likelihood_numba
-from ..likelihood.reference import pointwise_log_likelihood_numpy
+from ..likelihood.reference import pointwise_log_likelihood_numpy, weighted_log_densities
 from ..permutations import apply_permutations, gaussian_kl_cost, pivot_permutations
 from ..validation import check_features, default_feature_names
 from .vi import elbo_converged
 
 __all__ = ["LOG_LIKELIHOOD_MAX_BYTES", "LOG_LIKELIHOOD_NOT_STORED", "assemble", "as_tree",
            "FitInfo", "fit_info", "feature_names_in", "checked_data", "Draws",
+           "known_labels", "known_classes", "with_known_labels",
            "posterior_draws", "thinned_draws", "sample_coords", "point_blocks",
            "log_likelihood_blocks", "total_log_likelihood", "METHOD_ATTR", "SAMPLER_ATTR",
            "COVARIANCE_TYPE_ATTR", "WEIGHT_CONCENTRATION_ATTR", "ORDER_BY_ATTR",
@@ -93,24 +94,26 @@ LOG_LIKELIHOOD_NOT_STORED = "Pointwise log-likelihood not stored"
 
 
 def assemble(X, names, std, start, out, *, method, sampler, priors,
-             store_log_likelihood, named_features=False, sample_weight=None) -> xr.DataTree:
+             store_log_likelihood, named_features=False, sample_weight=None,
+             labels=None, classes=None) -> xr.DataTree:
     """The result's DataTree from a fitter's draws (standardised scale) and its start.
 
     Every draw is relabelled to the EM start (pivot relabelling), unless the ordering
-    constraint fixes the labels, then mapped back to the user's scale with ``std``.
+    constraint or known ``labels`` (codes, -1 where unknown, naming ``classes``) fix the
+    labels, then mapped back to the user's scale with ``std``.
     """
     w, mu, chols = out["draws"]["weights"], out["draws"]["means"], out["draws"]["chols"]
     stats, elbo = out.get("sample_stats"), out.get("elbo")
     n_chains, n_draws, k = w.shape
     d = mu.shape[-1]
     flat = n_chains * n_draws
-    if start.order_by is None:
+    if start.order_by is None and labels is None:
         # Relabel every draw to the EM start, on the standardised scale.
         covs_std = chols @ np.swapaxes(chols, -1, -2)
         cost = gaussian_kl_cost(mu.reshape(flat, k, d), covs_std.reshape(flat, k, d, d),
                                 start.means, start.covariances)
         perm = pivot_permutations(cost)
-    else:  # the ordering constraint fixes the labels
+    else:  # the ordering constraint or the known labels fix them
         perm = np.tile(np.arange(k), (flat, 1))
     w = apply_permutations(w.reshape(flat, k), perm)
     mu = apply_permutations(mu.reshape(flat, k, d), perm)
@@ -162,7 +165,16 @@ def assemble(X, names, std, start, out, *, method, sampler, priors,
                 f"loo(fit) itself, fit with store_log_likelihood=True.", FitWarning,
                 stacklevel=3)
     if store_log_likelihood:
-        ll = pointwise_log_likelihood(X, w, means, chols_user).reshape(shape + (n,))
+        ll = pointwise_log_likelihood(X, w, means, chols_user)
+        if labels is not None:  # a labelled row's term: its own component's alone
+            rows = np.flatnonzero(labels >= 0)
+            own = labels[rows]
+            for sl in point_blocks(rows.size, flat * k * d):
+                joint = weighted_log_densities(X[rows[sl]], w, means, chols_user)
+                ll[:, rows[sl]] = np.take_along_axis(
+                    joint, np.broadcast_to(own[sl][None, :, None], (flat, own[sl].size, 1)),
+                    axis=-1)[..., 0]
+        ll = ll.reshape(shape + (n,))
         tree["log_likelihood"] = xr.Dataset(
             {"x": (cd + ("obs",), ll)}, coords={**coords, "obs": np.arange(n)}, attrs=attrs)
     tree["observed_data"] = xr.Dataset(
@@ -171,10 +183,14 @@ def assemble(X, names, std, start, out, *, method, sampler, priors,
     constants = {"center": ("feature", std.center), "scale": ("feature", std.scale)}
     if sample_weight is not None:
         constants["sample_weight"] = ("obs", np.asarray(sample_weight, dtype=float))
+    extra_coords = {}
+    if labels is not None:
+        constants["labels"] = ("obs", np.asarray(labels, dtype=np.int64))
+        extra_coords["class"] = np.asarray(classes)
+    if sample_weight is not None or labels is not None:
+        extra_coords["obs"] = np.arange(n)
     tree["constant_data"] = xr.Dataset(
-        constants, coords={"feature": names, **({"obs": np.arange(n)}
-                                                if sample_weight is not None else {})},
-        attrs=attrs)
+        constants, coords={"feature": names, **extra_coords}, attrs=attrs)
     if stats is not None:
         tree["sample_stats"] = stats.assign_attrs(attrs)
     tree["relabeling"] = xr.Dataset(
@@ -304,6 +320,38 @@ def checked_data(fitted, X=None, *, name: str = "X") -> np.ndarray:
         return tree["observed_data"]["x"].to_numpy()
     return check_features(X, feature_names_in(tree), tree["posterior"].sizes["feature"],
                           name=name)
+
+
+def known_labels(fitted) -> np.ndarray | None:
+    """Codes (N,) of the fitted rows' known components (-1 where unknown), or None.
+
+    None for a fit without known labels (see :func:`bayesgmm.fit`'s ``y``).
+    """
+    tree = as_tree(fitted)
+    if "constant_data" in tree.children and "labels" in tree["constant_data"]:
+        return tree["constant_data"]["labels"].to_numpy()
+    return None
+
+
+def known_classes(fitted) -> np.ndarray | None:
+    """The labels that name components 0, 1, ... of a fit with known labels, or None."""
+    tree = as_tree(fitted)
+    if "constant_data" in tree.children and "class" in tree["constant_data"].coords:
+        return tree["constant_data"]["class"].to_numpy()
+    return None
+
+
+def with_known_labels(r: np.ndarray, codes: np.ndarray | None) -> np.ndarray:
+    """Responsibilities (..., n, K) with each labelled row given to its own component.
+
+    Under the model, a known row's (``codes >= 0``) assignment is certain. In place.
+    """
+    if codes is not None:
+        rows = np.flatnonzero(codes >= 0)
+        if rows.size:
+            r[..., rows, :] = 0.0
+            r[..., rows, codes[rows]] = 1.0
+    return r
 
 
 class Draws(NamedTuple):

@@ -46,8 +46,15 @@ class Start:
 def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
              random_state: int | None = None, sparse: bool = False,
              covariance_type: str = "full", raw=None, pool: list | None = None,
-             sample_weight: np.ndarray | None = None) -> Start:
+             sample_weight: np.ndarray | None = None,
+             labels: np.ndarray | None = None) -> Start:
     """The best EM solution of ``covariance_type`` on standardised data.
+
+    ``labels``: known components of some rows (-1 where unknown; see
+    :func:`bayesgmm.model.build_model`). The search's solution is then matched to them
+    (component j is the one holding most of the rows labelled j) and refined by
+    semi-supervised EM (:func:`~bayesgmm.ml.missing.em_missing` with ``labels``); ``pool``
+    is not filled.
 
     ``sample_weight``: frequency weights of the rows (see
     :func:`~bayesgmm.ml.em.em_for_start`). ``pool``: a list that receives the other
@@ -91,13 +98,41 @@ def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
             pad_covs = structure(covariance_type).empty_covariances(covs, pad)
             covs = np.concatenate([covs, pad_covs])
     else:
-        others = [] if pool is not None else None
+        others = [] if pool is not None and labels is None else None
         weights, means, covs, _ = em_for_start(Z, k, n_init, random_state, covariance_type,
                                                n_distinct, raw, alternatives=others,
                                                sample_weight=sample_weight)
-        if pool is not None:
+        if others is not None:
             pool.extend(_inside_priors(*other, covariance_type) for other in others)
+    if labels is not None:
+        weights, means, covs = _matched_to_labels(Z, labels, weights, means, covs,
+                                                  covariance_type, sample_weight)
     return _inside_priors(weights, means, covs, covariance_type)
+
+
+def _matched_to_labels(Z, labels, weights, means, covs, covariance_type, sample_weight):
+    """An EM solution with component j holding the rows labelled j, refined by EM.
+
+    The refinement is EM that keeps the known labels.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    from ..likelihood.reference import normalised, weighted_log_densities
+    from ..ml.missing import em_missing
+
+    k = weights.size
+    known = labels >= 0
+    r = normalised(weighted_log_densities(Z[known], weights[None], means[None],
+                                          np.linalg.cholesky(covs)[None]))[0]
+    counts = np.zeros((k, k))
+    np.add.at(counts, labels[known], r)  # counts[j, c]: rows labelled j held by c
+    _, chosen = linear_sum_assignment(-counts)
+    n_classes = int(labels.max()) + 1
+    order = list(chosen[:n_classes]) + [c for c in range(k) if c not in chosen[:n_classes]]
+    out = em_missing(Z, weights[order], means[order], covs[order],
+                     covariance_type=covariance_type, reg_covar=1e-3, max_iter=500,
+                     sample_weight=sample_weight, labels=labels)
+    return out["weights"], out["means"], out["covariances"]
 
 
 def _inside_priors(weights, means, covs, covariance_type: str) -> Start:

@@ -40,8 +40,12 @@ def conditional_moments(x_obs: np.ndarray, mean: np.ndarray, cov: np.ndarray,
     return cond_mean, 0.5 * (cond_cov + cond_cov.T)
 
 
-def _e_step(Z, patterns, weights, means, covs, row_weights):
-    """Observed-data log-likelihood and the expected sufficient statistics (rows weighted)."""
+def _e_step(Z, patterns, weights, means, covs, row_weights, labels=None):
+    """Observed-data log-likelihood and the expected sufficient statistics (rows weighted).
+
+    A row with a known component (``labels[n] >= 0``) belongs to it: its other components
+    get probability 0, and its log-likelihood is that component's term alone.
+    """
     n, d = Z.shape
     k = weights.size
     chols = np.linalg.cholesky(covs)
@@ -53,6 +57,13 @@ def _e_step(Z, patterns, weights, means, covs, row_weights):
         x = Z[np.ix_(p.rows, o)]
         lp = weighted_log_densities(x, weights[None], means[None][:, :, o],
                                     marginal_chols(chols, o)[None])[0]
+        if labels is not None:
+            own = labels[p.rows]
+            known = own >= 0
+            if known.any():
+                mask = np.full((known.sum(), k), -np.inf)
+                mask[np.arange(mask.shape[0]), own[known]] = 0.0
+                lp[known] = lp[known] + mask
         rw = row_weights[p.rows]
         total += float(rw @ logsumexp(lp, axis=1))
         r = normalised(lp) * rw[:, None]
@@ -73,7 +84,8 @@ def _e_step(Z, patterns, weights, means, covs, row_weights):
 
 def em_missing(Z: np.ndarray, weights: np.ndarray, means: np.ndarray, covs: np.ndarray, *,
                covariance_type: str = "full", reg_covar: float = 1e-6, max_iter: int = 1000,
-               tol: float = 1e-8, sample_weight: np.ndarray | None = None):
+               tol: float = 1e-8, sample_weight: np.ndarray | None = None,
+               labels: np.ndarray | None = None):
     """EM on data with NaN entries (or complete data), from the given parameters.
 
     Parameters
@@ -90,6 +102,10 @@ def em_missing(Z: np.ndarray, weights: np.ndarray, means: np.ndarray, covs: np.n
         Stop when the mean observed-data log-likelihood per row changes by less.
     sample_weight : ndarray of shape (N,), optional
         Frequency weights of the rows (the log-likelihood is their weighted sum).
+    labels : ndarray of int of shape (N,), optional
+        Known components (semi-supervised EM): a row with ``labels[n] = j >= 0`` belongs to
+        component j (responsibility 1) and contributes log w_j + log N(x_n | theta_j);
+        -1 where unknown.
 
     Returns
     -------
@@ -122,7 +138,7 @@ def em_missing(Z: np.ndarray, weights: np.ndarray, means: np.ndarray, covs: np.n
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):  # noqa: B007 (n_iter is reported)
-        loglik, s0, s1, s2 = _e_step(Z, patterns, weights, means, covs, row_weights)
+        loglik, s0, s1, s2 = _e_step(Z, patterns, weights, means, covs, row_weights, labels)
         if abs(loglik - previous) / n < tol:
             converged = True
             break
@@ -134,6 +150,6 @@ def em_missing(Z: np.ndarray, weights: np.ndarray, means: np.ndarray, covs: np.n
         covs = shape.project(weights, 0.5 * (covs + np.swapaxes(covs, 1, 2)))
         covs = covs + reg_covar * np.eye(d)
     else:
-        loglik = _e_step(Z, patterns, weights, means, covs, row_weights)[0]
+        loglik = _e_step(Z, patterns, weights, means, covs, row_weights, labels)[0]
     return {"weights": weights, "means": means, "covariances": covs,
             "log_likelihood": loglik, "n_iter": n_iter, "converged": converged}
