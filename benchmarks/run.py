@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks                     # everything, at the issue's sizes
     .venv/bin/python -m benchmarks --size small --sections logp,sklearn
+    .venv/bin/python -m benchmarks --sections missing --out benchmarks/RESULTS-missing.md
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ SECTIONS = {
     "vi": "benchmarks.vi",
     "sklearn": "benchmarks.sklearn_baselines",
     "realdata": "benchmarks.realdata",
+    "missing": "benchmarks.missing",
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "RESULTS.md"
 
@@ -70,6 +72,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "JAX (compiles faster; used by the smoke test)")
     p.add_argument("--logp-backends", help="subset of jax, pytensor-jax, pytensor-default "
                                            "(default all)")
+    p.add_argument("--missing-backends", help="missing section: subset of numba, jax (PyTensor "
+                                              "modes NUMBA and JAX; default both)")
     p.add_argument("--no-cold-compile", dest="cold_compile", action="store_false",
                    help="cold section: only the first fit, not the cold logp compiles")
     p.add_argument("--no-warm-caches", dest="warm_caches", action="store_false",
@@ -91,6 +95,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.samplers = _list(args.samplers)
     args.baselines = _list(args.baselines)
     args.logp_backends = _list(args.logp_backends)
+    args.missing_backends = _list(args.missing_backends)
+    if args.missing_backends and set(args.missing_backends) - {"numba", "jax"}:
+        p.error(f"--missing-backends: choose from numba, jax, not {args.missing_backends}")
     args.log = (lambda msg: None) if args.quiet else \
         (lambda msg: print(msg, file=sys.stderr, flush=True))
     return args

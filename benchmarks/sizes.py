@@ -33,6 +33,15 @@ class Size:
     batch_size: int
     # nuts: also compile and run one chain alone, to time warm-up and sampling apart.
     profile_split: bool
+    # missing: (D, N) at K=3, the fraction of entries missing (MCAR), the missing-data
+    # graphs timed ("batched", "per pattern"), the timing budget per case (both functions)
+    # and the timeout of a case in its own process: about 3 minutes of compilation for the
+    # missing-data function, beside the complete-data one's and the timing.
+    missing_case: tuple[int, int] = (5, 10_000)
+    missing_fraction: float = 0.2
+    missing_variants: tuple[str, ...] = ("batched", "per pattern")
+    missing_seconds: float = 4.0
+    missing_timeout_s: float = 215.0
 
     @property
     def target_case(self) -> tuple[int, int]:
@@ -48,6 +57,7 @@ SIZES = {
         cold_case=(2, 300), cold_fit={"draws": 100, "tune": 100},
         vi_case=(2, 300, 3), vi_methods=(), vi_max_iter=200,
         minibatch_case=(2, 3000, 3), batch_size=256, profile_split=False,
+        missing_case=(2, 300), missing_seconds=0.05,
     ),
     "small": Size(
         name="small",
@@ -57,7 +67,7 @@ SIZES = {
         cold_case=(2, 1000), cold_fit={},
         vi_case=(5, 10_000, 3), vi_methods=("advi", "fullrank_advi", "minibatch_advi"),
         vi_max_iter=10_000, minibatch_case=(5, 100_000, 5), batch_size=1024,
-        profile_split=True,
+        profile_split=True, missing_variants=("batched",), missing_seconds=2.0,
     ),
     "full": Size(
         name="full",
@@ -79,5 +89,8 @@ TARGET_NS_PER_POINT = 60.0
 TARGET_MINIBATCH_SECONDS = 120.0
 TARGET_COLD_SECONDS = 30.0
 TARGET_REALDATA_RATIO = 3.0  # issue 17: breast cancer [:5] vs its blobs twin
+# Missing entries: log-density+gradient per observed entry at D=5 N=1e4 K=3, 20% MCAR, at
+# most this many times the complete-data kernel's per entry (same run).
+TARGET_MISSING_RATIO = 2.0
 # A fitted mean "recovers" the true one within this Mahalanobis distance (true covariance).
 RECOVERY_TOLERANCE = 0.1

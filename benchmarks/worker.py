@@ -30,6 +30,7 @@ TASKS = {
     "cold_compile": "benchmarks.cold:first_compile",
     "vi_fit": "benchmarks.vi:fit_vi",
     "realdata_fit": "benchmarks.realdata:fit_case",
+    "missing_case": "benchmarks.missing:time_case",
 }
 
 

@@ -14,10 +14,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # The smoke size, and the fastest-compiling choices (each compilation costs seconds here):
 # bayesgmm's blackjax sampler against the textbook model on nutpie's JAX backend, the JAX
-# log-density only, no cold numba compiles, every fit in this process.
+# log-density only, the missing-data likelihood in PyTensor's JAX mode only, no cold numba
+# compiles, every fit in this process.
 SMOKE = ["--size", "smoke", "--samplers", "blackjax", "--baselines", "nutpie",
-         "--textbook-backend", "jax", "--logp-backends", "jax", "--no-cold-compile",
-         "--no-isolate", "--quiet", "--seed", "0"]
+         "--textbook-backend", "jax", "--logp-backends", "jax", "--missing-backends", "jax",
+         "--no-cold-compile", "--no-isolate", "--quiet", "--seed", "0"]
 
 
 def positive(x):
@@ -103,11 +104,11 @@ def test_results_files(smoke):
         assert f"## {section.title}" in text
     assert "pymc" in text and "usable cores" in text
     # Targets are reported, never asserted; at the smoke size none is judged.
-    assert len(result["targets"]) == 6
+    assert len(result["targets"]) == 7
     assert all(t.met is None for t in result["targets"])
     doc = json.loads(out.with_suffix(".json").read_text())
     assert set(doc["sections"]) == set(result["sections"])
-    assert len(doc["targets"]) == 6
+    assert len(doc["targets"]) == 7
 
 
 def test_realdata_rows(smoke):
@@ -120,3 +121,18 @@ def test_realdata_rows(smoke):
     assert positive(row["wall s"]) and row["converged"] in ("yes", "no")
     assert row["max R-hat"] >= 1 and positive(row["min bulk ESS"]) and positive(row["ESS/s"])
     assert row["steps/draw"] >= 1 and row["mode repairs"] >= 0 and row["sampler"]
+
+
+def test_missing_rows(smoke):
+    # D=2 at the smoke size: 3 missingness patterns, so one fused term per pattern is the
+    # default graph; both graphs are timed against the complete-data kernel.
+    table = smoke[0]["sections"]["missing"].tables[0]
+    assert column(table, "backend") == ["JAX", "JAX"]
+    assert column(table, "missing-data graph") == ["batched", "per pattern"]
+    assert column(table, "default here") == [False, True]
+    assert column(table, "patterns") == [3, 3]
+    assert all(0 < v < 600 for v in column(table, "observed entries"))
+    for name in ("compile s (complete)", "compile s (missing)", "us per call (complete)",
+                 "us per call (missing)", "ns per entry (complete)", "ns per observed entry",
+                 "ratio (missing / complete)", "ratio (fastest rounds)"):
+        assert all(positive(v) for v in column(table, name)), name
