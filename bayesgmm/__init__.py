@@ -7,7 +7,9 @@ scales, assignments summed out) fitted by NUTS, ADVI, full-rank ADVI or MAP; res
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .classifier import BayesianGMMClassifier
 from .compare import compare_assignments
+from .conditional import conditional, impute
 from .diagnostics import diagnose, summary
 from .estimator import BayesianGMM
 from .exceptions import (
@@ -29,6 +31,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "BayesianGMM",
+    "BayesianGMMClassifier",
     "ConvergenceWarning",
     "DataWarning",
     "FitWarning",
@@ -37,8 +40,10 @@ __all__ = [
     "SavedFitError",
     "UnverifiedFitWarning",
     "compare_assignments",
+    "conditional",
     "diagnose",
     "fit",
+    "impute",
     "relabel",
     "summary",
     "__version__",

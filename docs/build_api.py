@@ -14,7 +14,8 @@ from pathlib import Path
 
 # Public modules and, for each, the names documented (in this order).
 MODULES = {
-    "bayesgmm": ["fit", "BayesianGMM", "Priors", "relabel", "diagnose", "summary",
+    "bayesgmm": ["fit", "BayesianGMM", "BayesianGMMClassifier", "impute", "conditional",
+                 "Priors", "relabel", "diagnose", "summary",
                  "compare_assignments", "FitWarning", "ConvergenceWarning",
                  "LabelSwitchingWarning", "DataWarning", "SavedFitError",
                  "UnverifiedFitWarning"],
