@@ -20,7 +20,12 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from .covariance import packed_cholesky, structure
-from .likelihood.missing import fill_missing, marginal_log_likelihood_graph
+from .likelihood.missing import (
+    fill_missing,
+    marginal_log_likelihood_graph,
+    masked_rows_log_likelihood,
+    pattern_table,
+)
 from .likelihood.ops import core_parameters, mixture_log_likelihood
 from .priors import Priors
 from .validation import default_feature_names
@@ -71,7 +76,9 @@ def build_model(
     feature_names : sequence of str, optional
     batch_size : int, optional
         Use a random minibatch of this many rows per evaluation (minibatch ADVI); the
-        log-likelihood is scaled by ``N / batch_size``.
+        log-likelihood is scaled by ``N / batch_size``. With missing entries each batch row
+        is drawn with its missingness pattern and scored by the batched graph
+        (:func:`~bayesgmm.likelihood.missing.masked_rows_log_likelihood`).
     order_by : int, optional
         Feature along which the component means are ordered (identifiability constraint).
     covariance_type : {"full", "diag", "spherical", "tied"}, default "full"
@@ -133,10 +140,8 @@ def build_model(
         signature = "(k),(k,d),(k,d,d)->(d)"
 
         missing = bool(np.isnan(Z).any())
-        if missing and batch_size is not None:
-            raise NotImplementedError(
-                "Minibatch ADVI does not handle missing entries yet: fit without "
-                "batch_size (ADVI on all rows), or drop the rows with NaN.")
+        # With minibatches and missing entries, each batch row comes with its pattern.
+        batch_patterns = None
 
         if labels is not None and batch_size is not None:
             raise NotImplementedError(
@@ -175,6 +180,11 @@ def build_model(
         def row_loglik(value, w, m, c):
             if labels is not None:  # reads the constant data, as with missing entries
                 return labelled_loglik(w, m, c)
+            if batch_patterns is not None:  # a minibatch: its rows' patterns drawn with it
+                w, m, c, _ = core_parameters(w, m, c, k)
+                which, masks = batch_patterns
+                return masked_rows_log_likelihood(value, which, masks, w, m, c,
+                                                  n_components=k)
             if missing:
                 # The patterns of missing entries are part of the graph: the likelihood
                 # reads the constant data, not ``value`` (the data with NaN set to 0).
@@ -197,11 +207,22 @@ def build_model(
         else:
             # The minibatch generator is a shared RNG of the model: pm.fit's random_seed
             # seeds it.
-            if row_weights is None:
-                batch = pm.Minibatch(pt.as_tensor(Z), batch_size=int(batch_size))
-            else:  # the same random rows of the data and of their weights
-                batch, batch_weights = pm.Minibatch(pt.as_tensor(Z), pt.as_tensor(row_weights),
-                                                    batch_size=int(batch_size))
+            # The same random rows of the data, of their weights and of their missingness
+            # patterns (the rows' masks are the rows of a constant table, the batch's
+            # graph the batched one of likelihood.missing).
+            columns = [pt.as_tensor(fill_missing(Z))]
+            if row_weights is not None:
+                columns.append(pt.as_tensor(row_weights))
+            if missing:
+                masks, which = pattern_table(Z)
+                columns.append(pt.as_tensor(which))
+            drawn = pm.Minibatch(*columns, batch_size=int(batch_size))
+            drawn = list(drawn) if isinstance(drawn, (list, tuple)) else [drawn]
+            batch = drawn.pop(0)
+            if row_weights is not None:
+                batch_weights = drawn.pop(0)
+            if missing:
+                batch_patterns = (drawn.pop(0), masks)
             pm.CustomDist(
                 "x", weights, mu, chols, logp=logp, observed=batch,
                 signature=signature, total_size=n,

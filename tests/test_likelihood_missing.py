@@ -13,7 +13,9 @@ from bayesgmm.likelihood.missing import (
     MAX_PATTERN_TERMS,
     marginal_chols,
     marginal_log_likelihood_graph,
+    masked_rows_log_likelihood,
     missingness_patterns,
+    pattern_table,
 )
 from bayesgmm.likelihood.ops import mixture_log_likelihood_graph
 from bayesgmm.likelihood.reference import pointwise_log_likelihood_numpy, responsibilities
@@ -168,3 +170,21 @@ def test_batched_graph_for_many_patterns_matches_scipy_and_the_fused_terms(rng):
     results = [(ll, gw, gm, gc[:, lower]) for ll, gw, gm, gc in results]
     for ours, ref in zip(*results, strict=True):
         np.testing.assert_allclose(ours, ref, rtol=1e-9, atol=1e-9 * np.abs(ref).max())
+
+
+def test_rows_drawn_with_their_patterns_match_scipy(rng):
+    """Minibatch ADVI's term: rows and their patterns given as tensors (here a random batch
+    picked by a symbolic index, as pm.Minibatch does), against SciPy on those rows."""
+    n, d, k = 120, 4, 2
+    Z = with_holes(rng, n, d, 0.3)
+    masks, which = pattern_table(Z)
+    w0, mu0, covs = structured(rng, k, d, "full")
+    pick = pt.lvector("pick")
+    filled = pt.as_tensor(np.nan_to_num(Z))[pick]
+    w, m, c = pt.vector("w"), pt.matrix("m"), pt.tensor3("c")
+    ll = masked_rows_log_likelihood(filled, pt.as_tensor(which)[pick], masks, w, m, c,
+                                    n_components=k)
+    fn = pytensor.function([pick, w, m, c], ll, mode="JAX")
+    rows = rng.choice(n, size=30, replace=False)
+    np.testing.assert_allclose(fn(rows, w0, mu0, np.linalg.cholesky(covs)),
+                               scipy_marginal(Z[rows], w0, mu0, covs), rtol=1e-10, atol=1e-10)

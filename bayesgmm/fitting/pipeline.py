@@ -161,8 +161,8 @@ def fit(
         likelihood is that of its observed entries (each component's marginal on them),
         which assumes the entries are missing at random; a :class:`DataWarning` says how
         many there are, and rows with nothing observed are refused. Every structure and
-        method but minibatch ADVI (``batch_size``) handles them; the EM start runs EM with
-        missing data (:func:`bayesgmm.ml.missing.em_missing`). "error": refuse them.
+        method handles them (minibatch ADVI draws each batch row with its pattern of
+        missing entries); the EM start runs EM with missing data (:func:`bayesgmm.ml.missing.em_missing`). "error": refuse them.
     sample_weight : array-like of shape (n_samples,), optional
         Frequency weights: row n's log-likelihood term is multiplied by
         ``sample_weight[n]`` (finite, non-negative), for every method; integer weights give
@@ -229,11 +229,6 @@ def fit(
         elif batch_size is not None and batch_size < n:
             raise NotImplementedError("Minibatch ADVI (batch_size) does not handle known "
                                       "labels yet: fit without batch_size.")
-    if batch_size is not None and batch_size < n and np.isnan(X).any():
-        raise NotImplementedError(
-            "Minibatch ADVI (batch_size) does not handle missing entries yet: fit without "
-            "batch_size (ADVI on all rows), or drop the rows with NaN (missing='error' "
-            "refuses them).")
     check_model_size(n, d, k, covariance_type,
                      n_draws={"nuts": chains * draws, "map": 1}.get(method, draws),
                      batch_size=batch_size)

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["Pattern", "missingness_patterns", "marginal_chols", "by_pattern",
-           "marginal_log_likelihood_graph", "fill_missing", "MAX_PATTERN_TERMS"]
+           "marginal_log_likelihood_graph", "masked_log_likelihood_graph",
+           "masked_rows_log_likelihood", "pattern_table", "fill_missing", "MAX_PATTERN_TERMS"]
 
 #: Up to this many missingness patterns, the model's term has one fused term per pattern
 #: (the fastest per evaluation); above, one batched graph for all patterns, whose size does
@@ -175,6 +176,22 @@ def marginal_log_likelihood_graph(Z: np.ndarray, weights, means, chols, *, n_com
     return (pt.concatenate(parts) if len(parts) > 1 else parts[0])[inverse]
 
 
+def pattern_table(Z: np.ndarray, patterns: list[Pattern] | None = None):
+    """The observed masks of the patterns of ``Z`` (P, D) and each row's pattern (N,).
+
+    Rows with nothing observed are refused (their marginal density is 1, with no data).
+    """
+    patterns = missingness_patterns(Z) if patterns is None else patterns
+    if any(p.observed.size == 0 for p in patterns):
+        raise ValueError("masked_log_likelihood_graph: some rows have every entry missing.")
+    masks = np.zeros((len(patterns), Z.shape[1]))
+    which = np.empty(Z.shape[0], dtype=np.int64)
+    for i, p in enumerate(patterns):
+        masks[i, p.observed] = 1.0
+        which[p.rows] = i
+    return masks, which
+
+
 def masked_log_likelihood_graph(Z: np.ndarray, weights, means, chols, *, n_components: int,
                                 patterns: list[Pattern] | None = None):
     """:func:`marginal_log_likelihood_graph` as one batched PyTensor graph for all patterns.
@@ -187,31 +204,37 @@ def masked_log_likelihood_graph(Z: np.ndarray, weights, means, chols, *, n_compo
     then takes its pattern's inverse factors (N x K x D x D values). ``patterns``: those of
     ``Z`` (:func:`missingness_patterns`), when the caller has them.
     """
+    masks, which = pattern_table(Z, patterns)
+    return masked_rows_log_likelihood(np.nan_to_num(Z), which, masks, weights, means, chols,
+                                      n_components=n_components)
+
+
+def masked_rows_log_likelihood(filled, which, masks: np.ndarray, weights, means, chols, *,
+                               n_components: int):
+    """The graph of :func:`masked_log_likelihood_graph` from rows given as tensors.
+
+    ``filled`` (N, D): the data with 0 in place of missing entries; ``which`` (N,) int: each
+    row's pattern, a row of the constant ``masks`` (P, D) of observed coordinates. Both may
+    be symbolic, for example a minibatch of rows drawn with their patterns (minibatch ADVI
+    with missing entries).
+    """
     import pytensor.tensor as pt
     from pytensor.tensor.linalg import cholesky, solve_triangular
 
     from .kernels import LOG_2PI
 
     k = int(n_components)
-    n, d = Z.shape
-    patterns = missingness_patterns(Z) if patterns is None else patterns
-    if any(p.observed.size == 0 for p in patterns):
-        raise ValueError("masked_log_likelihood_graph: some rows have every entry missing.")
-    masks = np.zeros((len(patterns), d))
-    which = np.empty(n, dtype=np.int64)
-    for i, p in enumerate(patterns):
-        masks[i, p.observed] = 1.0
-        which[p.rows] = i
+    n_patterns, d = masks.shape
     both = masks[:, None, :, None] * masks[:, None, None, :]  # (P, 1, D, D)
     elsewhere = (1.0 - masks)[:, None, :, None] * np.eye(d)  # identity on missing coords
     cov = pt.matmul(chols, chols.transpose(0, 2, 1))  # (K, D, D)
     factors = cholesky(cov[None] * both + elsewhere, lower=True)  # (P, K, D, D)
-    eye = pt.broadcast_to(pt.eye(d), (len(patterns), k, d, d))
+    eye = pt.broadcast_to(pt.eye(d), (n_patterns, k, d, d))
     inverse = solve_triangular(factors, eye, lower=True)
     idx = np.arange(d)
     logdet = pt.sum(pt.log(factors[:, :, idx, idx]), axis=-1)  # (P, K)
-    row_masks = masks[which]  # (N, D)
-    resid = (np.nan_to_num(Z)[:, None, :] - means[None]) * row_masks[:, None, :]
+    row_masks = pt.as_tensor(masks)[which]  # (N, D)
+    resid = (pt.as_tensor(filled)[:, None, :] - means[None]) * row_masks[:, None, :]
     z = pt.sum(inverse[which] * resid[:, :, None, :], axis=-1)  # (N, K, D)
     observed = row_masks.sum(axis=1)  # (N,)
     lp = (pt.log(weights)[None] - logdet[which] - 0.5 * pt.sum(z**2, axis=-1)
