@@ -11,7 +11,6 @@ finish in a background thread, which the interpreter waits for at exit.
 
 from __future__ import annotations
 
-import numpy as np
 import xarray as xr
 
 from ..diagnostics import check
@@ -162,7 +161,8 @@ def fit(
         which assumes the entries are missing at random; a :class:`DataWarning` says how
         many there are, and rows with nothing observed are refused. Every structure and
         method handles them (minibatch ADVI draws each batch row with its pattern of
-        missing entries); the EM start runs EM with missing data (:func:`bayesgmm.ml.missing.em_missing`). "error": refuse them.
+        missing entries); the EM start runs EM with missing data
+        (:func:`bayesgmm.ml.missing.em_missing`). "error": refuse them.
     sample_weight : array-like of shape (n_samples,), optional
         Frequency weights: row n's log-likelihood term is multiplied by
         ``sample_weight[n]`` (finite, non-negative), for every method; integer weights give
