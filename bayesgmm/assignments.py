@@ -301,6 +301,7 @@ def log_likelihood(fitted, X=None, *, max_draws: int | None = None) -> xr.DataAr
     result = as_tree(fitted)
     if X is None and max_draws is None and "log_likelihood" in result.children:
         return result["log_likelihood"]["x"]
+    codes = known_labels(result) if X is None else None
     X = checked_data(result, X)
     obs = np.arange(X.shape[0])
     post = result["posterior"]
@@ -313,7 +314,7 @@ def log_likelihood(fitted, X=None, *, max_draws: int | None = None) -> xr.DataAr
             f"{size * 8 / 1e9:.1f} GB; pass max_draws (e.g. max_draws=200) or fewer points. "
             f"For LOO, bayesgmm.selection.loo(fit) works through the points in blocks.")
     out = np.empty((c, draws.size, X.shape[0]))
-    for sl, block in log_likelihood_blocks(result, X, draws):
+    for sl, block in log_likelihood_blocks(result, X, draws, labels=codes):
         out[:, :, sl] = block
     return xr.DataArray(out, dims=("chain", "draw", "obs"),
                         coords={**sample_coords(post, draws), "obs": obs}, name="x")

@@ -142,7 +142,7 @@ class BayesianGMMClassifier(ClassifierMixin, BaseEstimator):
             return int(spec[label])
         if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
             return int(spec)
-        if isinstance(spec, Sequence) or isinstance(spec, range):
+        if isinstance(spec, Sequence) and not isinstance(spec, str):
             candidates = sorted(int(k) for k in spec)
             if not candidates or candidates[0] < 1:
                 raise ValueError(f"n_components candidates must be positive integers, got "
@@ -202,7 +202,11 @@ class BayesianGMMClassifier(ClassifierMixin, BaseEstimator):
             seed = draw_seed(rng)
             if isinstance(k, list):
                 k = self._chosen_components(Xc, k, seed)
-            estimators.append(self._mixture(k, seed).fit(Xc, sample_weight=wc))
+            try:
+                estimators.append(self._mixture(k, seed).fit(Xc, sample_weight=wc))
+            except ValueError as exc:  # say which class; its rows are counted in the class
+                raise ValueError(f"Fitting the mixture of class {_shown(label)} (rows counted "
+                                 f"among that class's {int(rows.sum())} rows): {exc}") from exc
             counts.append(weights[rows].sum())
             sizes.append(k)
         self.estimators_ = estimators

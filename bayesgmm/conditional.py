@@ -24,10 +24,17 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-from .fitting.result import as_tree, checked_data, feature_names_in, thinned_draws
+from .fitting.result import (
+    as_tree,
+    checked_data,
+    feature_names_in,
+    known_labels,
+    thinned_draws,
+    with_known_labels,
+)
 from .likelihood.conditional import conditional_mixture, sample_mixture
 from .likelihood.missing import missingness_patterns
-from .validation import check_data
+from .validation import check_data, check_positive_int
 
 __all__ = ["impute", "conditional"]
 
@@ -43,15 +50,50 @@ def _check_prob(interval_prob) -> float:
     return prob
 
 
+#: A point estimate (MAP: one draw) is repeated this many times, so that its imputations and
+#: predictive draws have a spread and intervals (those of the conditional distribution).
+POINT_ESTIMATE_DRAWS = 1000
+
+
 def _draws(post, max_draws):
-    """Weights (S, K), means (S, K, D), covariances (S, K, D, D), kept draw indices."""
+    """Weights (S, K), means (S, K, D), covariances (S, K, D, D), and their coordinates.
+
+    ``max_draws`` thins evenly (see :func:`~bayesgmm.fitting.result.thinned_draws`); a
+    posterior of one draw is repeated :data:`POINT_ESTIMATE_DRAWS` times.
+    """
     c, s = post.sizes["chain"], post.sizes["draw"]
-    keep = np.arange(s) if max_draws is None else thinned_draws(s, c, int(max_draws))
+    if max_draws is not None:
+        max_draws = check_positive_int(max_draws, "max_draws")
+    keep = np.arange(s) if max_draws is None else thinned_draws(s, c, max_draws)
     sub = post.isel(draw=keep)
     k, d = post.sizes["component"], post.sizes["feature"]
-    return (sub["weights"].to_numpy().reshape(-1, k),
-            sub["means"].to_numpy().reshape(-1, k, d),
-            sub["covariances"].to_numpy().reshape(-1, k, d, d), keep)
+    w = sub["weights"].to_numpy().reshape(-1, k)
+    m = sub["means"].to_numpy().reshape(-1, k, d)
+    cov = sub["covariances"].to_numpy().reshape(-1, k, d, d)
+    coords = {"chain": post["chain"].to_numpy(), "draw": post["draw"].to_numpy()[keep]}
+    if w.shape[0] == 1:
+        reps = POINT_ESTIMATE_DRAWS
+        w, m, cov = (np.repeat(a, reps, axis=0) for a in (w, m, cov))
+        coords["draw"] = np.arange(reps)
+    return w, m, cov, coords
+
+
+def _moments(cw, cm, cc):
+    """Mean (S, N, A) and variance (S, N, A) of each draw's conditional mixture.
+
+    The variance is taken about each draw's own mean, so that nothing cancels when the data
+    sit far from zero.
+    """
+    mean = np.einsum("snk,skna->sna", cw, cm)
+    spread = np.diagonal(cc, axis1=-2, axis2=-1)[:, :, None, :] \
+        + (cm - mean[:, None, :, :]) ** 2  # (S, K, N, A)
+    return mean, np.einsum("snk,skna->sna", cw, spread)
+
+
+def _pooled(means, variances):
+    """Posterior predictive mean and sd from per-draw means and variances (axis 0)."""
+    mean = means.mean(axis=0)
+    return mean, np.sqrt(variances.mean(axis=0) + means.var(axis=0))
 
 
 def _draw_steps(n_draws: int, per_draw: int):
@@ -60,14 +102,10 @@ def _draw_steps(n_draws: int, per_draw: int):
 
 
 def _row_labels(X, n: int) -> np.ndarray:
-    index = getattr(X, "index", None)
-    if index is not None and len(index) == n and not callable(index):
+    index = getattr(X, "index", None)  # a frame's index (a list's .index is a method)
+    if index is not None and not callable(index) and len(index) == n:
         return np.asarray(index)
     return np.arange(n)
-
-
-def _sample_coords(post, keep) -> dict:
-    return {"chain": post["chain"].to_numpy(), "draw": post["draw"].to_numpy()[keep]}
 
 
 def _intervals(draws: np.ndarray, prob: float, axis: int = 0):
@@ -91,7 +129,9 @@ def impute(fitted, X=None, *, max_draws: int | None = None, interval_prob: float
     X : array-like or data frame of shape (N, D), optional
         Rows with missing entries (NaN, or a frame's nulls). Default: the fitted data.
     max_draws : int, optional
-        Use at most this many posterior draws, spread evenly over each chain. Default: all.
+        Use at most this many posterior draws, spread evenly over each chain (at least one
+        per chain). Default: all. A point estimate (MAP, one draw) is repeated
+        :data:`POINT_ESTIMATE_DRAWS` times, so its imputations still have a spread.
     interval_prob : float, default 0.9
         Mass of the equal-tailed intervals in the summary (quantiles of the draws).
     random_state : int or numpy.random.Generator, default 0
@@ -103,9 +143,13 @@ def impute(fitted, X=None, *, max_draws: int | None = None, interval_prob: float
         - ``posterior_predictive``: ``x`` (chain, draw, entry), the imputed values; the
           entry coordinates ``row`` (the frame's index label, else the row number) and
           ``column`` (the feature name) say which entry each is.
-        - ``summary``: ``mean``, ``sd``, ``lower``, ``upper`` per entry
-          (``tree["summary"].to_dataset().to_dataframe()`` gives a table).
+        - ``summary``: ``mean`` and ``sd`` per entry (exact: from each draw's conditional
+          mixture, by the law of total variance), ``lower``, ``upper`` (quantiles of the
+          draws); ``tree["summary"].to_dataset().to_dataframe()`` gives a table.
         - ``completed``: ``x`` (obs, feature), ``X`` with the posterior means filled in.
+
+        On the fitted data (``X`` None) of a fit with known labels, a labelled row is
+        imputed from its own component.
 
     Raises
     ------
@@ -134,6 +178,7 @@ def impute(fitted, X=None, *, max_draws: int | None = None, interval_prob: float
     """
     tree = as_tree(fitted)
     prob = _check_prob(interval_prob)
+    codes = known_labels(tree) if X is None else None
     values = checked_data(tree, X)
     rows = _row_labels(X, values.shape[0]) if X is not None else np.arange(values.shape[0])
     holes = np.isnan(values)
@@ -141,14 +186,19 @@ def impute(fitted, X=None, *, max_draws: int | None = None, interval_prob: float
         raise ValueError("X has no missing entries (NaN or nulls), so there is nothing to "
                          "impute; pass rows with missing entries.")
     post = tree["posterior"]
-    w, m, c, keep = _draws(post, max_draws)
-    n_samples = w.shape[0]
+    w, m, c, sample_coords = _draws(post, max_draws)
+    n_samples, k = w.shape
     entries = np.argwhere(holes)  # row-major: (row, column) pairs
+    if 3 * n_samples * entries.shape[0] > _MAX_ELEMENTS:
+        raise MemoryError(
+            f"Imputing {entries.shape[0]} entries with {n_samples} draws takes "
+            f"{3 * n_samples * entries.shape[0] * 8 / 1e9:.1f} GB; pass max_draws (e.g. "
+            f"max_draws=200) or fewer rows.")
     position = np.full(values.shape, -1)
     position[holes] = np.arange(entries.shape[0])
     out = np.empty((n_samples, entries.shape[0]))
+    cond_mean, cond_var = np.empty_like(out), np.empty_like(out)
     rng = np.random.default_rng(random_state)
-    k = w.shape[1]
     for p in missingness_patterns(values):
         target = np.setdiff1d(np.arange(values.shape[1]), p.observed)
         if target.size == 0:
@@ -159,18 +209,20 @@ def impute(fitted, X=None, *, max_draws: int | None = None, interval_prob: float
         for sl in _draw_steps(n_samples, per_draw):
             cw, cm, cc = conditional_mixture(given_values, w[sl], m[sl], c[sl], p.observed,
                                              target)
+            if codes is not None:  # the fitted rows' known components are certain
+                cw = with_known_labels(cw, codes[p.rows])
             out[sl][:, slots] = sample_mixture(rng, cw, cm, cc)
+            cond_mean[sl][:, slots], cond_var[sl][:, slots] = _moments(cw, cm, cc)
     names = [str(f) for f in post["feature"].to_numpy()]
-    chain, draw = post.sizes["chain"], keep.size
+    shape = (sample_coords["chain"].size, sample_coords["draw"].size)
     entry_coords = {"entry": np.arange(entries.shape[0]), "row": ("entry", rows[entries[:, 0]]),
                     "column": ("entry", np.asarray(names, dtype=object)[entries[:, 1]])}
-    draws = xr.DataArray(out.reshape(chain, draw, -1), dims=("chain", "draw", "entry"),
-                         coords={**_sample_coords(post, keep), **entry_coords})
+    draws = xr.DataArray(out.reshape(*shape, -1), dims=("chain", "draw", "entry"),
+                         coords={**sample_coords, **entry_coords})
     lower, upper = _intervals(out, prob)
-    mean = out.mean(axis=0)
+    mean, sd = _pooled(cond_mean, cond_var)
     summary = xr.Dataset(
-        {"mean": ("entry", mean), "sd": ("entry", out.std(axis=0, ddof=1) if n_samples > 1
-                                         else np.zeros(mean.size)),
+        {"mean": ("entry", mean), "sd": ("entry", sd),
          "lower": ("entry", lower), "upper": ("entry", upper)},
         coords=entry_coords, attrs={"interval_prob": prob, "n_draws": n_samples})
     completed = values.copy()
@@ -186,6 +238,7 @@ def impute(fitted, X=None, *, max_draws: int | None = None, interval_prob: float
 
 def _given_indices(given, X_given, names: list[str], named_fit: bool) -> np.ndarray:
     d = len(names)
+    from_argument = given is not None
     if given is None:
         columns = getattr(X_given, "columns", None)
         if columns is None or not named_fit:
@@ -203,7 +256,8 @@ def _given_indices(given, X_given, names: list[str], named_fit: bool) -> np.ndar
         elif str(g) in names:
             out.append(names.index(str(g)))
         else:
-            raise ValueError(f"given names {g!r}, which is not a feature of the fit; its "
+            source = "given names" if from_argument else "X_given has the column"
+            raise ValueError(f"{source} {g!r}, which is not a feature of the fit; its "
                              f"features are {names}.")
     index = np.asarray(out, dtype=int)
     if np.unique(index).size != index.size:
@@ -212,11 +266,13 @@ def _given_indices(given, X_given, names: list[str], named_fit: bool) -> np.ndar
         raise ValueError("given names every feature, leaving nothing to predict; leave at "
                          "least one feature out.")
     columns = getattr(X_given, "columns", None)
-    if columns is not None and named_fit:
+    if columns is not None and named_fit and all(isinstance(col, str) for col in columns):
         have, want = [str(col) for col in columns], [names[j] for j in index]
-        if all(col in names for col in have) and have != want:
-            raise ValueError(f"X_given has columns {have}, but given is {want}: pass "
-                             f"X_given[{want}] so that each column is the feature it names.")
+        if have != want:
+            how = (f"pass X_given[{want}] so that each column is the feature it names"
+                   if sorted(have) == sorted(want) else
+                   f"its columns must be the given features, {want}, in that order")
+            raise ValueError(f"X_given has columns {have}, but given is {want}: {how}.")
     return index
 
 
@@ -242,8 +298,9 @@ def conditional(fitted, X_given, given: Sequence | None = None, *,
         The given features, by name or position. Default: the columns of ``X_given`` when
         it is a data frame and the fit saw feature names.
     max_draws : int, optional
-        Use at most this many posterior draws, spread evenly over each chain. Default: all,
-        unless the per-draw conditional means would take more than 400 MB.
+        Use at most this many posterior draws, spread evenly over each chain. Default: all;
+        when the per-draw conditional means would take more than 400 MB, a MemoryError
+        says to pass it.
     interval_prob : float, default 0.9
         Mass of the equal-tailed intervals in the summary.
     random_state : int or numpy.random.Generator, default 0
@@ -280,21 +337,21 @@ def conditional(fitted, X_given, given: Sequence | None = None, *,
     names = [str(f) for f in post["feature"].to_numpy()]
     b = _given_indices(given, X_given, names, feature_names_in(tree) is not None)
     a = np.setdiff1d(np.arange(len(names)), b)
-    v = check_data(X_given, name="X_given")[0]
-    if v.shape[1] != b.size:
-        raise ValueError(f"X_given has {v.shape[1]} column(s), but given names {b.size} "
+    width = np.shape(X_given)[1] if np.ndim(X_given) == 2 else None
+    if width is not None and width != b.size:
+        raise ValueError(f"X_given has {width} column(s), but given names {b.size} "
                          f"feature(s), {[names[j] for j in b]}: pass one column per given "
                          f"feature, in that order.")
+    v = check_data(X_given, name="X_given", n_features=b.size)[0]
     n = v.shape[0]
-    c, s, k = post.sizes["chain"], post.sizes["draw"], post.sizes["component"]
-    n_kept = s if max_draws is None else thinned_draws(s, c, int(max_draws)).size
-    if max_draws is None and c * n_kept * n * k * a.size > _MAX_ELEMENTS:
-        raise MemoryError(
-            f"The conditional means for {c * n_kept} draws x {n} points x {k} components x "
-            f"{a.size} features take {c * n_kept * n * k * a.size * 8 / 1e9:.1f} GB; pass "
-            f"max_draws (e.g. max_draws=200) or fewer points.")
-    w, m, cov, keep = _draws(post, max_draws)
+    k = post.sizes["component"]
+    w, m, cov, sample_coords = _draws(post, max_draws)
     n_samples = w.shape[0]
+    if n_samples * n * k * a.size > _MAX_ELEMENTS:
+        raise MemoryError(
+            f"The conditional means for {n_samples} draws x {n} points x {k} components x "
+            f"{a.size} features take {n_samples * n * k * a.size * 8 / 1e9:.1f} GB; pass "
+            f"max_draws (e.g. max_draws=200) or fewer points.")
     cw = np.empty((n_samples, n, k))
     cm = np.empty((n_samples, k, n, a.size))
     cc = np.empty((n_samples, k, a.size, a.size))
@@ -303,17 +360,14 @@ def conditional(fitted, X_given, given: Sequence | None = None, *,
     for sl in _draw_steps(n_samples, k * n * (a.size + b.size + a.size ** 2)):
         cw[sl], cm[sl], cc[sl] = conditional_mixture(v, w[sl], m[sl], cov[sl], b, a)
         predictive[sl] = sample_mixture(rng, cw[sl], cm[sl], cc[sl])
-    reg = np.einsum("snk,skna->sna", cw, cm)  # E[x_a | v] per draw
-    # Law of total variance, per draw then over draws: E[Var] + Var[E] on the diagonal.
-    second = (np.einsum("snk,ska->sna", cw, np.diagonal(cc, axis1=-2, axis2=-1))
-              + np.einsum("snk,skna->sna", cw, cm ** 2))
-    mean = reg.mean(axis=0)
-    sd = np.sqrt(np.maximum(second.mean(axis=0) - mean ** 2, 0.0))
+    # E[x_a | v] and Var[x_a | v] per draw; over draws, the law of total variance.
+    reg, var = _moments(cw, cm, cc)
+    mean, sd = _pooled(reg, var)
     mean_lower, mean_upper = _intervals(reg, prob)
     lower, upper = _intervals(predictive, prob)
     target_names = [names[j] for j in a]
-    shape = (c, keep.size)
-    coords = {**_sample_coords(post, keep), "obs": np.arange(n),
+    shape = (sample_coords["chain"].size, sample_coords["draw"].size)
+    coords = {**sample_coords, "obs": np.arange(n),
               "component": post["component"].to_numpy(), "feature": target_names,
               "feature_bis": target_names}
     posterior = xr.Dataset(

@@ -15,7 +15,9 @@ from .fitting.result import (
     feature_names_in,
     fit_info,
     known_classes,
+    known_labels,
     posterior_draws,
+    with_known_labels,
 )
 from .likelihood.reference import log_predictive_density, mean_responsibilities
 from .params import DEFAULTS
@@ -301,8 +303,12 @@ class BayesianGMM(BaseEstimator):
         return model
 
     def fit_predict(self, X, y=None) -> np.ndarray:
-        """Fit (with known labels ``y``, if given), then the most probable component per row."""
-        return self.fit(X, y).predict(X)
+        """Fit (with known labels ``y``, if given), then the most probable component per row.
+
+        A row with a known label gets its own component, as the model says.
+        """
+        proba = self.fit(X, y).predict_proba(X)
+        return with_known_labels(proba, known_labels(self.idata_)).argmax(axis=1)
 
     # ------------------------------------------------------------------ prediction
     def _check_X(self, X) -> np.ndarray:

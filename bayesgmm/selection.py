@@ -37,6 +37,7 @@ from .fitting.result import (
     LOG_LIKELIHOOD_NOT_STORED,
     as_tree,
     checked_data,
+    known_labels,
     log_likelihood_blocks,
     posterior_draws,
     sample_coords,
@@ -111,7 +112,7 @@ def loo(fitted):
     X = checked_data(result)
     obs = np.arange(X.shape[0])
     elpd_i, pareto_k, p_i = (np.empty(X.shape[0]) for _ in range(3))
-    for sl, block in log_likelihood_blocks(result, X):
+    for sl, block in log_likelihood_blocks(result, X, labels=known_labels(result)):
         # ArviZ's array function (what arviz_stats.loo runs on the DataArray); DataArrays
         # around the blocks stayed in reference cycles, memory that grew with N.
         elpd_i[sl], pareto_k[sl], p_i[sl] = array_stats.loo(block, chain_axis=0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import sys
 import warnings
 from collections.abc import Sequence
 
@@ -28,8 +29,6 @@ MISSING = ("marginalize", "error")
 
 
 def _is_sparse(X) -> bool:
-    import sys
-
     sparse = sys.modules.get("scipy.sparse")
     return sparse is not None and sparse.issparse(X)
 
@@ -357,8 +356,15 @@ def check_sample_weight(sample_weight, n_rows: int) -> np.ndarray:
     return w
 
 
-def _is_unknown(value) -> bool:
-    if value is None:
+def _is_unknown(value, as_text: bool = False) -> bool:
+    """Whether a label marks an unknown component: -1, None, NaN or a frame's null.
+
+    ``as_text``: the labels came as a NumPy string array, where NumPy has already turned a
+    -1 or NaN into the text "-1" or "nan".
+    """
+    if value is None or value is getattr(sys.modules.get("pandas"), "NA", None):
+        return True
+    if as_text and value in ("-1", "nan"):
         return True
     if isinstance(value, (float, np.floating)) and np.isnan(value):
         return True
@@ -387,13 +393,17 @@ def check_labels(y, n_rows: int, n_components: int) -> tuple[np.ndarray, np.ndar
     >>> codes.tolist(), classes.tolist()
     ([1, -1, 0, 1, -1], ['a', 'b'])
     """
+    integer = str(getattr(y, "dtype", "")).lower().lstrip("u").startswith("int")
+    if hasattr(y, "to_numpy"):  # a pandas or polars series (nullable: nulls become NaN)
+        y = np.asarray(y.to_numpy(), dtype=object)
     values = np.asarray(y, dtype=object) if not isinstance(y, np.ndarray) else y
     if values.ndim == 2 and values.shape[1] == 1:
         values = values[:, 0]
     if values.ndim != 1 or values.shape[0] != n_rows:
         raise ValueError(f"y must hold one label per row of X (-1 where unknown): shape "
                          f"({n_rows},), got {values.shape}.")
-    unknown = np.array([_is_unknown(v) for v in values.tolist()], dtype=bool)
+    as_text = values.dtype.kind in "US"
+    unknown = np.array([_is_unknown(v, as_text) for v in values.tolist()], dtype=bool)
     known = values[~unknown]
     kinds = {"number" if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
              else type(v).__name__ for v in known.tolist()}
@@ -401,6 +411,8 @@ def check_labels(y, n_rows: int, n_components: int) -> tuple[np.ndarray, np.ndar
         if len(kinds) > 1:
             raise TypeError
         classes = np.unique(np.asarray(known.tolist()))
+        if integer and classes.dtype.kind == "f":  # integer labels with nulls: still ints
+            classes = classes.astype(np.int64)
     except TypeError:
         raise TypeError("The labels in y must be of one kind that sorts (numbers or "
                         "strings), with -1 or None where unknown.") from None

@@ -123,6 +123,13 @@ def test_labels_of_any_kind_and_what_is_refused():
         BayesianGMMClassifier({"a": 1}, method="map").fit(X, y)
     with pytest.raises(ValueError, match="needs posterior draws"):
         BayesianGMMClassifier(range(1, 3), method="map").fit(X, y)
+    with pytest.raises(TypeError, match="n_components must be an int"):
+        BayesianGMMClassifier("12", method="map").fit(X, y)
+    holed = X.copy()
+    holed[40] = np.nan  # row 40 of X, row 10 of class "b"
+    with pytest.raises(ValueError, match=r"class 'b' \(rows counted among that class's 30 "
+                                         r"rows\): X has every entry missing in row\(s\) 10"):
+        BayesianGMMClassifier(method="map").fit(holed, y)
     with pytest.raises(ValueError, match="class_prior"):
         BayesianGMMClassifier(method="map", class_prior=0).fit(X, y)
 

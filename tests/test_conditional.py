@@ -168,7 +168,10 @@ def test_imputation_draws_follow_the_conditional_mixture():
     assert list(imp["posterior_predictive"]["x"]["row"].to_numpy()) == [0, 0]
     completed = imp["completed"]["x"].to_numpy()
     assert completed[0, 0] == -1.5
-    np.testing.assert_allclose(completed[0, 1:], draws.mean(axis=0), rtol=1e-12)
+    # The completed data and the summary hold the exact conditional moments.
+    np.testing.assert_allclose(completed[0, 1:], mix_mean, rtol=1e-10)
+    np.testing.assert_allclose(imp["summary"]["sd"].to_numpy(), np.sqrt(np.diag(mix_cov)),
+                               rtol=1e-10)
 
 
 def test_imputation_is_reproducible_and_keyed_by_row_and_column():
@@ -198,3 +201,29 @@ def test_imputation_is_reproducible_and_keyed_by_row_and_column():
         impute(tree, frame.fillna(0.0))
     with pytest.raises(ValueError, match="interval_prob"):
         impute(tree, frame, interval_prob=1.5)
+
+
+def test_far_from_zero_and_point_estimates_keep_their_spread():
+    """Data at 1e8: the sd is that of the same mixture at 0 (no cancellation). A point
+    estimate (one draw) is repeated, so its imputations and intervals have the spread of
+    the conditional distribution, and its mean is the exact conditional mean."""
+    tree, (w, means, covs) = random_posterior(1, 2, 2, seed=9)
+    shifted = tree["posterior"].to_dataset().copy(deep=True)
+    shifted["means"].values[...] += 1e8
+    far = conditional(xr.DataTree.from_dict({"posterior": shifted}), [[1e8 + 0.5]], given=[0])
+    near = conditional(tree, [[0.5]], given=[0])
+    np.testing.assert_allclose(far["summary"]["sd"].to_numpy(),
+                               near["summary"]["sd"].to_numpy(), rtol=1e-6)
+    one = tree["posterior"].to_dataset().isel(chain=[0], draw=[0])
+    point = xr.DataTree.from_dict({"posterior": one})
+    reg = conditional(point, [[0.5]], given=[0])["summary"].to_dataset().squeeze()
+    assert float(reg["lower"]) < float(reg["mean"]) < float(reg["upper"])
+    imp = impute(point, [[0.5, np.nan]], random_state=0)  # a list, not an array
+    draws = imp["posterior_predictive"]["x"].to_numpy().ravel()
+    assert draws.size == 1000 and draws.std() > 0
+    exact = float(reg["mean"])  # the same conditional mean, computed by conditional
+    summary = imp["summary"].to_dataset()
+    np.testing.assert_allclose(summary["mean"].to_numpy(), [exact], rtol=1e-12)
+    np.testing.assert_allclose(summary["sd"].to_numpy(), [float(reg["sd"])], rtol=1e-12)
+    # 1000 draws: the sample sd within 10% of the exact one.
+    assert draws.std() == pytest.approx(float(reg["sd"]), rel=0.1)

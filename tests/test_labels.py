@@ -93,6 +93,14 @@ def test_labels_are_read_with_what_they_name():
         check_labels([0, 1, -1], 4, 2)
     with pytest.raises(TypeError, match="one kind that sorts"):
         check_labels(np.array(["a", 1.5, -1], dtype=object), 3, 2)
+    import pandas as pd
+
+    # Frames' nulls, and the text NumPy makes of -1 and NaN in a string array, are unknown.
+    codes, classes = check_labels(pd.Series([2, None, 5], dtype="Int64"), 3, 2)
+    assert codes.tolist() == [0, -1, 1] and classes.tolist() == [2, 5]
+    assert classes.dtype.kind == "i"
+    codes, classes = check_labels(np.array(["b", -1, "a", np.nan]), 4, 2)
+    assert codes.tolist() == [1, -1, 0, -1] and classes.tolist() == ["a", "b"]
 
 
 OVERLAP = make_mixture(300, 2, 2, separation=1.5, random_state=4,
@@ -144,3 +152,35 @@ def test_labelled_fits_save_and_refuse_what_they_cannot_do(semi_supervised, tmp_
         fit(X, 2, y=np.r_[0, 1, np.full(len(X) - 2, -1)], order_by=0, method="map")
     with pytest.raises(NotImplementedError, match="known labels"):
         fit(X, 2, y=np.r_[0, 1, np.full(len(X) - 2, -1)], method="advi", batch_size=50)
+
+
+def test_known_labels_hold_everywhere_the_fitted_rows_are_read():
+    """A labelled row far from its component: its assignment, imputation and stored or
+    recomputed log-likelihood all follow its label; fit_predict too."""
+    import pandas as pd
+
+    from bayesgmm import impute
+    from bayesgmm.assignments import log_likelihood, responsibilities
+
+    rng = np.random.default_rng(4)
+    X = np.concatenate([rng.normal(-3, 1, (60, 2)), rng.normal(3, 1, (60, 2))])
+    X[0, 1] = np.nan  # row 0 sits in the first group ...
+    y = pd.Series([None] * 120, dtype="Int64")
+    y[0] = 1  # ... but is labelled with the second group's label
+    y[60:70] = 1
+    y[1:11] = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stored = fit(X, 2, y=y, method="map", random_state=0)
+        recomputed = fit(X, 2, y=y, method="map", random_state=0, store_log_likelihood=False)
+    assert list(stored["constant_data"]["class"].values) == [0, 1]
+    assert responsibilities(stored).to_numpy()[0, 0, 0, 1] == 1.0
+    np.testing.assert_allclose(log_likelihood(recomputed).to_numpy(),
+                               log_likelihood(stored).to_numpy(), rtol=1e-12)
+    imputed = impute(stored, random_state=0)["summary"]["mean"].to_numpy()
+    assert imputed[0] > 0  # drawn from component 1, whose mean is near +3
+    model = BayesianGMM(2, method="map", random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        labels = model.fit_predict(X, y)
+    assert labels[0] == 1 and model.predict(X[:1])[0] == 0

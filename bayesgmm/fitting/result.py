@@ -69,7 +69,7 @@ from .vi import elbo_converged
 
 __all__ = ["LOG_LIKELIHOOD_MAX_BYTES", "LOG_LIKELIHOOD_NOT_STORED", "assemble", "as_tree",
            "FitInfo", "fit_info", "feature_names_in", "checked_data", "Draws",
-           "known_labels", "known_classes", "with_known_labels",
+           "known_labels", "known_classes", "with_known_labels", "labelled_terms",
            "posterior_draws", "thinned_draws", "sample_coords", "point_blocks",
            "log_likelihood_blocks", "total_log_likelihood", "METHOD_ATTR", "SAMPLER_ATTR",
            "COVARIANCE_TYPE_ATTR", "WEIGHT_CONCENTRATION_ATTR", "ORDER_BY_ATTR",
@@ -166,15 +166,7 @@ def assemble(X, names, std, start, out, *, method, sampler, priors,
                 stacklevel=3)
     if store_log_likelihood:
         ll = pointwise_log_likelihood(X, w, means, chols_user)
-        if labels is not None:  # a labelled row's term: its own component's alone
-            rows = np.flatnonzero(labels >= 0)
-            own = labels[rows]
-            for sl in point_blocks(rows.size, flat * k * d):
-                joint = weighted_log_densities(X[rows[sl]], w, means, chols_user)
-                ll[:, rows[sl]] = np.take_along_axis(
-                    joint, np.broadcast_to(own[sl][None, :, None], (flat, own[sl].size, 1)),
-                    axis=-1)[..., 0]
-        ll = ll.reshape(shape + (n,))
+        ll = labelled_terms(ll, X, labels, w, means, chols_user).reshape(shape + (n,))
         tree["log_likelihood"] = xr.Dataset(
             {"x": (cd + ("obs",), ll)}, coords={**coords, "obs": np.arange(n)}, attrs=attrs)
     tree["observed_data"] = xr.Dataset(
@@ -322,6 +314,27 @@ def checked_data(fitted, X=None, *, name: str = "X") -> np.ndarray:
                           name=name)
 
 
+def labelled_terms(ll: np.ndarray, X: np.ndarray, labels: np.ndarray | None, weights,
+                   means, chols) -> np.ndarray:
+    """Pointwise log-likelihood (S, N) with each labelled row's term its own component's.
+
+    Under known labels (``labels >= 0``; see :func:`bayesgmm.fit`'s ``y``) row n's term is
+    ``log w_j + log N(x_n | theta_j)``; ``ll`` holds the mixture's terms of all rows and is
+    changed in place. Draws (S) flattened: ``weights`` (S, K), ``means`` (S, K, D),
+    ``chols`` (S, K, D, D).
+    """
+    if labels is None:
+        return ll
+    rows = np.flatnonzero(labels >= 0)
+    s, k, d = means.shape
+    for sl in point_blocks(rows.size, s * k * d):
+        own = labels[rows[sl]]
+        joint = weighted_log_densities(X[rows[sl]], weights, means, chols)  # (S, n, K)
+        ll[:, rows[sl]] = np.take_along_axis(
+            joint, np.broadcast_to(own[None, :, None], (s, own.size, 1)), axis=-1)[..., 0]
+    return ll
+
+
 def known_labels(fitted) -> np.ndarray | None:
     """Codes (N,) of the fitted rows' known components (-1 where unknown), or None.
 
@@ -402,11 +415,14 @@ def point_blocks(n_points: int, per_point: int) -> list[slice]:
     return [slice(start, min(n_points, start + step)) for start in range(0, n_points, step)]
 
 
-def log_likelihood_blocks(fitted, X: np.ndarray, draws: np.ndarray | None = None):
+def log_likelihood_blocks(fitted, X: np.ndarray, draws: np.ndarray | None = None,
+                          labels: np.ndarray | None = None):
     """Log p(x_n | theta) for blocks of points: yields (slice, array (chain, draw, block)).
 
     Uses the same implementation as the fit's stored group (chosen by the total size, see
     :func:`bayesgmm.likelihood.pointwise_log_likelihood`), so the numbers agree with it.
+    ``labels``: known components of the rows of ``X`` (the fitted data's,
+    :func:`known_labels`), whose terms are then their own component's, as stored.
     """
     post = as_tree(fitted)["posterior"]
     if draws is not None:
@@ -419,7 +435,10 @@ def log_likelihood_blocks(fitted, X: np.ndarray, draws: np.ndarray | None = None
     else:
         kernel = pointwise_log_likelihood_numba
     for sl in point_blocks(X.shape[0], c * s):
-        yield sl, kernel(X[sl], w, means, chols).reshape(c, s, -1)
+        block = kernel(X[sl], w, means, chols)
+        if labels is not None:
+            block = labelled_terms(block, X[sl], labels[sl], w, means, chols)
+        yield sl, block.reshape(c, s, -1)
 
 
 def total_log_likelihood(fitted) -> xr.DataArray | None:
@@ -435,6 +454,6 @@ def total_log_likelihood(fitted) -> xr.DataArray | None:
     post = tree["posterior"]
     X = tree["observed_data"]["x"].to_numpy()
     total = np.zeros((post.sizes["chain"], post.sizes["draw"]))
-    for _, block in log_likelihood_blocks(tree, X):
+    for _, block in log_likelihood_blocks(tree, X, labels=known_labels(tree)):
         total += block.sum(axis=-1)
     return xr.DataArray(total, dims=("chain", "draw"), coords=sample_coords(post))
