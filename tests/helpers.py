@@ -186,3 +186,11 @@ def scipy_log_joint(fitted, X):
         for j in range(k):
             out[s, :, j] = np.log(w[s, j]) + multivariate_normal(mu[s, j], cov[s, j]).logpdf(X)
     return out
+
+
+def log_posterior_fn(model):
+    """The log posterior on the constrained scale (no Jacobian), compiled with JAX."""
+    from pymc.model.transform.conditioning import remove_value_transforms
+
+    plain = remove_value_transforms(model)
+    return plain.compile_fn(plain.logp(jacobian=False), mode="JAX")

@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers import log_posterior_fn
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 from sklearn.metrics import adjusted_rand_score
@@ -14,14 +15,6 @@ from bayesgmm.datasets import make_mixture
 from bayesgmm.ml.missing import em_missing
 from bayesgmm.model import build_model, point_from_params
 from bayesgmm.validation import check_labels
-
-
-def log_posterior_fn(model):
-    """The log posterior on the constrained scale (no Jacobian), compiled with JAX."""
-    from pymc.model.transform.conditioning import remove_value_transforms
-
-    plain = remove_value_transforms(model)
-    return plain.compile_fn(plain.logp(jacobian=False), mode="JAX")
 
 
 def row_terms(Z, w, mu, covs):

@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
-from helpers import match
+from helpers import log_posterior_fn, match
 
 from bayesgmm import BayesianGMM, fit
 from bayesgmm.datasets import make_mixture
@@ -16,14 +16,6 @@ from bayesgmm.standardize import Standardizer
 TRUTH = make_mixture(150, 3, 3, random_state=5)
 WEIGHTS = np.random.default_rng(0).integers(0, 4, size=150)  # 0 to 3 copies of each row
 REPEATED = np.repeat(TRUTH.X, WEIGHTS, axis=0)
-
-
-def log_posterior_fn(model):
-    """The log posterior on the constrained scale (no Jacobian), compiled with JAX."""
-    from pymc.model.transform.conditioning import remove_value_transforms
-
-    plain = remove_value_transforms(model)
-    return plain.compile_fn(plain.logp(jacobian=False), mode="JAX")
 
 
 def test_weighted_standardisation_is_that_of_the_repeated_rows():
