@@ -24,7 +24,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from .estimator import BayesianGMM
+from .estimator import BayesianGMM, MissingEntriesTags
 from .fitting.result import feature_names_in, point_blocks, posterior_draws
 from .likelihood import pointwise_log_likelihood
 from .likelihood.reference import normalised
@@ -49,7 +49,7 @@ def _shown(label) -> str:
     return repr(label.item() if isinstance(label, np.generic) else label)
 
 
-class BayesianGMMClassifier(ClassifierMixin, BaseEstimator):
+class BayesianGMMClassifier(MissingEntriesTags, ClassifierMixin, BaseEstimator):
     """Classifier with a Bayesian Gaussian mixture per class (as mclust's ``MclustDA``).
 
     Parameters
@@ -120,12 +120,6 @@ class BayesianGMMClassifier(ClassifierMixin, BaseEstimator):
         self.missing = missing
         self.class_prior = class_prior
         self.random_state = random_state
-
-    def __sklearn_tags__(self):
-        """scikit-learn's tags: NaN entries are accepted (marginalised) unless refused."""
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = self.missing != "error"
-        return tags
 
     def _mixture(self, k: int, seed: int) -> BayesianGMM:
         return BayesianGMM(k, covariance_type=self.covariance_type, method=self.method,

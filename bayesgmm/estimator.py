@@ -24,10 +24,23 @@ from .params import DEFAULTS
 from .priors import Priors
 from .validation import check_features, check_positive_int
 
-__all__ = ["BayesianGMM", "as_estimator"]
+__all__ = ["BayesianGMM", "MissingEntriesTags", "as_estimator"]
 
 
-class BayesianGMM(BaseEstimator):
+class MissingEntriesTags:
+    """scikit-learn's tags of an estimator with a ``missing`` setting.
+
+    NaN entries are accepted (marginalised) unless ``missing="error"`` refuses them.
+    """
+
+    def __sklearn_tags__(self):
+        """scikit-learn's tags: NaN entries are accepted (marginalised) unless refused."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = self.missing != "error"
+        return tags
+
+
+class BayesianGMM(MissingEntriesTags, BaseEstimator):
     """Bayesian Gaussian mixture fitted by NUTS, ADVI, full-rank ADVI or MAP.
 
     The assignments are summed out of the likelihood, so gradient-based samplers and
@@ -127,12 +140,6 @@ class BayesianGMM(BaseEstimator):
         self.repair_modes = repair_modes
         self.progressbar = progressbar
         self.missing = missing
-
-    def __sklearn_tags__(self):
-        """scikit-learn's tags: NaN entries are accepted (marginalised) unless refused."""
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = self.missing != "error"
-        return tags
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None, sample_weight=None) -> BayesianGMM:

@@ -194,3 +194,11 @@ def log_posterior_fn(model):
 
     plain = remove_value_transforms(model)
     return plain.compile_fn(plain.logp(jacobian=False), mode="JAX")
+
+
+def random_parameters(rng, k, d):
+    """Random weights (K,), means (K, D) and positive definite covariances (K, D, D)."""
+    w = rng.dirichlet(np.ones(k))
+    mu = rng.normal(size=(k, d))
+    a = rng.normal(size=(k, d, d))
+    return w, mu, a @ np.swapaxes(a, 1, 2) + np.eye(d)

@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
-from helpers import log_posterior_fn
+from helpers import log_posterior_fn, random_parameters
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 from sklearn.metrics import adjusted_rand_score
@@ -42,10 +42,7 @@ def test_a_labelled_row_contributes_its_own_components_term(missing):
     plain = build_model(Z, 3, sample_weight=weights)
     f, g = log_posterior_fn(labelled), log_posterior_fn(plain)
     for _ in range(3):
-        w = rng.dirichlet(np.ones(3))
-        mu = rng.normal(size=(3, 3))
-        a = rng.normal(size=(3, 3, 3))
-        covs = a @ np.swapaxes(a, 1, 2) + np.eye(3)
+        w, mu, covs = random_parameters(rng, 3, 3)
         point = point_from_params(w, mu, np.linalg.cholesky(covs))
         terms = row_terms(Z, w, mu, covs)
         rows = np.flatnonzero(labels >= 0)

@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
-from helpers import log_posterior_fn, match
+from helpers import log_posterior_fn, match, random_parameters
 
 from bayesgmm import BayesianGMM, fit
 from bayesgmm.datasets import make_mixture
@@ -40,10 +40,7 @@ def test_integer_weights_give_the_log_posterior_of_repeated_rows(covariance_type
                            covariance_type=covariance_type)
     f, g = log_posterior_fn(weighted), log_posterior_fn(repeated)
     for _ in range(3):
-        w = rng.dirichlet(np.ones(3))
-        mu = rng.normal(size=(3, 3))
-        a = rng.normal(size=(3, 3, 3))
-        covs = a @ np.swapaxes(a, 1, 2) + np.eye(3)
+        w, mu, covs = random_parameters(rng, 3, 3)
         point = point_from_params(w, mu, np.linalg.cholesky(covs),
                                   covariance_type=covariance_type)
         # The same sum in another order: 1e-10 relative.

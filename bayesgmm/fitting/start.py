@@ -117,13 +117,12 @@ def _matched_to_labels(Z, labels, weights, means, covs, covariance_type, sample_
     """
     from scipy.optimize import linear_sum_assignment
 
-    from ..likelihood.reference import normalised, weighted_log_densities
+    from ..likelihood.reference import responsibilities
     from ..ml.missing import em_missing
 
     k = weights.size
     known = labels >= 0
-    r = normalised(weighted_log_densities(Z[known], weights[None], means[None],
-                                          np.linalg.cholesky(covs)[None]))[0]
+    r = responsibilities(Z[known], weights[None], means[None], np.linalg.cholesky(covs)[None])[0]
     counts = np.zeros((k, k))
     np.add.at(counts, labels[known], r)  # counts[j, c]: rows labelled j held by c
     _, chosen = linear_sum_assignment(-counts)
