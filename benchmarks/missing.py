@@ -16,10 +16,11 @@ approach as ``value_and_gradients`` in ``tests/test_likelihood_missing.py``.
   the full N x D data;
 * missing data: :func:`bayesgmm.likelihood.missing.marginal_log_likelihood_graph` on the same
   data with a fraction of the entries set to NaN (seeded, independently per entry; a row
-  left with nothing observed gets one of its entries back). Two graphs: ``batched`` (one
-  graph for all patterns, the default above ``MAX_PATTERN_TERMS`` patterns) and ``per
-  pattern`` (one fused term per pattern, the default up to it), forced with
-  ``max_pattern_terms``.
+  left with nothing observed gets one of its entries back), with its ``graph``: ``fused``
+  (the default: one Op for all patterns, :class:`bayesgmm.likelihood.ops.MaskedMixtureLogLik`),
+  ``batched`` (one PyTensor graph for all patterns, N x K x D x D values; minibatches' term)
+  or ``per pattern`` (one fused complete-data term per pattern; its graph, and its
+  compilation, grow with the patterns).
 
 Each case (backend, missing-data graph) runs in one process (a fresh one unless
 ``--no-isolate``, stopped after the size's timeout: a per-pattern graph with many patterns
@@ -43,7 +44,8 @@ from .worker import run_task
 
 BACKENDS = ("numba", "jax")
 MODES = {"numba": "NUMBA", "jax": "JAX"}
-VARIANTS = {"batched": 0, "per pattern": 10**9}  # max_pattern_terms forcing each graph
+VARIANTS = ("fused", "batched", "per pattern")  # marginal_log_likelihood_graph(graph=...)
+DEFAULT_VARIANT = "fused"
 REPEATS = 7
 
 
@@ -119,11 +121,7 @@ def time_case(spec: dict) -> dict:
     """Task: compile and time the complete-data and the missing-data functions of one case."""
     import pytensor.tensor as pt
 
-    from bayesgmm.likelihood.missing import (
-        MAX_PATTERN_TERMS,
-        marginal_log_likelihood_graph,
-        missingness_patterns,
-    )
+    from bayesgmm.likelihood.missing import marginal_log_likelihood_graph, missingness_patterns
     from bayesgmm.likelihood.ops import mixture_log_likelihood
 
     mode, k, d, n = spec["mode"], spec.get("k", K_DEFAULT), spec["d"], spec["n"]
@@ -139,7 +137,7 @@ def time_case(spec: dict) -> dict:
     complete, complete_s = _compile(mode, k, d, lambda w, m, c: mixture_log_likelihood(
         pt.constant(Z), w, m, c, n_components=k, n_features=d))
     missing, missing_s = _compile(mode, k, d, lambda w, m, c: marginal_log_likelihood_graph(
-        Zm, w, m, c, n_components=k, max_pattern_terms=VARIANTS[spec["variant"]]))
+        Zm, w, m, c, n_components=k, graph=spec["variant"]))
     # The missing-data value with nothing missing would equal the complete one; here only
     # check that it is finite.
     value = float(missing(*point)[0])
@@ -152,8 +150,7 @@ def time_case(spec: dict) -> dict:
     med_c, med_m = statistics.median(t_complete), statistics.median(t_missing)
     return {
         "patterns": n_patterns, "observed": observed, "entries": entries,
-        "default": n_patterns > MAX_PATTERN_TERMS and spec["variant"] == "batched"
-        or n_patterns <= MAX_PATTERN_TERMS and spec["variant"] == "per pattern",
+        "default": spec["variant"] == DEFAULT_VARIANT,
         "compile_complete_s": complete_s, "compile_missing_s": missing_s,
         "us_complete": med_c * 1e6, "us_missing": med_m * 1e6,
         "ns_complete": med_c / entries * 1e9, "ns_missing": med_m / observed * 1e9,
@@ -177,8 +174,9 @@ def run(size: Size, opts) -> Section:
         f"gradients), compiled by pytensor.function in mode NUMBA (no fastmath, as "
         f"bayesgmm.fit) or JAX, one Python call per evaluation. 'complete' is the fused Op "
         f"(bayesgmm.likelihood.ops.mixture_log_likelihood) on the complete data; 'missing' "
-        f"is bayesgmm.likelihood.missing.marginal_log_likelihood_graph, its batched graph "
-        f"(the default above MAX_PATTERN_TERMS patterns) or one fused term per pattern. "
+        f"is bayesgmm.likelihood.missing.marginal_log_likelihood_graph with graph 'fused' "
+        f"(the default: one Op for all patterns), 'batched' (one PyTensor graph, N x K x D x "
+        f"D values) or 'per pattern' (one fused term per pattern). "
         f"Each case compiles and times both in one process, {REPEATS} interleaved rounds, "
         f"{size.missing_seconds:g} s in all; times are the medians of the rounds, ns per "
         f"entry = time per call / (N x D) for complete data, / observed entries for missing "

@@ -34,12 +34,12 @@ class Size:
     # nuts: also compile and run one chain alone, to time warm-up and sampling apart.
     profile_split: bool
     # missing: (D, N) at K=3, the fraction of entries missing (MCAR), the missing-data
-    # graphs timed ("batched", "per pattern"), the timing budget per case (both functions)
+    # graphs timed ("fused", "batched", "per pattern"), the timing budget per case (both functions)
     # and the timeout of a case in its own process: about 3 minutes of compilation for the
     # missing-data function, beside the complete-data one's and the timing.
     missing_case: tuple[int, int] = (5, 10_000)
     missing_fraction: float = 0.2
-    missing_variants: tuple[str, ...] = ("batched", "per pattern")
+    missing_variants: tuple[str, ...] = ("fused", "batched")
     missing_seconds: float = 4.0
     missing_timeout_s: float = 215.0
 
@@ -67,7 +67,7 @@ SIZES = {
         cold_case=(2, 1000), cold_fit={},
         vi_case=(5, 10_000, 3), vi_methods=("advi", "fullrank_advi", "minibatch_advi"),
         vi_max_iter=10_000, minibatch_case=(5, 100_000, 5), batch_size=1024,
-        profile_split=True, missing_variants=("batched",), missing_seconds=2.0,
+        profile_split=True, missing_variants=("fused",), missing_seconds=2.0,
     ),
     "full": Size(
         name="full",

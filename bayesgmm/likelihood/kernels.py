@@ -11,6 +11,11 @@ statistics of the residuals ``e = x - mu_k``:
 * d/d mu_k = P_k^T P_k S1_k;
 * d/d P_k = tril(diag(S0_k / P_k,ii) - P_k C_k).
 
+:func:`masked_loglik` and :func:`masked_gradient` run the same kernels pattern by pattern on
+rows grouped by missingness pattern (:mod:`bayesgmm.likelihood.missing`), each pattern on its
+observed columns with its own factors: a row costs what a complete row of its observed
+features costs, and the gradient comes from each (pattern, component)'s sufficient statistics.
+
 The points are processed in blocks of :data:`BLOCK` with the block's coordinates in rows, so
 every inner loop runs over points and compiles to SIMD instructions; ``exp`` and ``log`` are
 written out (:func:`_exp_nonpositive`, :func:`_log_normal`) because numba's call the scalar C
@@ -40,7 +45,7 @@ from numba.core import types
 from numba.extending import intrinsic
 
 __all__ = ["BLOCK", "LOG_2PI", "loglik_kernel", "gradient_kernel", "loglik", "gradient",
-           "pointwise_log_likelihood_numba"]
+           "masked_loglik", "masked_gradient", "pointwise_log_likelihood_numba"]
 
 #: Points per block: the block's residuals (D x BLOCK) stay in L1 cache.
 BLOCK = 64
@@ -141,11 +146,11 @@ def _log_normal(x, out, bits, nb):
 
 
 @numba.njit(inline="always", cache=True)
-def _load_block(X, start, nb, xb):
-    """Rows ``start:start + nb`` of ``X`` into the columns of ``xb`` (D, BLOCK)."""
+def _load_block(X, cols, start, nb, xb):
+    """Columns ``cols`` of rows ``start:start + nb`` of ``X`` into the columns of ``xb``."""
     for b in range(nb):
-        for j in range(X.shape[1]):
-            xb[j, b] = X[start + b, j]
+        for j in range(cols.shape[0]):
+            xb[j, b] = X[start + b, cols[j]]
 
 
 @numba.njit(inline="always", cache=True)
@@ -175,13 +180,13 @@ def _component_constants(log_weights, means, prec):
     return const
 
 
-@numba.njit(cache=True)
-def loglik_kernel(X, log_weights, means, prec, out, resp):
-    """Fill ``out`` (N,) and ``resp`` (K, N): log-likelihood and responsibilities.
+@numba.njit(inline="always", cache=True)
+def _segment_loglik(X, cols, first, stop, log_weights, means, prec, out, resp):
+    """:func:`loglik_kernel` for rows ``first:stop`` of ``X`` on its columns ``cols``.
 
-    One row of ``X`` (N, D) per point; see the module docstring.
+    ``means`` (K, M) and ``prec`` (K, M, M) are those of the ``M = len(cols)`` columns.
     """
-    n, d = X.shape
+    d = cols.shape[0]
     k = means.shape[0]
     const = _component_constants(log_weights, means, prec)
     outside = np.isnan(const).any()
@@ -195,9 +200,9 @@ def loglik_kernel(X, log_weights, means, prec, out, resp):
     tmp = np.empty(BLOCK)
     tmp2 = np.empty(BLOCK)
     bits = np.empty(BLOCK, np.int64)
-    for start in range(0, n, BLOCK):
-        nb = min(BLOCK, n - start)
-        _load_block(X, start, nb, xb)
+    for start in range(first, stop, BLOCK):
+        nb = min(BLOCK, stop - start)
+        _load_block(X, cols, start, nb, xb)
         for c in range(k):
             _residuals(xb, means[c], nb, eb)
             for b in range(nb):
@@ -241,13 +246,24 @@ def loglik_kernel(X, log_weights, means, prec, out, resp):
 
 
 @numba.njit(cache=True)
-def gradient_kernel(X, means, prec, resp, g, g_log_weights, g_means, g_prec):
-    """Gradient of ``sum_n g_n loglik_n`` from the responsibilities.
+def loglik_kernel(X, log_weights, means, prec, out, resp):
+    """Fill ``out`` (N,) and ``resp`` (K, N): log-likelihood and responsibilities.
 
-    With respect to the log-weights, the means and ``P`` (lower triangle; the upper
-    triangle gets zeros).
+    One row of ``X`` (N, D) per point; see the module docstring.
     """
-    n, d = X.shape
+    cols = np.arange(X.shape[1])
+    _segment_loglik(X, cols, 0, X.shape[0], log_weights, means, prec, out, resp)
+
+
+@numba.njit(inline="always", cache=True)
+def _segment_gradient(X, cols, first, stop, means, prec, resp, g, g_log_weights, g_means,
+                      g_prec):
+    """:func:`gradient_kernel` for rows ``first:stop`` of ``X`` on its columns ``cols``.
+
+    ``means`` (K, M), ``prec`` (K, M, M) and the outputs are those of the ``M = len(cols)``
+    columns; ``resp`` (K, N) and ``g`` (N,) are indexed by row.
+    """
+    d = cols.shape[0]
     k = means.shape[0]
     # The sums over points accumulate elementwise in BLOCK partial sums (point n in partial
     # sum n % BLOCK), added up at the end: a fixed order of additions that vectorises
@@ -259,9 +275,9 @@ def gradient_kernel(X, means, prec, resp, g, g_log_weights, g_means, g_prec):
     eb = np.empty((d, BLOCK))
     w = np.empty(BLOCK)
     we = np.empty(BLOCK)
-    for start in range(0, n, BLOCK):
-        nb = min(BLOCK, n - start)
-        _load_block(X, start, nb, xb)
+    for start in range(first, stop, BLOCK):
+        nb = min(BLOCK, stop - start)
+        _load_block(X, cols, start, nb, xb)
         for c in range(k):
             acc0 = a0[c]
             for b in range(nb):
@@ -311,6 +327,100 @@ def gradient_kernel(X, means, prec, resp, g, g_log_weights, g_means, g_prec):
             for i in range(j, d):
                 acc += prec[c, i, j] * z[i]
             g_means[c, j] = acc
+
+
+@numba.njit(cache=True)
+def gradient_kernel(X, means, prec, resp, g, g_log_weights, g_means, g_prec):
+    """Gradient of ``sum_n g_n loglik_n`` from the responsibilities.
+
+    With respect to the log-weights, the means and ``P`` (lower triangle; the upper
+    triangle gets zeros).
+    """
+    cols = np.arange(X.shape[1])
+    _segment_gradient(X, cols, 0, X.shape[0], means, prec, resp, g, g_log_weights, g_means,
+                      g_prec)
+
+
+@numba.njit(cache=True)
+def _pattern_columns(masks, p):
+    """The observed columns of pattern ``p`` (the nonzero entries of ``masks[p]``)."""
+    count = 0
+    for j in range(masks.shape[1]):
+        count += masks[p, j] != 0
+    cols = np.empty(count, np.int64)
+    count = 0
+    for j in range(masks.shape[1]):
+        if masks[p, j] != 0:
+            cols[count] = j
+            count += 1
+    return cols
+
+
+@numba.njit(cache=True)
+def _pattern_parameters(means, prec, cols, p):
+    """The means (K, M) and ``prec[p]`` (K, M, M) on the observed columns ``cols``."""
+    k = means.shape[0]
+    m = cols.shape[0]
+    sub_means = np.empty((k, m))
+    sub_prec = np.empty((k, m, m))
+    for c in range(k):
+        for i in range(m):
+            sub_means[c, i] = means[c, cols[i]]
+            for j in range(m):
+                sub_prec[c, i, j] = prec[p, c, cols[i], cols[j]]
+    return sub_means, sub_prec
+
+
+@numba.njit(cache=True)
+def masked_loglik(X, starts, masks, log_weights, means, prec):
+    """:func:`loglik` for rows grouped by missingness pattern.
+
+    Rows ``starts[p]:starts[p + 1]`` of ``X`` (N, D) observe the columns where ``masks[p]``
+    (P, D) is nonzero (their other entries are not read); ``prec[p]`` (P, K, D, D) holds the
+    inverses of the lower Cholesky factors of the components' covariances on those columns
+    (read on them only). Returns the per-row log-likelihood of the observed entries (N,) and
+    the responsibilities (K, N).
+    """
+    n = X.shape[0]
+    k = means.shape[0]
+    out = np.empty(n)
+    resp = np.empty((k, n))
+    for p in range(masks.shape[0]):
+        cols = _pattern_columns(masks, p)
+        sub_means, sub_prec = _pattern_parameters(means, prec, cols, p)
+        _segment_loglik(X, cols, starts[p], starts[p + 1], log_weights, sub_means, sub_prec,
+                        out, resp)
+    return out, resp
+
+
+@numba.njit(cache=True)
+def masked_gradient(X, starts, masks, means, prec, resp, g):
+    """Gradients of ``sum_n g_n loglik_n`` for :func:`masked_loglik`.
+
+    With respect to the log-weights (K,), the means (K, D) and ``prec`` (P, K, D, D; zero off
+    each pattern's observed columns and above the diagonal).
+    """
+    k, d = means.shape
+    n_patterns = masks.shape[0]
+    g_log_weights = np.zeros(k)
+    g_means = np.zeros((k, d))
+    g_prec = np.zeros((n_patterns, k, d, d))
+    for p in range(n_patterns):
+        cols = _pattern_columns(masks, p)
+        m = cols.shape[0]
+        sub_means, sub_prec = _pattern_parameters(means, prec, cols, p)
+        gw = np.empty(k)
+        gm = np.empty((k, m))
+        gp = np.empty((k, m, m))
+        _segment_gradient(X, cols, starts[p], starts[p + 1], sub_means, sub_prec, resp, g,
+                          gw, gm, gp)
+        for c in range(k):
+            g_log_weights[c] += gw[c]
+            for i in range(m):
+                g_means[c, cols[i]] += gm[c, i]
+                for j in range(i + 1):
+                    g_prec[p, c, cols[i], cols[j]] = gp[c, i, j]
+    return g_log_weights, g_means, g_prec
 
 
 @numba.njit(cache=True)

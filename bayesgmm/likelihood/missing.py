@@ -21,14 +21,7 @@ import numpy as np
 
 __all__ = ["Pattern", "missingness_patterns", "marginal_chols", "by_pattern",
            "marginal_log_likelihood_graph", "masked_log_likelihood_graph",
-           "masked_rows_log_likelihood", "pattern_table", "fill_missing", "MAX_PATTERN_TERMS"]
-
-#: Up to this many missingness patterns, the model's term has one fused term per pattern
-#: (the fastest per evaluation); above, one batched graph for all patterns, whose size does
-#: not grow with their number. Per pattern, the compiled graph grew by seconds: 12 patterns
-#: at D=4, K=3 took 71 s to compile with JAX, 56 at D=8 over 6 minutes (2 cores, busy).
-MAX_PATTERN_TERMS = 8
-
+           "masked_rows_log_likelihood", "pattern_table", "fill_missing"]
 
 @dataclass(frozen=True)
 class Pattern:
@@ -112,15 +105,15 @@ def fill_missing(X: np.ndarray, value: float = 0.0) -> np.ndarray:
 
 
 def marginal_log_likelihood_graph(Z: np.ndarray, weights, means, chols, *, n_components: int,
-                                  dense: bool = True, term: Callable | None = None,
-                                  max_pattern_terms: int = MAX_PATTERN_TERMS):
+                                  dense: bool = True, graph: str = "fused",
+                                  term: Callable | None = None):
     """The per-row log-likelihood (N,) of data ``Z`` with NaN entries, as a PyTensor graph.
 
     ``Z`` is a constant (the patterns are part of the graph). Per pattern, the observed
-    sub-matrices of the covariances ``L_k L_k^T`` are factorised (one batched Cholesky of K
-    small matrices; for a leading block of coordinates, or for diagonal factors when
-    ``dense`` is False, the sub-block of ``L_k`` is that factor already) and the pattern's
-    rows go through ``term`` on their observed columns.
+    sub-matrices of the covariances ``L_k L_k^T`` are factorised (one batched Cholesky for all
+    patterns and components; for a leading block of coordinates, or for diagonal factors
+    when ``dense`` is False, the sub-block of ``L_k`` is that factor already), and each
+    pattern's rows are scored on their observed columns.
 
     Parameters
     ----------
@@ -129,14 +122,19 @@ def marginal_log_likelihood_graph(Z: np.ndarray, weights, means, chols, *, n_com
     n_components : int
     dense : bool, default True
         Whether the factors can have off-diagonal entries.
+    graph : {"fused", "per pattern", "batched"}, default "fused"
+        ``"fused"``: one Op for all patterns
+        (:class:`~bayesgmm.likelihood.ops.MaskedMixtureLogLik`, the kernels of complete data
+        run pattern by pattern; its graph and memory do not grow with the number of
+        patterns). ``"per pattern"``: one complete-data ``term`` per pattern (the graph grows
+        with the patterns; the tests' oracle). ``"batched"``:
+        :func:`masked_log_likelihood_graph` (N x K x D x D values per evaluation; the graph of
+        minibatches with missing entries).
     term : callable, optional
-        The complete-data likelihood, called as ``term(X, weights, means, chols,
-        n_components=K, n_features=M)``: by default the fused Op
-        (:func:`~bayesgmm.likelihood.ops.mixture_log_likelihood`); the tests pass the plain
+        For ``graph="per pattern"``: the complete-data likelihood, called as ``term(X,
+        weights, means, chols, n_components=K, n_features=M)``; by default the fused Op
+        (:func:`~bayesgmm.likelihood.ops.mixture_log_likelihood`), the tests pass the plain
         graph (:func:`~bayesgmm.likelihood.ops.mixture_log_likelihood_graph`).
-    max_pattern_terms : int, default :data:`MAX_PATTERN_TERMS`
-        With more patterns than this (and no ``term``), :func:`masked_log_likelihood_graph`
-        computes all of them in one batched graph.
 
     Returns
     -------
@@ -147,10 +145,16 @@ def marginal_log_likelihood_graph(Z: np.ndarray, weights, means, chols, *, n_com
 
     from .ops import mixture_log_likelihood
 
+    if graph not in ("fused", "per pattern", "batched"):
+        raise ValueError(f"graph must be 'fused', 'per pattern' or 'batched', got {graph!r}")
+    if term is not None and graph != "per pattern":
+        raise ValueError("term is used by graph='per pattern' only")
     patterns = missingness_patterns(Z)
-    if term is None and len(patterns) > max_pattern_terms:
+    if graph == "batched":
         return masked_log_likelihood_graph(Z, weights, means, chols, n_components=n_components,
                                            patterns=patterns)
+    if graph == "fused":
+        return _fused_marginal(Z, patterns, weights, means, chols, dense=dense)
     term = mixture_log_likelihood if term is None else term
     k = int(n_components)
     n, d = Z.shape
@@ -174,6 +178,48 @@ def marginal_log_likelihood_graph(Z: np.ndarray, weights, means, chols, *, n_com
     inverse = np.empty(n, dtype=np.int64)
     inverse[np.concatenate(rows)] = np.arange(n)
     return (pt.concatenate(parts) if len(parts) > 1 else parts[0])[inverse]
+
+
+
+
+def _fused_marginal(Z, patterns, weights, means, chols, *, dense):
+    """The ``graph="fused"`` term of :func:`marginal_log_likelihood_graph`."""
+    import pytensor.tensor as pt
+    from pytensor.tensor.linalg import cholesky, solve_triangular
+
+    from .ops import masked_fused_log_likelihood
+
+    masks, _ = pattern_table(Z, patterns)
+    n, d = Z.shape
+    order = np.concatenate([p.rows for p in patterns])
+    starts = np.concatenate([[0], np.cumsum([p.rows.size for p in patterns])])
+    position = np.empty(n, dtype=np.int64)
+    position[order] = np.arange(n)
+    eye = pt.eye(d)
+    # The inverse factors: of the full factors for a leading block of coordinates (the
+    # leading block of the inverse is the inverse of the leading block) or for diagonal
+    # factors; otherwise of the factor of S~ = M S M + (I - M), whose block on the observed
+    # coordinates is the factor of their sub-covariance (M = diag(mask); no fill-in
+    # between observed and missing coordinates).
+    full = solve_triangular(chols, pt.broadcast_to(eye, chols.shape), lower=True)  # (K, D, D)
+    refactor = [i for i, p in enumerate(patterns) if dense and not p.is_prefix(d)]
+    which = np.zeros(len(patterns), dtype=np.int64)
+    which[refactor] = np.arange(1, len(refactor) + 1)
+    stack = full[None]
+    if refactor:
+        sub = masks[refactor]
+        both = sub[:, None, :, None] * sub[:, None, None, :]
+        elsewhere = (1.0 - sub)[:, None, :, None] * np.eye(d)
+        cov = pt.matmul(chols, chols.transpose(0, 2, 1))
+        factors = cholesky(cov[None] * both + elsewhere, lower=True)  # (Q, K, D, D)
+        inverse = solve_triangular(factors, pt.broadcast_to(eye, factors.shape), lower=True)
+        stack = pt.concatenate([stack, inverse])
+    prec = stack[which]  # (P, K, D, D)
+    filled = np.ascontiguousarray(fill_missing(Z)[order])
+    ll = masked_fused_log_likelihood(pt.constant(filled), pt.constant(starts),
+                                     pt.constant(masks.astype(np.int64)), pt.log(weights),
+                                     means, prec)
+    return ll[position]
 
 
 def pattern_table(Z: np.ndarray, patterns: list[Pattern] | None = None):

@@ -32,7 +32,8 @@ from pytensor.tensor.linalg import solve_triangular
 from . import kernels
 from .kernels import LOG_2PI
 
-__all__ = ["MixtureLogLik", "MixtureLogLikGrad", "fused_log_likelihood", "core_parameters",
+__all__ = ["MixtureLogLik", "MixtureLogLikGrad", "MaskedMixtureLogLik", "MaskedMixtureLogLikGrad",
+           "fused_log_likelihood", "masked_fused_log_likelihood", "core_parameters",
            "mixture_log_likelihood", "mixture_log_likelihood_graph", "exact_numba",
            "kernel_version"]
 
@@ -116,6 +117,98 @@ class MixtureLogLikGrad(Op):
     def infer_shape(self, node, input_shapes):
         """(K,), and the shapes of the means and ``prec``."""
         return [(input_shapes[1][0],), input_shapes[1], input_shapes[2]]
+
+
+class MaskedMixtureLogLik(Op):
+    """:class:`MixtureLogLik` for rows grouped by missingness pattern, all patterns in one Op.
+
+    Inputs: ``X`` (N, D), its rows sorted by pattern (entries off a row's pattern are not
+    read); ``starts`` (P + 1,) int, pattern ``p``'s rows being ``starts[p]:starts[p + 1]``;
+    ``masks`` (P, D) int, nonzero on the columns pattern ``p`` observes; ``log_weights``
+    (K,); ``means`` (K, D); ``prec`` (P, K, D, D), ``prec[p, k]`` the inverse of the lower
+    Cholesky factor of component k's covariance on pattern p's columns (read on those
+    columns only). Outputs: the per-row log-likelihood of the observed entries (N,) and the
+    responsibilities (K, N), rows in the order of ``X``. See
+    :func:`bayesgmm.likelihood.kernels.masked_loglik`.
+    """
+
+    __props__ = ()
+
+    def make_node(self, X, starts, masks, log_weights, means, prec):
+        """The Apply node, float inputs cast to float64, ``starts`` and ``masks`` to int64."""
+        X, log_weights, means, prec = map(_as_float64, (X, log_weights, means, prec))
+        starts, masks = (pt.cast(pt.as_tensor_variable(v), "int64") for v in (starts, masks))
+        for var, ndim, name in ((X, 2, "X"), (starts, 1, "starts"), (masks, 2, "masks"),
+                                (log_weights, 1, "log_weights"), (means, 2, "means"),
+                                (prec, 4, "prec")):
+            if var.ndim != ndim:
+                raise TypeError(f"MaskedMixtureLogLik: {name} must have {ndim} dimensions, "
+                                f"got {var.ndim}")
+        n = X.type.shape[0]
+        k = means.type.shape[0]
+        outputs = [pt.tensor(dtype="float64", shape=(n,)),
+                   pt.tensor(dtype="float64", shape=(k, n))]
+        return Apply(self, [X, starts, masks, log_weights, means, prec], outputs)
+
+    def perform(self, node, inputs, output_storage):
+        """Run the numba kernel (the C and Python modes)."""
+        out, resp = kernels.masked_loglik(*inputs)
+        output_storage[0][0] = out
+        output_storage[1][0] = resp
+
+    def infer_shape(self, node, input_shapes):
+        """(N,) and (K, N)."""
+        return [(input_shapes[0][0],), (input_shapes[4][0], input_shapes[0][0])]
+
+    def pullback(self, inputs, outputs, output_grads):
+        """The gradient through :class:`MaskedMixtureLogLikGrad` (none for the data)."""
+        X, starts, masks, log_weights, means, prec = inputs
+        g_loglik, g_resp = output_grads
+        if not isinstance(g_resp.type, DisconnectedType):
+            raise NotImplementedError("MaskedMixtureLogLik: the responsibilities have no "
+                                      "gradient")
+        data = [grad_not_implemented(self, i, v) for i, v in enumerate((X, starts, masks))]
+        if isinstance(g_loglik.type, DisconnectedType):
+            return [*data, log_weights.zeros_like(), means.zeros_like(), prec.zeros_like()]
+        g_w, g_m, g_p = MaskedMixtureLogLikGrad()(X, starts, masks, means, prec, outputs[1],
+                                                  g_loglik)
+        return [*data, g_w, g_m, g_p]
+
+
+class MaskedMixtureLogLikGrad(Op):
+    """Gradient of ``sum_n g_n loglik_n`` for :class:`MaskedMixtureLogLik`.
+
+    Inputs: ``X``, ``starts``, ``masks``, ``means``, ``prec`` as there, the responsibilities
+    (K, N) and ``g`` (N,). Outputs: the gradients with respect to the log-weights (K,), the
+    means (K, D) and ``prec`` (P, K, D, D; zero off each pattern's columns and above the
+    diagonal), from each pattern's weighted sufficient statistics.
+    """
+
+    __props__ = ()
+
+    def make_node(self, X, starts, masks, means, prec, resp, g):
+        """The Apply node, float inputs cast to float64."""
+        X, means, prec, resp, g = map(_as_float64, (X, means, prec, resp, g))
+        starts, masks = (pt.cast(pt.as_tensor_variable(v), "int64") for v in (starts, masks))
+        outputs = [pt.tensor(dtype="float64", shape=(means.type.shape[0],)),
+                   means.type(), prec.type()]
+        return Apply(self, [X, starts, masks, means, prec, resp, g], outputs)
+
+    def perform(self, node, inputs, output_storage):
+        """Run the numba kernel (the C and Python modes)."""
+        for storage, value in zip(output_storage, kernels.masked_gradient(*inputs),
+                                  strict=True):
+            storage[0] = value
+
+    def infer_shape(self, node, input_shapes):
+        """(K,), and the shapes of the means and ``prec``."""
+        return [(input_shapes[3][0],), input_shapes[3], input_shapes[4]]
+
+
+def masked_fused_log_likelihood(X, starts, masks, log_weights, means, prec):
+    """Per-row log-likelihood (N,) through :class:`MaskedMixtureLogLik`."""
+    _register_backends()
+    return MaskedMixtureLogLik()(X, starts, masks, log_weights, means, prec)[0]
 
 
 def fused_log_likelihood(X, log_weights, means, prec):
@@ -249,6 +342,14 @@ def _register_numba():
     def _numba_gradient(op, node=None, **kwargs):
         return kernels.gradient, kernel_version()
 
+    @register_funcify_default_op_cache_key(MaskedMixtureLogLik)
+    def _numba_masked_loglik(op, node=None, **kwargs):
+        return kernels.masked_loglik, kernel_version()
+
+    @register_funcify_default_op_cache_key(MaskedMixtureLogLikGrad)
+    def _numba_masked_gradient(op, node=None, **kwargs):
+        return kernels.masked_gradient, kernel_version()
+
 
 def _jax_forward(X, log_weights, means, prec):
     import jax.numpy as jnp
@@ -278,6 +379,62 @@ def _jax_gradient(X, means, prec, resp, g):
     eye = jnp.eye(means.shape[1])
     g_prec = jnp.tril(eye * (s0[:, None] / diag)[:, None, :] - prec @ c)
     return s0, g_means, g_prec
+
+
+def _jax_rows(starts, masks, n):
+    """Each row's pattern (N,) and observed mask (N, D), from the pattern boundaries."""
+    import jax.numpy as jnp
+
+    which = jnp.repeat(jnp.arange(masks.shape[0]), jnp.diff(starts), total_repeat_length=n)
+    return which, masks[which].astype(jnp.float64)
+
+
+def _jax_masked_prec(masks, prec):
+    """``prec`` lower triangular and zero off each pattern's observed columns."""
+    import jax.numpy as jnp
+
+    m = masks.astype(jnp.float64)
+    return jnp.tril(prec) * m[:, None, :, None] * m[:, None, None, :]
+
+
+def _jax_masked_forward(X, starts, masks, log_weights, means, prec):
+    import jax.numpy as jnp
+
+    which, row_masks = _jax_rows(starts, masks, X.shape[0])
+    prec = _jax_masked_prec(masks, prec)
+    resid = (X[None, :, :] - means[:, None, :]) * row_masks[None]  # (K, N, D)
+    z = jnp.einsum("nkij,knj->kni", prec[which], resid)
+    diag = jnp.diagonal(prec, axis1=2, axis2=3)  # (P, K, D), 0 off the pattern
+    m = masks.astype(jnp.float64)[:, None, :]
+    logdet = jnp.sum(jnp.log(jnp.where(m > 0, diag, 1.0)), axis=2)  # (P, K)
+    lp = (log_weights[:, None] + logdet[which].T
+          - 0.5 * LOG_2PI * jnp.sum(row_masks, axis=1)[None] - 0.5 * jnp.sum(z * z, axis=2))
+    top = jnp.max(lp, axis=0)
+    e = jnp.exp(lp - top)
+    total = jnp.sum(e, axis=0)
+    return top + jnp.log(total), e / total
+
+
+def _jax_masked_gradient(X, starts, masks, means, prec, resp, g):
+    import jax
+    import jax.numpy as jnp
+
+    n_patterns = masks.shape[0]
+    which, row_masks = _jax_rows(starts, masks, X.shape[0])
+    prec = _jax_masked_prec(masks, prec)
+    w = resp * g  # (K, N)
+    resid = (X[None, :, :] - means[:, None, :]) * row_masks[None]  # (K, N, D)
+    we = w[:, :, None] * resid
+    s0 = jax.ops.segment_sum(w.T, which, n_patterns)  # (P, K)
+    s1 = jax.ops.segment_sum(jnp.swapaxes(we, 0, 1), which, n_patterns)  # (P, K, D)
+    c = jax.ops.segment_sum(jnp.einsum("kni,knj->nkij", we, resid), which, n_patterns)
+    g_means = jnp.einsum("pkji,pkj->ki", prec, jnp.einsum("pkij,pkj->pki", prec, s1))
+    diag = jnp.diagonal(prec, axis1=2, axis2=3)
+    m = masks.astype(jnp.float64)[:, None, :]
+    inv_diag = jnp.where(m > 0, s0[:, :, None] / jnp.where(m > 0, diag, 1.0), 0.0)
+    eye = jnp.eye(means.shape[1])
+    g_prec = jnp.tril(eye * inv_diag[:, :, None, :] - prec @ c)
+    return jnp.sum(w, axis=1), g_means, g_prec
 
 
 def _register_jax():
@@ -313,6 +470,30 @@ def _register_jax():
     @jax_funcify.register(MixtureLogLikGrad)
     def _jax_grad(op, **kwargs):
         return _jax_gradient
+
+    @jax.custom_vjp
+    def masked_forward(X, starts, masks, log_weights, means, prec):
+        return _jax_masked_forward(X, starts, masks, log_weights, means, prec)
+
+    def masked_forward_fwd(X, starts, masks, log_weights, means, prec):
+        out = _jax_masked_forward(X, starts, masks, log_weights, means, prec)
+        return out, (X, starts, masks, means, prec, out[1])
+
+    def masked_forward_bwd(res, cotangents):
+        X, starts, masks, means, prec, resp = res
+        g_w, g_m, g_p = _jax_masked_gradient(X, starts, masks, means, prec, resp,
+                                             cotangents[0])
+        return (None, None, None, g_w, g_m, g_p)
+
+    masked_forward.defvjp(masked_forward_fwd, masked_forward_bwd)
+
+    @jax_funcify.register(MaskedMixtureLogLik)
+    def _jax_masked_loglik(op, **kwargs):
+        return masked_forward
+
+    @jax_funcify.register(MaskedMixtureLogLikGrad)
+    def _jax_masked_grad(op, **kwargs):
+        return _jax_masked_gradient
 
 
 _REGISTERED = []
