@@ -194,3 +194,21 @@ def test_rows_drawn_with_their_patterns_match_scipy(rng):
     rows = rng.choice(n, size=30, replace=False)
     np.testing.assert_allclose(fn(rows, w0, mu0, np.linalg.cholesky(covs)),
                                scipy_marginal(Z[rows], w0, mu0, covs), rtol=1e-10, atol=1e-10)
+
+
+def test_many_features_take_the_batched_products(rng):
+    """Above JAX_UNROLL_FEATURES features the JAX kernel factorises with LAPACK and sums by
+    batched products: its values against SciPy, its gradients against the numba kernel's
+    (checked against the plain graph above)."""
+    from bayesgmm.likelihood.ops import JAX_UNROLL_FEATURES
+
+    n, d, k = 90, JAX_UNROLL_FEATURES + 2, 2
+    Z = with_holes(rng, n, d, 0.1)
+    w0, mu0, covs = structured(rng, k, d, "full")
+    params = (w0, mu0, np.linalg.cholesky(covs))
+    g0 = rng.normal(size=n)
+    results = [value_and_gradients(Z, params, g0, mode) for mode in ("JAX", "NUMBA")]
+    np.testing.assert_allclose(results[0][0], scipy_marginal(Z, w0, mu0, covs), atol=1e-10,
+                               rtol=0)
+    for ours, ref in zip(*_lower(results, d), strict=True):
+        np.testing.assert_allclose(ours, ref, rtol=1e-9, atol=1e-9 * np.abs(ref).max())

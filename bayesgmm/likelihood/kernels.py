@@ -256,12 +256,12 @@ def loglik_kernel(X, log_weights, means, prec, out, resp):
 
 
 @numba.njit(inline="always", cache=True)
-def _segment_gradient(X, cols, first, stop, means, prec, resp, g, g_log_weights, g_means,
-                      g_prec):
-    """:func:`gradient_kernel` for rows ``first:stop`` of ``X`` on its columns ``cols``.
+def _segment_sums(X, cols, first, stop, means, resp, g):
+    """The weighted sufficient statistics of rows ``first:stop`` of ``X`` on columns ``cols``.
 
-    ``means`` (K, M), ``prec`` (K, M, M) and the outputs are those of the ``M = len(cols)``
-    columns; ``resp`` (K, N) and ``g`` (N,) are indexed by row.
+    ``S0`` (K,), ``S1`` (K, M) and ``C`` (K, M, M) of the module docstring, for ``means``
+    (K, M) of the ``M = len(cols)`` columns; ``resp`` (K, N) and ``g`` (N,) are indexed by
+    row.
     """
     d = cols.shape[0]
     k = means.shape[0]
@@ -302,31 +302,27 @@ def _segment_gradient(X, cols, first, stop, means, prec, resp, g, g_log_weights,
             s1[c, i] = _sum_lanes(a1[c, i])
             for j in range(i + 1):
                 s2[c, i, j] = _sum_lanes(a2[c, i, j])
-    z = np.empty(d)
-    for c in range(k):
-        g_log_weights[c] = s0[c]
         for i in range(d):
             for j in range(i + 1, d):
                 s2[c, i, j] = s2[c, j, i]
-        for i in range(d):
-            for j in range(d):
-                g_prec[c, i, j] = 0.0
-            for j in range(i + 1):
-                acc = 0.0
-                for m in range(i + 1):
-                    acc += prec[c, i, m] * s2[c, m, j]
-                g_prec[c, i, j] = -acc
-            g_prec[c, i, i] += s0[c] / prec[c, i, i]
-        for i in range(d):
-            acc = 0.0
-            for j in range(i + 1):
-                acc += prec[c, i, j] * s1[c, j]
-            z[i] = acc
-        for j in range(d):
-            acc = 0.0
-            for i in range(j, d):
-                acc += prec[c, i, j] * z[i]
-            g_means[c, j] = acc
+    return s0, s1, s2
+
+
+@numba.njit(inline="always", cache=True)
+def _mean_gradient(prec, s1, c, out):
+    """``out = P_c^T P_c S1_c``: the gradient with respect to component c's mean."""
+    d = s1.shape[1]
+    z = np.empty(d)
+    for i in range(d):
+        acc = 0.0
+        for j in range(i + 1):
+            acc += prec[c, i, j] * s1[c, j]
+        z[i] = acc
+    for j in range(d):
+        acc = 0.0
+        for i in range(j, d):
+            acc += prec[c, i, j] * z[i]
+        out[j] = acc
 
 
 @numba.njit(cache=True)
@@ -336,9 +332,20 @@ def gradient_kernel(X, means, prec, resp, g, g_log_weights, g_means, g_prec):
     With respect to the log-weights, the means and ``P`` (lower triangle; the upper
     triangle gets zeros).
     """
-    cols = np.arange(X.shape[1])
-    _segment_gradient(X, cols, 0, X.shape[0], means, prec, resp, g, g_log_weights, g_means,
-                      g_prec)
+    k, d = means.shape
+    s0, s1, s2 = _segment_sums(X, np.arange(d), 0, X.shape[0], means, resp, g)
+    for c in range(k):
+        g_log_weights[c] = s0[c]
+        for i in range(d):
+            for j in range(d):
+                g_prec[c, i, j] = 0.0
+            for j in range(i + 1):
+                acc = 0.0
+                for m in range(i + 1):
+                    acc += prec[c, i, m] * s2[c, m, j]
+                g_prec[c, i, j] = -acc
+            g_prec[c, i, i] += s0[c] / prec[c, i, i]
+        _mean_gradient(prec, s1, c, g_means[c])
 
 
 @numba.njit(cache=True)
@@ -357,29 +364,55 @@ def _pattern_columns(masks, p):
 
 
 @numba.njit(cache=True)
-def _pattern_parameters(means, prec, cols, p):
-    """The means (K, M) and ``prec[p]`` (K, M, M) on the observed columns ``cols``."""
+def _pattern_parameters(means, chols, cols):
+    """The means (K, M), and the inverse factors ``P`` (K, M, M) of the covariances, on ``cols``.
+
+    Component c's covariance on the observed columns ``O`` is ``S = L_O L_O^T`` (``L_O`` the
+    rows ``O`` of the lower triangle of ``chols[c]``); ``P`` is the inverse of its lower
+    Cholesky factor. NaN in ``P`` when ``S`` is not positive definite (a parameter outside
+    the support).
+    """
     k = means.shape[0]
     m = cols.shape[0]
     sub_means = np.empty((k, m))
-    sub_prec = np.empty((k, m, m))
+    prec = np.zeros((k, m, m))
+    factor = np.zeros((m, m))
     for c in range(k):
         for i in range(m):
             sub_means[c, i] = means[c, cols[i]]
-            for j in range(m):
-                sub_prec[c, i, j] = prec[p, c, cols[i], cols[j]]
-    return sub_means, sub_prec
+        # The lower Cholesky factor of S, column by column.
+        for j in range(m):
+            for i in range(j, m):
+                r, q = cols[i], cols[j]
+                acc = 0.0
+                for t in range(q + 1):  # S[i, j] = sum_t L[r, t] L[q, t], t <= q <= r
+                    acc += chols[c, r, t] * chols[c, q, t]
+                for t in range(j):
+                    acc -= factor[i, t] * factor[j, t]
+                if i == j:
+                    factor[j, j] = np.sqrt(acc) if acc > 0.0 else np.nan
+                else:
+                    factor[i, j] = acc / factor[j, j]
+        # Its inverse, lower triangular, by forward substitution.
+        for j in range(m):
+            prec[c, j, j] = 1.0 / factor[j, j]
+            for i in range(j + 1, m):
+                acc = 0.0
+                for t in range(j, i):
+                    acc += factor[i, t] * prec[c, t, j]
+                prec[c, i, j] = -acc / factor[i, i]
+    return sub_means, prec
 
 
 @numba.njit(cache=True)
-def masked_loglik(X, starts, masks, log_weights, means, prec):
+def masked_loglik(X, starts, masks, log_weights, means, chols):
     """:func:`loglik` for rows grouped by missingness pattern.
 
     Rows ``starts[p]:starts[p + 1]`` of ``X`` (N, D) observe the columns where ``masks[p]``
-    (P, D) is nonzero (their other entries are not read); ``prec[p]`` (P, K, D, D) holds the
-    inverses of the lower Cholesky factors of the components' covariances on those columns
-    (read on them only). Returns the per-row log-likelihood of the observed entries (N,) and
-    the responsibilities (K, N).
+    (P, D) is nonzero (their other entries are not read). ``chols`` (K, D, D): the lower
+    Cholesky factors of the covariances (their lower triangles are read); each pattern's
+    sub-covariances are factorised here, once per evaluation. Returns the per-row
+    log-likelihood of the observed entries (N,) and the responsibilities (K, N).
     """
     n = X.shape[0]
     k = means.shape[0]
@@ -387,40 +420,66 @@ def masked_loglik(X, starts, masks, log_weights, means, prec):
     resp = np.empty((k, n))
     for p in range(masks.shape[0]):
         cols = _pattern_columns(masks, p)
-        sub_means, sub_prec = _pattern_parameters(means, prec, cols, p)
-        _segment_loglik(X, cols, starts[p], starts[p + 1], log_weights, sub_means, sub_prec,
+        sub_means, prec = _pattern_parameters(means, chols, cols)
+        _segment_loglik(X, cols, starts[p], starts[p + 1], log_weights, sub_means, prec,
                         out, resp)
     return out, resp
 
 
 @numba.njit(cache=True)
-def masked_gradient(X, starts, masks, means, prec, resp, g):
+def masked_gradient(X, starts, masks, means, chols, resp, g):
     """Gradients of ``sum_n g_n loglik_n`` for :func:`masked_loglik`.
 
-    With respect to the log-weights (K,), the means (K, D) and ``prec`` (P, K, D, D; zero off
-    each pattern's observed columns and above the diagonal).
+    With respect to the log-weights (K,), the means (K, D) and ``chols`` (K, D, D; the
+    lower triangle, zeros above). Per pattern and component, with ``Q = P^T P`` the inverse
+    of the observed sub-covariance ``S = L_O L_O^T``: d/dS = (Q C Q - S0 Q) / 2 and
+    d/dL_O = 2 (d/dS) L_O.
     """
     k, d = means.shape
-    n_patterns = masks.shape[0]
     g_log_weights = np.zeros(k)
     g_means = np.zeros((k, d))
-    g_prec = np.zeros((n_patterns, k, d, d))
-    for p in range(n_patterns):
+    g_chols = np.zeros((k, d, d))
+    for p in range(masks.shape[0]):
         cols = _pattern_columns(masks, p)
         m = cols.shape[0]
-        sub_means, sub_prec = _pattern_parameters(means, prec, cols, p)
-        gw = np.empty(k)
-        gm = np.empty((k, m))
-        gp = np.empty((k, m, m))
-        _segment_gradient(X, cols, starts[p], starts[p + 1], sub_means, sub_prec, resp, g,
-                          gw, gm, gp)
+        sub_means, prec = _pattern_parameters(means, chols, cols)
+        s0, s1, s2 = _segment_sums(X, cols, starts[p], starts[p + 1], sub_means, resp, g)
+        gm = np.empty(m)
+        q = np.empty((m, m))
+        qc = np.empty((m, m))
+        gs = np.empty((m, m))
         for c in range(k):
-            g_log_weights[c] += gw[c]
+            g_log_weights[c] += s0[c]
+            _mean_gradient(prec, s1, c, gm)
             for i in range(m):
-                g_means[c, cols[i]] += gm[c, i]
-                for j in range(i + 1):
-                    g_prec[p, c, cols[i], cols[j]] = gp[c, i, j]
-    return g_log_weights, g_means, g_prec
+                g_means[c, cols[i]] += gm[i]
+            for i in range(m):  # Q = P^T P
+                for j in range(m):
+                    acc = 0.0
+                    for t in range(max(i, j), m):
+                        acc += prec[c, t, i] * prec[c, t, j]
+                    q[i, j] = acc
+            for i in range(m):  # Q C
+                for j in range(m):
+                    acc = 0.0
+                    for t in range(m):
+                        acc += q[i, t] * s2[c, t, j]
+                    qc[i, j] = acc
+            for i in range(m):  # (Q C Q - S0 Q) / 2
+                for j in range(m):
+                    acc = 0.0
+                    for t in range(m):
+                        acc += qc[i, t] * q[t, j]
+                    gs[i, j] = 0.5 * (acc - s0[c] * q[i, j])
+            for i in range(m):  # 2 (d/dS) L_O, on the lower triangle
+                r = cols[i]
+                for t in range(r + 1):
+                    acc = 0.0
+                    for j in range(m):
+                        if t <= cols[j]:
+                            acc += gs[i, j] * chols[c, cols[j], t]
+                    g_chols[c, r, t] += 2.0 * acc
+    return g_log_weights, g_means, g_chols
 
 
 @numba.njit(cache=True)

@@ -154,7 +154,7 @@ def marginal_log_likelihood_graph(Z: np.ndarray, weights, means, chols, *, n_com
         return masked_log_likelihood_graph(Z, weights, means, chols, n_components=n_components,
                                            patterns=patterns)
     if graph == "fused":
-        return _fused_marginal(Z, patterns, weights, means, chols, dense=dense)
+        return _fused_marginal(Z, patterns, weights, means, chols)
     term = mixture_log_likelihood if term is None else term
     k = int(n_components)
     n, d = Z.shape
@@ -182,43 +182,23 @@ def marginal_log_likelihood_graph(Z: np.ndarray, weights, means, chols, *, n_com
 
 
 
-def _fused_marginal(Z, patterns, weights, means, chols, *, dense):
+def _fused_marginal(Z, patterns, weights, means, chols):
     """The ``graph="fused"`` term of :func:`marginal_log_likelihood_graph`."""
     import pytensor.tensor as pt
-    from pytensor.tensor.linalg import cholesky, solve_triangular
 
     from .ops import masked_fused_log_likelihood
 
     masks, _ = pattern_table(Z, patterns)
-    n, d = Z.shape
+    n = Z.shape[0]
     order = np.concatenate([p.rows for p in patterns])
     starts = np.concatenate([[0], np.cumsum([p.rows.size for p in patterns])])
     position = np.empty(n, dtype=np.int64)
     position[order] = np.arange(n)
-    eye = pt.eye(d)
-    # The inverse factors: of the full factors for a leading block of coordinates (the
-    # leading block of the inverse is the inverse of the leading block) or for diagonal
-    # factors; otherwise of the factor of S~ = M S M + (I - M), whose block on the observed
-    # coordinates is the factor of their sub-covariance (M = diag(mask); no fill-in
-    # between observed and missing coordinates).
-    full = solve_triangular(chols, pt.broadcast_to(eye, chols.shape), lower=True)  # (K, D, D)
-    refactor = [i for i, p in enumerate(patterns) if dense and not p.is_prefix(d)]
-    which = np.zeros(len(patterns), dtype=np.int64)
-    which[refactor] = np.arange(1, len(refactor) + 1)
-    stack = full[None]
-    if refactor:
-        sub = masks[refactor]
-        both = sub[:, None, :, None] * sub[:, None, None, :]
-        elsewhere = (1.0 - sub)[:, None, :, None] * np.eye(d)
-        cov = pt.matmul(chols, chols.transpose(0, 2, 1))
-        factors = cholesky(cov[None] * both + elsewhere, lower=True)  # (Q, K, D, D)
-        inverse = solve_triangular(factors, pt.broadcast_to(eye, factors.shape), lower=True)
-        stack = pt.concatenate([stack, inverse])
-    prec = stack[which]  # (P, K, D, D)
     filled = np.ascontiguousarray(fill_missing(Z)[order])
+    # The Op factorises each pattern's sub-covariances itself; dense or not, the same term.
     ll = masked_fused_log_likelihood(pt.constant(filled), pt.constant(starts),
                                      pt.constant(masks.astype(np.int64)), pt.log(weights),
-                                     means, prec)
+                                     means, chols)
     return ll[position]
 
 

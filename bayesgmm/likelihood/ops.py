@@ -125,22 +125,21 @@ class MaskedMixtureLogLik(Op):
     Inputs: ``X`` (N, D), its rows sorted by pattern (entries off a row's pattern are not
     read); ``starts`` (P + 1,) int, pattern ``p``'s rows being ``starts[p]:starts[p + 1]``;
     ``masks`` (P, D) int, nonzero on the columns pattern ``p`` observes; ``log_weights``
-    (K,); ``means`` (K, D); ``prec`` (P, K, D, D), ``prec[p, k]`` the inverse of the lower
-    Cholesky factor of component k's covariance on pattern p's columns (read on those
-    columns only). Outputs: the per-row log-likelihood of the observed entries (N,) and the
-    responsibilities (K, N), rows in the order of ``X``. See
-    :func:`bayesgmm.likelihood.kernels.masked_loglik`.
+    (K,); ``means`` (K, D); ``chols`` (K, D, D), the lower Cholesky factors of the
+    covariances (each pattern's sub-covariances are factorised inside the Op). Outputs: the
+    per-row log-likelihood of the observed entries (N,) and the responsibilities (K, N), rows
+    in the order of ``X``. See :func:`bayesgmm.likelihood.kernels.masked_loglik`.
     """
 
     __props__ = ()
 
-    def make_node(self, X, starts, masks, log_weights, means, prec):
+    def make_node(self, X, starts, masks, log_weights, means, chols):
         """The Apply node, float inputs cast to float64, ``starts`` and ``masks`` to int64."""
-        X, log_weights, means, prec = map(_as_float64, (X, log_weights, means, prec))
+        X, log_weights, means, chols = map(_as_float64, (X, log_weights, means, chols))
         starts, masks = (pt.cast(pt.as_tensor_variable(v), "int64") for v in (starts, masks))
         for var, ndim, name in ((X, 2, "X"), (starts, 1, "starts"), (masks, 2, "masks"),
                                 (log_weights, 1, "log_weights"), (means, 2, "means"),
-                                (prec, 4, "prec")):
+                                (chols, 3, "chols")):
             if var.ndim != ndim:
                 raise TypeError(f"MaskedMixtureLogLik: {name} must have {ndim} dimensions, "
                                 f"got {var.ndim}")
@@ -148,7 +147,7 @@ class MaskedMixtureLogLik(Op):
         k = means.type.shape[0]
         outputs = [pt.tensor(dtype="float64", shape=(n,)),
                    pt.tensor(dtype="float64", shape=(k, n))]
-        return Apply(self, [X, starts, masks, log_weights, means, prec], outputs)
+        return Apply(self, [X, starts, masks, log_weights, means, chols], outputs)
 
     def perform(self, node, inputs, output_storage):
         """Run the numba kernel (the C and Python modes)."""
@@ -162,37 +161,37 @@ class MaskedMixtureLogLik(Op):
 
     def pullback(self, inputs, outputs, output_grads):
         """The gradient through :class:`MaskedMixtureLogLikGrad` (none for the data)."""
-        X, starts, masks, log_weights, means, prec = inputs
+        X, starts, masks, log_weights, means, chols = inputs
         g_loglik, g_resp = output_grads
         if not isinstance(g_resp.type, DisconnectedType):
             raise NotImplementedError("MaskedMixtureLogLik: the responsibilities have no "
                                       "gradient")
         data = [grad_not_implemented(self, i, v) for i, v in enumerate((X, starts, masks))]
         if isinstance(g_loglik.type, DisconnectedType):
-            return [*data, log_weights.zeros_like(), means.zeros_like(), prec.zeros_like()]
-        g_w, g_m, g_p = MaskedMixtureLogLikGrad()(X, starts, masks, means, prec, outputs[1],
+            return [*data, log_weights.zeros_like(), means.zeros_like(), chols.zeros_like()]
+        g_w, g_m, g_c = MaskedMixtureLogLikGrad()(X, starts, masks, means, chols, outputs[1],
                                                   g_loglik)
-        return [*data, g_w, g_m, g_p]
+        return [*data, g_w, g_m, g_c]
 
 
 class MaskedMixtureLogLikGrad(Op):
     """Gradient of ``sum_n g_n loglik_n`` for :class:`MaskedMixtureLogLik`.
 
-    Inputs: ``X``, ``starts``, ``masks``, ``means``, ``prec`` as there, the responsibilities
-    (K, N) and ``g`` (N,). Outputs: the gradients with respect to the log-weights (K,), the
-    means (K, D) and ``prec`` (P, K, D, D; zero off each pattern's columns and above the
-    diagonal), from each pattern's weighted sufficient statistics.
+    Inputs: ``X``, ``starts``, ``masks``, ``means``, ``chols`` as there, the
+    responsibilities (K, N) and ``g`` (N,). Outputs: the gradients with respect to the
+    log-weights (K,), the means (K, D) and ``chols`` (K, D, D; lower triangle, zeros above),
+    from each (pattern, component)'s weighted sufficient statistics.
     """
 
     __props__ = ()
 
-    def make_node(self, X, starts, masks, means, prec, resp, g):
+    def make_node(self, X, starts, masks, means, chols, resp, g):
         """The Apply node, float inputs cast to float64."""
-        X, means, prec, resp, g = map(_as_float64, (X, means, prec, resp, g))
+        X, means, chols, resp, g = map(_as_float64, (X, means, chols, resp, g))
         starts, masks = (pt.cast(pt.as_tensor_variable(v), "int64") for v in (starts, masks))
         outputs = [pt.tensor(dtype="float64", shape=(means.type.shape[0],)),
-                   means.type(), prec.type()]
-        return Apply(self, [X, starts, masks, means, prec, resp, g], outputs)
+                   means.type(), chols.type()]
+        return Apply(self, [X, starts, masks, means, chols, resp, g], outputs)
 
     def perform(self, node, inputs, output_storage):
         """Run the numba kernel (the C and Python modes)."""
@@ -205,10 +204,10 @@ class MaskedMixtureLogLikGrad(Op):
         return [(input_shapes[3][0],), input_shapes[3], input_shapes[4]]
 
 
-def masked_fused_log_likelihood(X, starts, masks, log_weights, means, prec):
+def masked_fused_log_likelihood(X, starts, masks, log_weights, means, chols):
     """Per-row log-likelihood (N,) through :class:`MaskedMixtureLogLik`."""
     _register_backends()
-    return MaskedMixtureLogLik()(X, starts, masks, log_weights, means, prec)[0]
+    return MaskedMixtureLogLik()(X, starts, masks, log_weights, means, chols)[0]
 
 
 def fused_log_likelihood(X, log_weights, means, prec):
@@ -381,60 +380,207 @@ def _jax_gradient(X, means, prec, resp, g):
     return s0, g_means, g_prec
 
 
-def _jax_rows(starts, masks, n):
-    """Each row's pattern (N,) and observed mask (N, D), from the pattern boundaries."""
+def _jax_masked_prec(masks, chols):
+    """Per pattern, the inverse factors (P, K, D, D) of the observed sub-covariances.
+
+    Zero off the pattern's columns. The covariance with the identity on the missing
+    coordinates, ``M S M + (I - M)``, has the factor of the observed sub-covariance on the
+    observed coordinates.
+    """
     import jax.numpy as jnp
-
-    which = jnp.repeat(jnp.arange(masks.shape[0]), jnp.diff(starts), total_repeat_length=n)
-    return which, masks[which].astype(jnp.float64)
-
-
-def _jax_masked_prec(masks, prec):
-    """``prec`` lower triangular and zero off each pattern's observed columns."""
-    import jax.numpy as jnp
+    from jax.scipy.linalg import solve_triangular as jax_solve
 
     m = masks.astype(jnp.float64)
-    return jnp.tril(prec) * m[:, None, :, None] * m[:, None, None, :]
+    both = m[:, None, :, None] * m[:, None, None, :]
+    lower = jnp.tril(chols)
+    cov = lower @ jnp.swapaxes(lower, 1, 2)
+    eye = jnp.eye(chols.shape[1])
+    masked = cov[None] * both + (1.0 - m)[:, None, :, None] * eye
+    if chols.shape[1] <= JAX_UNROLL_FEATURES:
+        return _jax_unrolled_inverse_factor(masked) * both
+    factors = jnp.linalg.cholesky(masked)
+    inverse = jax_solve(factors, jnp.broadcast_to(eye, factors.shape), lower=True)
+    return jnp.tril(inverse) * both
 
 
-def _jax_masked_forward(X, starts, masks, log_weights, means, prec):
+def _jax_unrolled_inverse_factor(S):
+    """``inv(cholesky(S))`` (..., D, D), lower, written out entry by entry.
+
+    For stacks of small matrices, where XLA's batched Cholesky and triangular solve on the
+    CPU cost more than the whole likelihood (JAX differentiates these elementwise
+    operations, fused, too). NaN where ``S`` is not positive definite.
+    """
     import jax.numpy as jnp
 
-    which, row_masks = _jax_rows(starts, masks, X.shape[0])
-    prec = _jax_masked_prec(masks, prec)
-    resid = (X[None, :, :] - means[:, None, :]) * row_masks[None]  # (K, N, D)
-    z = jnp.einsum("nkij,knj->kni", prec[which], resid)
-    diag = jnp.diagonal(prec, axis1=2, axis2=3)  # (P, K, D), 0 off the pattern
+    d = S.shape[-1]
+    f = {}
+    for j in range(d):  # Cholesky, column by column
+        acc = S[..., j, j]
+        for t in range(j):
+            acc = acc - f[j, t] * f[j, t]
+        f[j, j] = jnp.sqrt(acc)
+        for i in range(j + 1, d):
+            acc = S[..., i, j]
+            for t in range(j):
+                acc = acc - f[i, t] * f[j, t]
+            f[i, j] = acc / f[j, j]
+    inv = {}
+    for j in range(d):  # its inverse, by forward substitution
+        inv[j, j] = 1.0 / f[j, j]
+        for i in range(j + 1, d):
+            acc = f[i, j] * inv[j, j]
+            for t in range(j + 1, i):
+                acc = acc + f[i, t] * inv[t, j]
+            inv[i, j] = -acc / f[i, i]
+    zero = jnp.zeros_like(S[..., 0, 0])
+    return jnp.stack([jnp.stack([inv.get((i, j), zero) for j in range(d)], axis=-1)
+                      for i in range(d)], axis=-2)
+
+
+#: Rows per block of the JAX kernel for missing entries: each block of a pattern's rows
+#: takes its pattern's factors once (the last block of each pattern is padded).
+JAX_BLOCK = 32
+
+
+def _block_layout(starts: np.ndarray, n: int, block: int = JAX_BLOCK):
+    """The rows of each pattern in blocks, for the JAX kernels.
+
+    ``(index (B, block), pattern (B,), position (N,))``: ``index`` holds row numbers,
+    ``n`` (a row of zeros appended to the data) where a pattern's last block is padded,
+    ``pattern`` each block's pattern; row r is entry ``position[r]`` of the flattened
+    blocks.
+    """
+    index, pattern = [], []
+    for p in range(starts.size - 1):
+        rows = np.arange(starts[p], starts[p + 1])
+        count = -(-rows.size // block)
+        padded = np.full(count * block, n, dtype=np.int64)
+        padded[:rows.size] = rows
+        index.append(padded.reshape(count, block))
+        pattern += [p] * count
+    index = np.concatenate(index)
+    flat = index.ravel()
+    position = np.empty(n, dtype=np.int64)
+    position[flat[flat < n]] = np.flatnonzero(flat < n)
+    return index, np.asarray(pattern, dtype=np.int64), position
+
+
+#: Up to this many features, the JAX block kernel writes its quadratic forms out entry by
+#: entry (XLA fuses them into one loop over the rows; a batched product of the small
+#: matrices cost 2.4x more on the CPU at D=5); above, a batched product.
+JAX_UNROLL_FEATURES = 12
+
+
+def _jax_quadratic(prec, resid):
+    """``|P e|^2`` per row: ``prec`` (B, K, D, D) lower, ``resid`` (B, K, block, D)."""
+    import jax.numpy as jnp
+
+    d = resid.shape[-1]
+    if d > JAX_UNROLL_FEATURES:
+        return jnp.sum((prec @ jnp.swapaxes(resid, 2, 3)) ** 2, axis=2)
+    q = 0.0
+    for i in range(d):
+        z = 0.0
+        for j in range(i + 1):
+            z = z + prec[:, :, i, j][:, :, None] * resid[..., j]
+        q = q + z * z
+    return q
+
+
+def _jax_blocks(layout, X, masks, means):
+    """The blocks' residuals (B, K, block, D), zero off their pattern; their masks (B, D)."""
+    import jax.numpy as jnp
+
+    index, pattern = layout[:2]
+    padded = jnp.concatenate([X, jnp.zeros((1, X.shape[1]))])
+    block_masks = masks[pattern].astype(jnp.float64)
+    resid = padded[index][:, None] - means[None, :, None, :]
+    return resid * block_masks[:, None, None, :], block_masks
+
+
+def _jax_block_core(layout, X, masks, log_weights, means, prec):
+    """The log-likelihood (N,) and responsibilities (K, N) from the inverse factors.
+
+    ``prec`` (P, K, D, D), zero off each pattern's columns (:func:`_jax_masked_prec`). Each
+    block of a pattern's rows takes its pattern's factors once: no per-row copy of them.
+    """
+    import jax.numpy as jnp
+
+    pattern, position = layout[1:3]
+    k = means.shape[0]
+    resid, block_masks = _jax_blocks(layout, X, masks, means)
+    q = _jax_quadratic(jnp.tril(prec[pattern]), resid)  # (B, K, block)
+    diag = jnp.diagonal(prec, axis1=2, axis2=3)
     m = masks.astype(jnp.float64)[:, None, :]
     logdet = jnp.sum(jnp.log(jnp.where(m > 0, diag, 1.0)), axis=2)  # (P, K)
-    lp = (log_weights[:, None] + logdet[which].T
-          - 0.5 * LOG_2PI * jnp.sum(row_masks, axis=1)[None] - 0.5 * jnp.sum(z * z, axis=2))
-    top = jnp.max(lp, axis=0)
-    e = jnp.exp(lp - top)
-    total = jnp.sum(e, axis=0)
-    return top + jnp.log(total), e / total
+    lp = (log_weights[None, :, None] + logdet[pattern][:, :, None]
+          - 0.5 * LOG_2PI * jnp.sum(block_masks, axis=1)[:, None, None] - 0.5 * q)
+    top = jnp.max(lp, axis=1)
+    e = jnp.exp(lp - top[:, None])
+    total = jnp.sum(e, axis=1)
+    ll = (top + jnp.log(total)).reshape(-1)[position]
+    resp = jnp.swapaxes(e / total[:, None], 0, 1).reshape(k, -1)[:, position]
+    return ll, resp
 
 
-def _jax_masked_gradient(X, starts, masks, means, prec, resp, g):
+def _jax_block_core_gradient(layout, X, masks, means, prec, resp, g):
+    """The gradients of the block kernel, from each (pattern, component)'s sums.
+
+    The lower triangle of ``w e e^T`` is summed row by row over the flattened blocks (a
+    batched product of the blocks, or sums over their middle axis, cost XLA 1.4x to 3x more
+    on the CPU at D=5); above :data:`JAX_UNROLL_FEATURES` features, by batched products.
+    """
     import jax
     import jax.numpy as jnp
 
+    index, pattern = layout[:2]
+    k, d = means.shape
     n_patterns = masks.shape[0]
-    which, row_masks = _jax_rows(starts, masks, X.shape[0])
-    prec = _jax_masked_prec(masks, prec)
-    w = resp * g  # (K, N)
-    resid = (X[None, :, :] - means[:, None, :]) * row_masks[None]  # (K, N, D)
-    we = w[:, :, None] * resid
-    s0 = jax.ops.segment_sum(w.T, which, n_patterns)  # (P, K)
-    s1 = jax.ops.segment_sum(jnp.swapaxes(we, 0, 1), which, n_patterns)  # (P, K, D)
-    c = jax.ops.segment_sum(jnp.einsum("kni,knj->nkij", we, resid), which, n_patterns)
+    resid, _ = _jax_blocks(layout, X, masks, means)  # (B, K, block, D)
+    g_blocks = jnp.concatenate([g, jnp.zeros(1)])[index]  # (B, block), 0 on padding
+    r_blocks = jnp.concatenate([resp, jnp.zeros((k, 1))], axis=1)[:, index]  # (K, B, block)
+    w = jnp.swapaxes(r_blocks, 0, 1) * g_blocks[:, None, :]  # (B, K, block)
+    we = w[..., None] * resid
+    s0 = jax.ops.segment_sum(jnp.sum(w, axis=2), pattern, n_patterns)  # (P, K)
+    s1 = jax.ops.segment_sum(jnp.sum(we, axis=2), pattern, n_patterns)  # (P, K, D)
+    if d > JAX_UNROLL_FEATURES:
+        c = jax.ops.segment_sum(jnp.swapaxes(we, 2, 3) @ resid, pattern, n_patterns)
+        return _jax_gradient_from_sums(masks, prec, s0, s1, c)
+    rows, cols = np.tril_indices(d)
+    lower = jnp.swapaxes(we[..., rows] * resid[..., cols], 1, 2)  # (B, block, K, T)
+    lower = jax.ops.segment_sum(lower.reshape(-1, k, rows.size),
+                                np.repeat(pattern, index.shape[1]), n_patterns,
+                                indices_are_sorted=True)  # (P, K, T)
+    c = jnp.zeros((n_patterns, k, d, d)).at[:, :, rows, cols].set(lower)
+    c = c + jnp.swapaxes(jnp.tril(c, -1), 2, 3)
+    return _jax_gradient_from_sums(masks, prec, s0, s1, c)
+
+
+def _jax_gradient_from_sums(masks, prec, s0, s1, c):
+    """The gradients (log-weights, means, inverse factors) from the sums per pattern.
+
+    ``S0`` (P, K), ``S1`` (P, K, D) and ``C`` (P, K, D, D) of each (pattern, component).
+    """
+    import jax.numpy as jnp
+
     g_means = jnp.einsum("pkji,pkj->ki", prec, jnp.einsum("pkij,pkj->pki", prec, s1))
     diag = jnp.diagonal(prec, axis1=2, axis2=3)
     m = masks.astype(jnp.float64)[:, None, :]
     inv_diag = jnp.where(m > 0, s0[:, :, None] / jnp.where(m > 0, diag, 1.0), 0.0)
-    eye = jnp.eye(means.shape[1])
+    eye = jnp.eye(prec.shape[-1])
     g_prec = jnp.tril(eye * inv_diag[:, :, None, :] - prec @ c)
-    return jnp.sum(w, axis=1), g_means, g_prec
+    return jnp.sum(s0, axis=0), g_means, g_prec
+
+
+def _constant_layout(node):
+    """The block layout of a node of the masked Ops whose ``starts`` is a constant, else None."""
+    from pytensor.graph.basic import Constant
+
+    starts = node.inputs[1] if node is not None else None
+    if not isinstance(starts, Constant):
+        return None
+    starts = np.asarray(starts.data)
+    return _block_layout(starts, int(starts[-1]))
 
 
 def _register_jax():
@@ -471,29 +617,55 @@ def _register_jax():
     def _jax_grad(op, **kwargs):
         return _jax_gradient
 
-    @jax.custom_vjp
-    def masked_forward(X, starts, masks, log_weights, means, prec):
-        return _jax_masked_forward(X, starts, masks, log_weights, means, prec)
+    def masked_functions(layout):
+        """The forward and gradient functions of the masked Ops, block by block.
 
-    def masked_forward_fwd(X, starts, masks, log_weights, means, prec):
-        out = _jax_masked_forward(X, starts, masks, log_weights, means, prec)
-        return out, (X, starts, masks, means, prec, out[1])
+        ``layout`` (:func:`_block_layout`) comes from the constant pattern boundaries.
+        """
+        if layout is None:
+            raise NotImplementedError(
+                "MaskedMixtureLogLik: JAX needs the pattern boundaries (starts) as a "
+                "constant of the graph, as marginal_log_likelihood_graph builds them.")
 
-    def masked_forward_bwd(res, cotangents):
-        X, starts, masks, means, prec, resp = res
-        g_w, g_m, g_p = _jax_masked_gradient(X, starts, masks, means, prec, resp,
-                                             cotangents[0])
-        return (None, None, None, g_w, g_m, g_p)
+        def core(X, starts, masks, log_weights, means, prec):
+            return _jax_block_core(layout, X, masks, log_weights, means, prec)
 
-    masked_forward.defvjp(masked_forward_fwd, masked_forward_bwd)
+        def core_gradient(X, starts, masks, means, prec, resp, g):
+            return _jax_block_core_gradient(layout, X, masks, means, prec, resp, g)
+
+        @jax.custom_vjp
+        def fused(X, starts, masks, log_weights, means, prec):
+            return core(X, starts, masks, log_weights, means, prec)
+
+        def fused_fwd(X, starts, masks, log_weights, means, prec):
+            out = core(X, starts, masks, log_weights, means, prec)
+            return out, (X, starts, masks, means, prec, out[1])
+
+        def fused_bwd(res, cotangents):
+            X, starts, masks, means, prec, resp = res
+            g_w, g_m, g_p = core_gradient(X, starts, masks, means, prec, resp, cotangents[0])
+            return (None, None, None, g_w, g_m, g_p)
+
+        fused.defvjp(fused_fwd, fused_bwd)
+
+        def forward(X, starts, masks, log_weights, means, chols):
+            # JAX differentiates the factorisation; the core has the closed-form gradient.
+            return fused(X, starts, masks, log_weights, means, _jax_masked_prec(masks, chols))
+
+        def gradient(X, starts, masks, means, chols, resp, g):
+            prec, pullback = jax.vjp(lambda c: _jax_masked_prec(masks, c), chols)
+            g_w, g_m, g_p = core_gradient(X, starts, masks, means, prec, resp, g)
+            return g_w, g_m, pullback(g_p)[0]
+
+        return forward, gradient
 
     @jax_funcify.register(MaskedMixtureLogLik)
-    def _jax_masked_loglik(op, **kwargs):
-        return masked_forward
+    def _jax_masked_loglik(op, node=None, **kwargs):
+        return masked_functions(_constant_layout(node))[0]
 
     @jax_funcify.register(MaskedMixtureLogLikGrad)
-    def _jax_masked_grad(op, **kwargs):
-        return _jax_masked_gradient
+    def _jax_masked_grad(op, node=None, **kwargs):
+        return masked_functions(_constant_layout(node))[1]
 
 
 _REGISTERED = []
