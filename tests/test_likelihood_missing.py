@@ -212,3 +212,26 @@ def test_many_features_take_the_batched_products(rng):
                                rtol=0)
     for ours, ref in zip(*_lower(results, d), strict=True):
         np.testing.assert_allclose(ours, ref, rtol=1e-9, atol=1e-9 * np.abs(ref).max())
+
+
+def test_jax_autodiff_takes_the_closed_form_gradient(rng):
+    """numpyro and blackjax differentiate the jaxified log density with JAX: through the
+    fused Op's custom VJP, the same gradients as PyTensor's gradient graph."""
+    import jax
+    from pymc.sampling.jax import get_jaxified_graph
+
+    n, d, k = 200, 4, 3
+    Z = with_holes(rng, n, d, 0.3)
+    w0, mu0, covs = structured(rng, k, d, "full")
+    params = (w0, mu0, np.linalg.cholesky(covs))
+    g0 = rng.normal(size=n)
+    expected = value_and_gradients(Z, params, g0, "NUMBA")
+    w = pt.tensor("w", shape=(k,))
+    m = pt.tensor("m", shape=(k, d))
+    c = pt.tensor("c", shape=(k, d, d))
+    ll = marginal_log_likelihood_graph(Z, w, m, c, n_components=k)
+    fn = get_jaxified_graph(inputs=[w, m, c], outputs=[pt.dot(ll, pt.constant(g0))])
+    grads = jax.grad(lambda *a: fn(*a)[0], argnums=(0, 1, 2))(*params)
+    got = _lower([(expected[0], *map(np.asarray, grads))], d)[0]
+    for ours, ref in zip(got[1:], _lower([expected], d)[0][1:], strict=True):
+        np.testing.assert_allclose(ours, ref, rtol=1e-9, atol=1e-9 * np.abs(ref).max())
