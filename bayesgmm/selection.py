@@ -45,6 +45,7 @@ from .fitting.result import (
 )
 from .likelihood.reference import draw_chunks, responsibilities
 from .ml.em import fit_em
+from .params import DEFAULTS
 from .priors import Priors
 from .seeds import check_random_state, draw_seed
 from .validation import check_data, check_positive_int, default_feature_names
@@ -298,7 +299,9 @@ def select_components(X, max_components: int, *, min_components: int = 1,
     types = [check_covariance_type(t) for t in covariance_types]
     if not types or len(set(types)) != len(types):
         raise ValueError(f"covariance_types must name each structure once, got {types}.")
-    X, names = check_data(X, n_components=hi)
+    # Missing entries as the fits treat them (marginalised unless missing="error").
+    X, names = check_data(X, n_components=hi,
+                          missing=fit_kwargs.get("missing", DEFAULTS["missing"]))
     if names != default_feature_names(X.shape[1]):
         X = pd.DataFrame(X, columns=names)  # keep the names for the fits' coords
     grid = [(t, k) for t in types for k in range(lo, hi + 1)]

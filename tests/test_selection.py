@@ -272,3 +272,23 @@ def test_select_components_without_the_stored_group_gives_arviz_elpd(blobs):
         assert sel.table.loc[k, "elpd_loo"] == pytest.approx(expected.elpd, abs=1e-10)
         assert sel.table.loc[k, "se"] == pytest.approx(expected.se, abs=1e-10)
         assert sel.table.loc[k, "p_loo"] == pytest.approx(expected.p, abs=1e-10)
+
+
+def test_selection_with_missing_entries_marginalises_them(blobs):
+    """20% of the entries missing (no row empty): every fit of the grid keeps the rows with
+    holes, marginalised, and LOO and EM's BIC still choose the true K; missing="error"
+    refuses them, as in fit."""
+    X = blobs.X.copy()
+    rng = np.random.default_rng(3)
+    holes = rng.random(X.shape) < 0.2
+    holes[holes.all(axis=1), 0] = False
+    X[holes] = np.nan
+    with pytest.warns(UserWarning, match="missing"):
+        sel = select_components(X, 3, min_components=2, method="advi", draws=500,
+                                random_state=0)
+    assert list(sel.table.index) == [2, 3]
+    assert sel.best == 3 and sel.table["bic_em"].idxmin() == 3
+    stored = sel.fits[3].idata_["observed_data"]["x"]
+    assert int(np.isnan(stored).sum()) == int(holes.sum())
+    with pytest.raises(ValueError, match="X contains NaN in row"):
+        select_components(X, 3, min_components=2, method="advi", missing="error")
