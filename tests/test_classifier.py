@@ -163,7 +163,7 @@ def test_frames_keep_their_names():
 
 @pytest.mark.slow
 def test_scikit_learn_estimator_checks():
-    """scikit-learn's classifier contract, MAP fits (about 10 minutes on 2 cores)."""
+    """scikit-learn's classifier contract, MAP fits (about 2 minutes on 2 cores)."""
     from sklearn.utils.estimator_checks import check_estimator
 
     expected = {
