@@ -10,6 +10,13 @@ backend:
 * JAX: the same formulas in ``jax.numpy``, used by nutpie's, numpyro's and blackjax's
   JAX paths.
 
+:class:`MaskedMixtureLogLik` (and its gradient, :class:`MaskedMixtureLogLikGrad`) is the same
+for rows with missing entries, grouped by missingness pattern: all patterns in one Op, each
+pattern's sub-covariances factorised inside it (numba: the kernels run pattern by pattern;
+JAX: each pattern's rows in blocks of :data:`JAX_BLOCK`, for which JAX needs the pattern
+boundaries as constants of the graph, as
+:func:`bayesgmm.likelihood.missing.marginal_log_likelihood_graph` builds them).
+
 :func:`mixture_log_likelihood` is the likelihood term the model uses (the Cholesky factors
 inverted in the graph, then the fused Op); :func:`mixture_log_likelihood_graph`, the same
 likelihood as a plain PyTensor graph, is its test oracle.
