@@ -110,10 +110,10 @@ def marginal_log_likelihood_graph(Z: np.ndarray, weights, means, chols, *, n_com
     """The per-row log-likelihood (N,) of data ``Z`` with NaN entries, as a PyTensor graph.
 
     ``Z`` is a constant (the patterns are part of the graph). Per pattern, the observed
-    sub-matrices of the covariances ``L_k L_k^T`` are factorised (one batched Cholesky for all
-    patterns and components; for a leading block of coordinates, or for diagonal factors
-    when ``dense`` is False, the sub-block of ``L_k`` is that factor already), and each
-    pattern's rows are scored on their observed columns.
+    sub-matrices of the covariances ``L_k L_k^T`` are factorised (inside the fused Op by
+    default; in the graph for the other two: for a leading block of coordinates, or for
+    diagonal factors when ``dense`` is False, the sub-block of ``L_k`` is that factor
+    already), and each pattern's rows are scored on their observed columns.
 
     Parameters
     ----------
@@ -178,8 +178,6 @@ def marginal_log_likelihood_graph(Z: np.ndarray, weights, means, chols, *, n_com
     inverse = np.empty(n, dtype=np.int64)
     inverse[np.concatenate(rows)] = np.arange(n)
     return (pt.concatenate(parts) if len(parts) > 1 else parts[0])[inverse]
-
-
 
 
 def _fused_marginal(Z, patterns, weights, means, chols):
