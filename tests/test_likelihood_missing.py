@@ -197,9 +197,9 @@ def test_rows_drawn_with_their_patterns_match_scipy(rng):
 
 
 def test_many_features_take_the_batched_products(rng):
-    """Above JAX_UNROLL_FEATURES features the JAX kernel factorises with LAPACK and sums by
-    batched products: its values against SciPy, its gradients against the numba kernel's
-    (checked against the plain graph above)."""
+    """Above JAX_UNROLL_FEATURES features the JAX kernel factorises with LAPACK and takes
+    its quadratic forms by batched products: its values against SciPy, its gradients
+    against the numba kernel's (checked against the plain graph above)."""
     from bayesgmm.likelihood.ops import JAX_UNROLL_FEATURES
 
     n, d, k = 90, JAX_UNROLL_FEATURES + 2, 2
