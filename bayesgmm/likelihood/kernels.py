@@ -45,7 +45,8 @@ from numba.core import types
 from numba.extending import intrinsic
 
 __all__ = ["BLOCK", "LOG_2PI", "loglik_kernel", "gradient_kernel", "loglik", "gradient",
-           "masked_loglik", "masked_gradient", "pointwise_log_likelihood_numba"]
+           "masked_loglik", "masked_gradient", "t_loglik", "t_gradient",
+           "pointwise_log_likelihood_numba"]
 
 #: Points per block: the block's residuals (D x BLOCK) stay in L1 cache.
 BLOCK = 64
@@ -181,6 +182,54 @@ def _component_constants(log_weights, means, prec):
 
 
 @numba.njit(inline="always", cache=True)
+def _block_quadratic(eb, prec, c, nb, q, z):
+    """``q[:nb] = |P_c e|^2`` for the residuals in the columns of ``eb``."""
+    d = eb.shape[0]
+    for b in range(nb):
+        q[b] = 0.0
+    for i in range(d):
+        for b in range(nb):
+            z[b] = 0.0
+        for j in range(i + 1):
+            pij = prec[c, i, j]
+            for b in range(nb):
+                z[b] = _fma(pij, eb[j, b], z[b])
+        for b in range(nb):
+            q[b] = _fma(z[b], z[b], q[b])
+
+
+@numba.njit(inline="always", cache=True)
+def _block_normalise(lp, nb, start, out, resp, top, total, tmp, tmp2, bits):
+    """A block's log-likelihood and responsibilities from its joint log densities.
+
+    ``lp`` (K, BLOCK) for the block of rows from ``start``: ``out`` gets their logsumexp
+    over components, ``resp`` the responsibilities (``lp`` is overwritten).
+    """
+    k = lp.shape[0]
+    for b in range(nb):
+        top[b] = lp[0, b]
+    for c in range(1, k):
+        for b in range(nb):
+            top[b] = max(top[b], lp[c, b])
+    for b in range(nb):
+        total[b] = 0.0
+    for c in range(k):
+        for b in range(nb):
+            tmp[b] = lp[c, b] - top[b]
+        _exp_nonpositive(tmp, tmp2, bits, nb)
+        for b in range(nb):
+            lp[c, b] = tmp2[b]
+            total[b] += tmp2[b]
+    _log_normal(total, tmp, bits, nb)
+    for b in range(nb):
+        out[start + b] = top[b] + tmp[b]
+        total[b] = 1.0 / total[b]
+    for c in range(k):
+        for b in range(nb):
+            resp[c, start + b] = lp[c, b] * total[b]
+
+
+@numba.njit(inline="always", cache=True)
 def _segment_loglik(X, cols, first, stop, log_weights, means, prec, out, resp):
     """:func:`loglik_kernel` for rows ``first:stop`` of ``X`` on its columns ``cols``.
 
@@ -205,41 +254,11 @@ def _segment_loglik(X, cols, first, stop, log_weights, means, prec, out, resp):
         _load_block(X, cols, start, nb, xb)
         for c in range(k):
             _residuals(xb, means[c], nb, eb)
-            for b in range(nb):
-                q[b] = 0.0
-            for i in range(d):
-                for b in range(nb):
-                    z[b] = 0.0
-                for j in range(i + 1):
-                    pij = prec[c, i, j]
-                    for b in range(nb):
-                        z[b] = _fma(pij, eb[j, b], z[b])
-                for b in range(nb):
-                    q[b] = _fma(z[b], z[b], q[b])
+            _block_quadratic(eb, prec, c, nb, q, z)
             cc = const[c]
             for b in range(nb):
                 lp[c, b] = _fma(-0.5, q[b], cc)
-        for b in range(nb):
-            top[b] = lp[0, b]
-        for c in range(1, k):
-            for b in range(nb):
-                top[b] = max(top[b], lp[c, b])
-        for b in range(nb):
-            total[b] = 0.0
-        for c in range(k):
-            for b in range(nb):
-                tmp[b] = lp[c, b] - top[b]
-            _exp_nonpositive(tmp, tmp2, bits, nb)
-            for b in range(nb):
-                lp[c, b] = tmp2[b]
-                total[b] += tmp2[b]
-        _log_normal(total, tmp, bits, nb)
-        for b in range(nb):
-            out[start + b] = top[b] + tmp[b]
-            total[b] = 1.0 / total[b]
-        for c in range(k):
-            for b in range(nb):
-                resp[c, start + b] = lp[c, b] * total[b]
+        _block_normalise(lp, nb, start, out, resp, top, total, tmp, tmp2, bits)
         if outside:
             for b in range(nb):
                 out[start + b] = np.nan
@@ -284,15 +303,32 @@ def _segment_sums(X, cols, first, stop, means, resp, g):
                 w[b] = g[start + b] * resp[c, start + b]
                 acc0[b] += w[b]
             _residuals(xb, means[c], nb, eb)
-            for i in range(d):
-                acc1 = a1[c, i]
-                for b in range(nb):
-                    we[b] = w[b] * eb[i, b]
-                    acc1[b] += we[b]
-                for j in range(i + 1):
-                    acc2 = a2[c, i, j]
-                    for b in range(nb):
-                        acc2[b] = _fma(we[b], eb[j, b], acc2[b])
+            _add_moments(eb, w, a1[c], a2[c], we, nb)
+    return _finish_sums(a0, a1, a2)
+
+
+@numba.njit(inline="always", cache=True)
+def _add_moments(eb, w, a1, a2, we, nb):
+    """Add a block's weighted residuals to the partial sums of ``S1`` and ``C``.
+
+    ``w e`` to ``a1`` (M, BLOCK), the lower triangle of ``w e e^T`` to ``a2`` (M, M,
+    BLOCK), for the residuals in the columns of ``eb``.
+    """
+    for i in range(eb.shape[0]):
+        acc1 = a1[i]
+        for b in range(nb):
+            we[b] = w[b] * eb[i, b]
+            acc1[b] += we[b]
+        for j in range(i + 1):
+            acc2 = a2[i, j]
+            for b in range(nb):
+                acc2[b] = _fma(we[b], eb[j, b], acc2[b])
+
+
+@numba.njit(inline="always", cache=True)
+def _finish_sums(a0, a1, a2):
+    """``S0`` (K,), ``S1`` (K, M), ``C`` (K, M, M; symmetric) from their partial sums."""
+    k, d = a1.shape[:2]
     s0 = np.zeros(k)
     s1 = np.zeros((k, d))
     s2 = np.zeros((k, d, d))
@@ -336,16 +372,23 @@ def gradient_kernel(X, means, prec, resp, g, g_log_weights, g_means, g_prec):
     s0, s1, s2 = _segment_sums(X, np.arange(d), 0, X.shape[0], means, resp, g)
     for c in range(k):
         g_log_weights[c] = s0[c]
-        for i in range(d):
-            for j in range(d):
-                g_prec[c, i, j] = 0.0
-            for j in range(i + 1):
-                acc = 0.0
-                for m in range(i + 1):
-                    acc += prec[c, i, m] * s2[c, m, j]
-                g_prec[c, i, j] = -acc
-            g_prec[c, i, i] += s0[c] / prec[c, i, i]
+        _prec_gradient(prec, s0, s2, c, g_prec[c])
         _mean_gradient(prec, s1, c, g_means[c])
+
+
+@numba.njit(inline="always", cache=True)
+def _prec_gradient(prec, s0, s2, c, out):
+    """``out = tril(diag(S0_c / P_c,ii) - P_c C_c)``: the gradient with respect to ``P_c``."""
+    d = out.shape[0]
+    for i in range(d):
+        for j in range(d):
+            out[i, j] = 0.0
+        for j in range(i + 1):
+            acc = 0.0
+            for m in range(i + 1):
+                acc += prec[c, i, m] * s2[c, m, j]
+            out[i, j] = -acc
+        out[i, i] += s0[c] / prec[c, i, i]
 
 
 @numba.njit(cache=True)
@@ -502,6 +545,150 @@ def gradient(X, means, prec, resp, g):
     gradient_kernel(np.ascontiguousarray(X), means, prec, resp, g, g_log_weights, g_means,
                     g_prec)
     return g_log_weights, g_means, g_prec
+
+
+# ------------------------------------------------------------------ Student-t components
+@numba.njit(cache=True)
+def _t_constants(log_consts, means, prec, dof):
+    """``log_consts_k + log|P_k|``; NaN when a parameter is outside the support."""
+    k, d = means.shape
+    const = np.empty(k)
+    for c in range(k):
+        s = log_consts[c]
+        ok = log_consts[c] < np.inf and log_consts[c] == log_consts[c]
+        ok = ok and 0.0 < dof[c] < np.inf
+        for i in range(d):
+            ok = ok and np.isfinite(means[c, i]) and prec[c, i, i] > 0.0
+            for j in range(i + 1):
+                ok = ok and np.isfinite(prec[c, i, j])
+        for i in range(d):
+            s += np.log(prec[c, i, i]) if ok else 0.0
+        const[c] = s if ok else np.nan
+    return const
+
+
+@numba.njit(inline="always", cache=True)
+def _log1p_ratio(q, nu, nb, tmp, out, bits):
+    """``out[:nb] = log(1 + q[:nb] / nu)`` (inf for an infinite ``q``, NaN for NaN).
+
+    To a few ulp, also for ``q / nu`` far below 1 (large ``nu``): ``log(u) x / (u - 1)`` with
+    ``u = 1 + x`` rounded (Goldberg's correction; ``x`` where ``u`` rounds to 1).
+    """
+    for b in range(nb):
+        tmp[b] = 1.0 + q[b] / nu
+    _log_normal(tmp, out, bits, nb)
+    for b in range(nb):
+        x = q[b] / nu
+        u = tmp[b]
+        if not u < np.inf:  # inf or NaN: log of it
+            out[b] = u
+        elif u == 1.0:
+            out[b] = x
+        else:
+            out[b] = out[b] * (x / (u - 1.0))
+
+
+@numba.njit(cache=True, error_model="numpy")
+def t_loglik(X, log_consts, means, prec, dof):
+    """:func:`loglik` for Student-t components with ``dof`` (K,) degrees of freedom.
+
+    Component k's log density at ``x`` is ``c_k + log|P_k| - (nu_k + D) / 2 log(1 + q /
+    nu_k)``, ``q = |P_k (x - mu_k)|^2``; ``log_consts`` (K,) holds ``c_k = log w_k +
+    lgamma((nu_k + D) / 2) - lgamma(nu_k / 2) - D / 2 log(nu_k pi)``. Returns the per-row
+    log-likelihood (N,), the responsibilities (K, N), and what :func:`t_gradient` needs of
+    each row and component (K, N): ``u = (nu + D) / (nu + q)``, its weight in the quadratic
+    form, and ``u q / nu - log(1 + q / nu)``, twice the derivative of its log density in
+    ``nu`` through ``q`` (computed here, with the logarithm the value needs anyway).
+    """
+    X = np.ascontiguousarray(X)
+    n, d = X.shape
+    k = means.shape[0]
+    out = np.empty(n)
+    resp = np.empty((k, n))
+    weight = np.empty((k, n))
+    dterm = np.empty((k, n))
+    const = _t_constants(log_consts, means, prec, dof)
+    outside = np.isnan(const).any()
+    cols = np.arange(d)
+    xb = np.empty((d, BLOCK))
+    eb = np.empty((d, BLOCK))
+    lp = np.empty((k, BLOCK))
+    q = np.empty(BLOCK)
+    z = np.empty(BLOCK)
+    top = np.empty(BLOCK)
+    total = np.empty(BLOCK)
+    tmp = np.empty(BLOCK)
+    tmp2 = np.empty(BLOCK)
+    bits = np.empty(BLOCK, np.int64)
+    for start in range(0, n, BLOCK):
+        nb = min(BLOCK, n - start)
+        _load_block(X, cols, start, nb, xb)
+        for c in range(k):
+            _residuals(xb, means[c], nb, eb)
+            _block_quadratic(eb, prec, c, nb, q, z)
+            nu = dof[c] if not outside else 1.0
+            _log1p_ratio(q, nu, nb, tmp, tmp2, bits)
+            cc = const[c]
+            half = -0.5 * (nu + d)
+            for b in range(nb):
+                lp[c, b] = _fma(half, tmp2[b], cc)
+                u = (nu + d) / (nu + q[b])
+                weight[c, start + b] = u
+                dterm[c, start + b] = _fma(u, q[b] / nu, -tmp2[b])
+        _block_normalise(lp, nb, start, out, resp, top, total, tmp, tmp2, bits)
+        if outside:
+            for b in range(nb):
+                out[start + b] = np.nan
+    return out, resp, weight, dterm
+
+
+@numba.njit(cache=True, error_model="numpy")
+def t_gradient(X, means, prec, resp, weight, dterm, g):
+    """Gradients of ``sum_n g_n loglik_n`` for :func:`t_loglik`.
+
+    ``weight`` and ``dterm`` (K, N) as :func:`t_loglik` returns them: the Gaussian formulas
+    of the module docstring with ``S1`` and ``C`` weighted by ``g r u`` (``S0`` by ``g
+    r``), and d/d nu_k = 1/2 sum_n g_n r_nk dterm_nk (the part through ``log_consts`` is
+    the caller's). Returns the gradients with respect to ``log_consts`` (K,), the means
+    (K, D), ``prec`` (K, D, D; lower triangle) and ``dof`` (K,). Both kernels compile with
+    NumPy's error model: a degree of freedom outside (0, inf) gives NaN, no exception where
+    a sampler's step leaves the support.
+    """
+    X = np.ascontiguousarray(X)
+    n, d = X.shape
+    k = means.shape[0]
+    cols = np.arange(d)
+    a0 = np.zeros((k, BLOCK))
+    a1 = np.zeros((k, d, BLOCK))
+    a2 = np.zeros((k, d, d, BLOCK))
+    ad = np.zeros((k, BLOCK))
+    xb = np.empty((d, BLOCK))
+    eb = np.empty((d, BLOCK))
+    w = np.empty(BLOCK)
+    we = np.empty(BLOCK)
+    for start in range(0, n, BLOCK):
+        nb = min(BLOCK, n - start)
+        _load_block(X, cols, start, nb, xb)
+        for c in range(k):
+            acc0 = a0[c]
+            accd = ad[c]
+            for b in range(nb):
+                wb = g[start + b] * resp[c, start + b]
+                acc0[b] += wb
+                accd[b] = _fma(wb, dterm[c, start + b], accd[b])
+                w[b] = wb * weight[c, start + b]
+            _residuals(xb, means[c], nb, eb)
+            _add_moments(eb, w, a1[c], a2[c], we, nb)
+    s0, s1, s2 = _finish_sums(a0, a1, a2)
+    g_log_consts = s0
+    g_means = np.empty((k, d))
+    g_prec = np.empty((k, d, d))
+    g_dof = np.empty(k)
+    for c in range(k):
+        _prec_gradient(prec, s0, s2, c, g_prec[c])
+        _mean_gradient(prec, s1, c, g_means[c])
+        g_dof[c] = 0.5 * _sum_lanes(ad[c])
+    return g_log_consts, g_means, g_prec, g_dof
 
 
 def pointwise_log_likelihood_numba(X, weights, means, chols) -> np.ndarray:

@@ -42,7 +42,9 @@ from .kernels import LOG_2PI
 __all__ = ["MixtureLogLik", "MixtureLogLikGrad", "MaskedMixtureLogLik", "MaskedMixtureLogLikGrad",
            "fused_log_likelihood", "masked_fused_log_likelihood", "core_parameters",
            "mixture_log_likelihood", "mixture_log_likelihood_graph", "exact_numba",
-           "kernel_version"]
+           "kernel_version", "StudentTMixtureLogLik", "StudentTMixtureLogLikGrad",
+           "student_t_log_constants", "student_t_mixture_log_likelihood",
+           "student_t_mixture_log_likelihood_graph"]
 
 
 def _as_float64(x):
@@ -266,13 +268,23 @@ def mixture_log_likelihood(value, weights, means, chols, n_components: int | Non
     TensorVariable of shape (N,)
     """
     weights, means, chols, k = core_parameters(weights, means, chols, n_components)
+    d = _n_features(means, n_features)
+    return fused_log_likelihood(value, pt.log(weights), means, _inverse_factors(chols, k, d))
+
+
+def _n_features(means, n_features: int | None) -> int:
+    """D: ``n_features``, else the static shape of the means."""
     d = n_features if n_features is not None else means.type.shape[1]
     if d is None:
-        raise ValueError("mixture_log_likelihood needs n_features when the means have no "
+        raise ValueError("the mixture likelihood needs n_features when the means have no "
                          "static shape")
-    eye = pt.eye(int(d))
-    prec = pt.stack([solve_triangular(chols[j], eye, lower=True) for j in range(k)])
-    return fused_log_likelihood(value, pt.log(weights), means, prec)
+    return int(d)
+
+
+def _inverse_factors(chols, k: int, d: int):
+    """``P_j = L_j^-1`` (K, D, D), each small factor inverted once in the graph."""
+    eye = pt.eye(d)
+    return pt.stack([solve_triangular(chols[j], eye, lower=True) for j in range(k)])
 
 
 def mixture_log_likelihood_graph(value, weights, means, chols, n_components: int | None = None,
@@ -301,6 +313,146 @@ def mixture_log_likelihood_graph(value, weights, means, chols, n_components: int
         comps.append(-0.5 * pt.sum(z**2, axis=1) - pt.sum(pt.log(diagonal)))
     logp = pt.stack(comps, axis=1) + pt.log(weights) - 0.5 * pt.cast(d, "float64") * LOG_2PI
     return pt.logsumexp(logp, axis=1, keepdims=False)
+
+
+class StudentTMixtureLogLik(Op):
+    """:class:`MixtureLogLik` for Student-t components; see :func:`kernels.t_loglik`.
+
+    Inputs: ``X`` (N, D), ``log_consts`` (K,) (the log weights and the t densities'
+    normalising constants, :func:`student_t_log_constants`), ``means`` (K, D), ``prec``
+    (K, D, D) with ``prec[k] = L_k^-1`` (the scale matrices' factors), ``dof`` (K,).
+    Outputs: log-likelihood (N,), responsibilities (K, N), and two (K, N) arrays the
+    gradient reads (each row's weight in each component's quadratic form, and its term of
+    the derivative in the degrees of freedom).
+    """
+
+    __props__ = ()
+
+    def make_node(self, X, log_consts, means, prec, dof):
+        """The Apply node, inputs cast to float64."""
+        X, log_consts, means, prec, dof = map(_as_float64, (X, log_consts, means, prec, dof))
+        for var, ndim, name in ((X, 2, "X"), (log_consts, 1, "log_consts"),
+                                (means, 2, "means"), (prec, 3, "prec"), (dof, 1, "dof")):
+            if var.ndim != ndim:
+                raise TypeError(f"StudentTMixtureLogLik: {name} must have {ndim} dimensions, "
+                                f"got {var.ndim}")
+        n = X.type.shape[0]
+        k = means.type.shape[0]
+        outputs = [pt.tensor(dtype="float64", shape=(n,)),
+                   *(pt.tensor(dtype="float64", shape=(k, n)) for _ in range(3))]
+        return Apply(self, [X, log_consts, means, prec, dof], outputs)
+
+    def perform(self, node, inputs, output_storage):
+        """Run the numba kernel (the C and Python modes)."""
+        for storage, value in zip(output_storage, kernels.t_loglik(*inputs), strict=True):
+            storage[0] = value
+
+    def infer_shape(self, node, input_shapes):
+        """(N,), and (K, N) thrice."""
+        n = input_shapes[0][0]
+        k = input_shapes[2][0]
+        return [(n,), (k, n), (k, n), (k, n)]
+
+    def pullback(self, inputs, outputs, output_grads):
+        """The gradient through :class:`StudentTMixtureLogLikGrad` (none for ``X``)."""
+        X, log_consts, means, prec, dof = inputs
+        g_loglik, *g_rest = output_grads
+        if not all(isinstance(v.type, DisconnectedType) for v in g_rest):
+            raise NotImplementedError("StudentTMixtureLogLik: only the log-likelihood has a "
+                                      "gradient")
+        if isinstance(g_loglik.type, DisconnectedType):
+            return [grad_not_implemented(self, 0, X), log_consts.zeros_like(),
+                    means.zeros_like(), prec.zeros_like(), dof.zeros_like()]
+        grads = StudentTMixtureLogLikGrad()(X, means, prec, *outputs[1:], g_loglik)
+        return [grad_not_implemented(self, 0, X), *grads]
+
+
+class StudentTMixtureLogLikGrad(Op):
+    """Gradient of ``sum_n g_n loglik_n`` for :class:`StudentTMixtureLogLik`.
+
+    Inputs: ``X``, ``means``, ``prec``, the three (K, N) outputs of the forward Op,
+    ``g`` (N,). Outputs: the gradients with respect to ``log_consts``, the means, ``prec``
+    and ``dof`` (the latter only through the quadratic forms' term; see
+    :func:`kernels.t_gradient`).
+    """
+
+    __props__ = ()
+
+    def make_node(self, X, means, prec, resp, weight, dterm, g):
+        """The Apply node, inputs cast to float64."""
+        inputs = list(map(_as_float64, (X, means, prec, resp, weight, dterm, g)))
+        k = inputs[1].type.shape[0]
+        outputs = [pt.tensor(dtype="float64", shape=(k,)), inputs[1].type(), inputs[2].type(),
+                   pt.tensor(dtype="float64", shape=(k,))]
+        return Apply(self, inputs, outputs)
+
+    def perform(self, node, inputs, output_storage):
+        """Run the numba kernel (the C and Python modes)."""
+        for storage, value in zip(output_storage, kernels.t_gradient(*inputs), strict=True):
+            storage[0] = value
+
+    def infer_shape(self, node, input_shapes):
+        """(K,), the shapes of the means and ``prec``, and (K,)."""
+        k = input_shapes[1][0]
+        return [(k,), input_shapes[1], input_shapes[2], (k,)]
+
+
+def student_t_log_constants(log_weights, dof, n_features: int):
+    """``log w_k + lgamma((nu_k + D) / 2) - lgamma(nu_k / 2) - D / 2 log(nu_k pi)`` (K,)."""
+    d = float(n_features)
+    return (log_weights + pt.gammaln(0.5 * (dof + d)) - pt.gammaln(0.5 * dof)
+            - 0.5 * d * pt.log(dof * np.pi))
+
+
+def student_t_mixture_log_likelihood(value, weights, means, chols, dof,
+                                     n_components: int | None = None,
+                                     n_features: int | None = None):
+    """Per-observation log-likelihood of a mixture of multivariate Student-t components.
+
+    Component k: location ``means[k]``, scale matrix ``chols[k] chols[k]^T`` (the
+    covariance is ``nu / (nu - 2)`` times it for ``nu > 2``) and ``dof[k]`` degrees of
+    freedom. One fused Op (:class:`StudentTMixtureLogLik`): the same pass over the data as
+    :func:`mixture_log_likelihood` plus one logarithm per row and component.
+
+    Parameters
+    ----------
+    value, weights, means, chols, n_components, n_features
+        As for :func:`mixture_log_likelihood`.
+    dof : TensorVariable of shape (K,)
+        Degrees of freedom, positive.
+
+    Returns
+    -------
+    TensorVariable of shape (N,)
+    """
+    weights, means, chols, k = core_parameters(weights, means, chols, n_components)
+    dof = pt.as_tensor_variable(dof)
+    while dof.ndim > 1:
+        dof = dof[0]
+    d = _n_features(means, n_features)
+    _register_backends()
+    consts = student_t_log_constants(pt.log(weights), dof, d)
+    return StudentTMixtureLogLik()(value, consts, means, _inverse_factors(chols, k, d), dof)[0]
+
+
+def student_t_mixture_log_likelihood_graph(value, weights, means, chols, dof,
+                                           n_components: int | None = None,
+                                           n_features: int | None = None):
+    """:func:`student_t_mixture_log_likelihood` as a PyTensor graph: the fused Op's oracle."""
+    weights, means, chols, k = core_parameters(weights, means, chols, n_components)
+    dof = pt.as_tensor_variable(dof)
+    while dof.ndim > 1:
+        dof = dof[0]
+    d = _n_features(means, n_features)
+    eye = pt.eye(d)
+    idx = np.arange(d)
+    consts = student_t_log_constants(pt.log(weights), dof, d)
+    comps = []
+    for j in range(k):
+        z = pt.dot(value - means[j], solve_triangular(chols[j], eye, lower=True).T)
+        comps.append(consts[j] - pt.sum(pt.log(chols[j][idx, idx]))
+                     - 0.5 * (dof[j] + d) * pt.log1p(pt.sum(z**2, axis=1) / dof[j]))
+    return pt.logsumexp(pt.stack(comps, axis=1), axis=1, keepdims=False)
 
 
 # ----------------------------------------------------------------------------- backends
@@ -356,6 +508,14 @@ def _register_numba():
     def _numba_masked_gradient(op, node=None, **kwargs):
         return kernels.masked_gradient, kernel_version()
 
+    @register_funcify_default_op_cache_key(StudentTMixtureLogLik)
+    def _numba_t_loglik(op, node=None, **kwargs):
+        return kernels.t_loglik, kernel_version()
+
+    @register_funcify_default_op_cache_key(StudentTMixtureLogLikGrad)
+    def _numba_t_gradient(op, node=None, **kwargs):
+        return kernels.t_gradient, kernel_version()
+
 
 def _jax_forward(X, log_weights, means, prec):
     import jax.numpy as jnp
@@ -385,6 +545,38 @@ def _jax_gradient(X, means, prec, resp, g):
     eye = jnp.eye(means.shape[1])
     g_prec = jnp.tril(eye * (s0[:, None] / diag)[:, None, :] - prec @ c)
     return s0, g_means, g_prec
+
+
+def _jax_t_forward(X, log_consts, means, prec, dof):
+    import jax.numpy as jnp
+
+    k, d = means.shape
+    resid = X[None, :, :] - means[:, None, :]  # (K, N, D)
+    z = jnp.einsum("kij,knj->kni", jnp.tril(prec), resid)
+    q = jnp.sum(z * z, axis=2)  # (K, N)
+    logdet = jnp.sum(jnp.log(jnp.diagonal(prec, axis1=1, axis2=2)), axis=1)
+    lp = (log_consts + logdet)[:, None] - 0.5 * (dof + d)[:, None] * jnp.log1p(q / dof[:, None])
+    top = jnp.max(lp, axis=0)
+    e = jnp.exp(lp - top)
+    total = jnp.sum(e, axis=0)
+    nu = dof[:, None]
+    u = (nu + d) / (nu + q)
+    return top + jnp.log(total), e / total, u, u * q / nu - jnp.log1p(q / nu)
+
+
+def _jax_t_gradient(X, means, prec, resp, u, dterm, g):
+    import jax.numpy as jnp
+
+    d = means.shape[1]
+    w = resp * g  # (K, N)
+    g_dof = 0.5 * jnp.sum(w * dterm, axis=1)
+    s0, g_means, g_prec = _jax_gradient(X, means, prec, w * u, jnp.ones_like(g))
+    # The logdet term's weights are w, not w u: S0 of the quadratic form's weights was used.
+    s_u = jnp.sum(w * u, axis=1)
+    s0 = jnp.sum(w, axis=1)
+    diag = jnp.diagonal(prec, axis1=1, axis2=2)
+    g_prec = g_prec + jnp.eye(d) * ((s0 - s_u)[:, None] / diag)[:, None, :]
+    return s0, g_means, g_prec, g_dof
 
 
 def _jax_masked_prec(masks, chols):
@@ -619,6 +811,28 @@ def _register_jax():
     @jax_funcify.register(MixtureLogLikGrad)
     def _jax_grad(op, **kwargs):
         return _jax_gradient
+
+    @jax.custom_vjp
+    def t_forward(X, log_consts, means, prec, dof):
+        return _jax_t_forward(X, log_consts, means, prec, dof)
+
+    def t_forward_fwd(X, log_consts, means, prec, dof):
+        out = _jax_t_forward(X, log_consts, means, prec, dof)
+        return out, (X, means, prec, *out[1:])
+
+    def t_forward_bwd(res, cotangents):
+        # As forward_bwd: only the log-likelihood's cotangent is used.
+        return (None, *_jax_t_gradient(*res, cotangents[0]))
+
+    t_forward.defvjp(t_forward_fwd, t_forward_bwd)
+
+    @jax_funcify.register(StudentTMixtureLogLik)
+    def _jax_t_loglik(op, **kwargs):
+        return t_forward
+
+    @jax_funcify.register(StudentTMixtureLogLikGrad)
+    def _jax_t_grad(op, **kwargs):
+        return _jax_t_gradient
 
     def masked_functions(layout):
         """The forward and gradient functions of the masked Ops, block by block.

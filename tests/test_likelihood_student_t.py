@@ -1,0 +1,151 @@
+"""The Student-t mixture likelihood (issue 19): the fused Op against SciPy, its gradient
+against autodiff and finite differences, and its Gaussian limit."""
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+from scipy.special import logsumexp
+from scipy.stats import multivariate_t
+
+from bayesgmm.covariance import STRUCTURES, structure
+from bayesgmm.likelihood.ops import (
+    mixture_log_likelihood,
+    student_t_mixture_log_likelihood,
+    student_t_mixture_log_likelihood_graph,
+)
+
+
+def t_problem(rng, n, d, k, covariance_type="full", dof=(1.5, 4.0, 30.0)):
+    """Heavy-tailed data, and weights, means, scale matrices (K, D, D) and degrees of
+    freedom of ``covariance_type``."""
+    X = rng.standard_t(3.0, size=(n, d)) * 1.5
+    w = rng.dirichlet(np.full(k, 3.0))
+    mu = rng.normal(size=(k, d))
+    a = rng.normal(size=(k, d, d))
+    scales = structure(covariance_type).project(w, a @ np.swapaxes(a, 1, 2) / d
+                                                + 0.5 * np.eye(d))
+    return X, w, mu, scales, np.asarray(dof[:k], dtype=float)
+
+
+def scipy_t_mixture(X, w, mu, scales, dof):
+    """log sum_k w_k t_nu_k(x | mu_k, Sigma_k), with SciPy."""
+    return logsumexp(np.stack([np.log(w[j]) + multivariate_t(mu[j], scales[j], df=dof[j])
+                               .logpdf(X) for j in range(w.size)], axis=1), axis=1)
+
+
+def compiled(term, X, k, d, g0, mode):
+    """``(w, m, c, nu) -> (ll, d(g0 . ll)/d(w, m, c, nu))`` for ``term``, compiled in
+    ``mode`` (static shapes, as in the model)."""
+    w = pt.tensor("w", shape=(k,))
+    m = pt.tensor("m", shape=(k, d))
+    c = pt.tensor("c", shape=(k, d, d))
+    nu = pt.tensor("nu", shape=(k,))
+    ll = term(pt.constant(X), w, m, c, nu, n_components=k, n_features=d)
+    grads = pytensor.grad(pt.dot(ll, pt.constant(g0)), [w, m, c, nu])
+    return pytensor.function([w, m, c, nu], [ll, *grads], mode=mode)
+
+
+@pytest.mark.parametrize("mode", ["NUMBA", "JAX"])
+@pytest.mark.parametrize("covariance_type", STRUCTURES)
+def test_fused_t_likelihood_matches_scipy(rng, covariance_type, mode):
+    """Every covariance structure, both backends: SciPy's ``multivariate_t`` to 1e-10."""
+    n, d, k = 120, 3, 3
+    X, w, mu, scales, dof = t_problem(rng, n, d, k, covariance_type)
+    fn = compiled(student_t_mixture_log_likelihood, X, k, d, np.ones(n), mode)
+    ll = fn(w, mu, np.linalg.cholesky(scales), dof)[0]
+    np.testing.assert_allclose(ll, scipy_t_mixture(X, w, mu, scales, dof), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("mode", ["NUMBA", "JAX"])
+def test_t_gradient_matches_autodiff_of_the_plain_graph(rng, mode):
+    """The closed-form gradients (weights, means, factors, degrees of freedom) against
+    PyTensor's autodiff of the plain graph."""
+    n, d, k = 150, 4, 3
+    X, w, mu, scales, dof = t_problem(rng, n, d, k)
+    params = (w, mu, np.linalg.cholesky(scales), dof)
+    g0 = rng.normal(size=n)
+    ours = compiled(student_t_mixture_log_likelihood, X, k, d, g0, mode)(*params)
+    ref = compiled(student_t_mixture_log_likelihood_graph, X, k, d, g0, "FAST_COMPILE")(*params)
+    np.testing.assert_allclose(ref[0], scipy_t_mixture(X, w, mu, scales, dof), atol=1e-10)
+    lower = np.tril(np.ones((d, d), dtype=bool))
+    ours[3], ref[3] = ours[3][:, lower], ref[3][:, lower]  # the factors' lower triangles
+    for a, b in zip(ours, ref, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9 * np.abs(b).max())
+
+
+def test_t_gradient_matches_finite_differences(rng):
+    """Central differences of the compiled log-likelihood, step 1e-6, in every parameter."""
+    n, d, k = 80, 2, 2
+    X, w, mu, scales, dof = t_problem(rng, n, d, k, dof=(2.5, 8.0))
+    params = [w, mu, np.linalg.cholesky(scales), dof]
+    g0 = rng.normal(size=n)
+    fn = compiled(student_t_mixture_log_likelihood, X, k, d, g0, "NUMBA")
+    grads = fn(*params)[1:]
+    h = 1e-6
+    for i, p in enumerate(params):
+        for idx in np.ndindex(p.shape):
+            if i == 2 and idx[2] > idx[1]:
+                continue  # the factors' upper triangles are not read
+            up = [q.copy() for q in params]
+            down = [q.copy() for q in params]
+            up[i][idx] += h
+            down[i][idx] -= h
+            numeric = (g0 @ fn(*up)[0] - g0 @ fn(*down)[0]) / (2 * h)
+            assert abs(numeric - grads[i][idx]) < 1e-6 * max(1.0, abs(numeric)), (i, idx)
+
+
+def test_many_degrees_of_freedom_tend_to_the_gaussian(rng):
+    """The t mixture tends to the Gaussian mixture as nu grows, at the rate 1/nu (its log
+    density differs by O((q^2 + D q + D^2) / nu) per row): within 1e-5 at nu = 1e8, and
+    ten times closer at nu = 1e8 than at 1e7."""
+    n, d, k = 200, 3, 2
+    _, w, mu, scales, _ = t_problem(rng, n, d, k)
+    X = rng.normal(size=(n, d))
+    c = np.linalg.cholesky(scales)
+    inputs = [pt.tensor("w", shape=(k,)), pt.tensor("m", shape=(k, d)),
+              pt.tensor("c", shape=(k, d, d))]
+    nu = pt.tensor("nu", shape=(k,))
+    t = pytensor.function([*inputs, nu], student_t_mixture_log_likelihood(
+        pt.constant(X), *inputs, nu, n_components=k, n_features=d), mode="NUMBA")
+    gauss = pytensor.function(inputs, mixture_log_likelihood(
+        pt.constant(X), *inputs, n_components=k, n_features=d), mode="NUMBA")(w, mu, c)
+    gaps = {v: np.abs(t(w, mu, c, np.full(k, v)) - gauss).max() for v in (3.0, 1e7, 1e8)}
+    assert gaps[1e8] < 1e-5
+    assert 7 < gaps[1e7] / gaps[1e8] < 13
+    assert gaps[3.0] > 0.1
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, np.inf, np.nan])
+def test_degrees_of_freedom_outside_the_support_give_nan(rng, bad):
+    """A log density of NaN (not a silent number) when a degree of freedom is not in
+    (0, inf)."""
+    n, d, k = 30, 2, 2
+    X, w, mu, scales, dof = t_problem(rng, n, d, k)
+    fn = compiled(student_t_mixture_log_likelihood, X, k, d, np.ones(n), "NUMBA")
+    ll = fn(w, mu, np.linalg.cholesky(scales), np.array([dof[0], bad]))[0]
+    assert np.isnan(ll).all()
+
+
+def test_jax_autodiff_takes_the_closed_form_t_gradient(rng):
+    """numpyro and blackjax differentiate the jaxified log density with JAX: through the
+    Op's custom VJP, the gradients of PyTensor's gradient graph."""
+    import jax
+    from pymc.sampling.jax import get_jaxified_graph
+
+    n, d, k = 100, 3, 3
+    X, w, mu, scales, dof = t_problem(rng, n, d, k)
+    params = (w, mu, np.linalg.cholesky(scales), dof)
+    g0 = rng.normal(size=n)
+    expected = compiled(student_t_mixture_log_likelihood, X, k, d, g0, "NUMBA")(*params)
+    inputs = [pt.tensor("w", shape=(k,)), pt.tensor("m", shape=(k, d)),
+              pt.tensor("c", shape=(k, d, d)), pt.tensor("nu", shape=(k,))]
+    ll = student_t_mixture_log_likelihood(pt.constant(X), *inputs, n_components=k,
+                                          n_features=d)
+    fn = get_jaxified_graph(inputs=inputs, outputs=[pt.dot(ll, pt.constant(g0))])
+    grads = jax.grad(lambda *a: fn(*a)[0], argnums=(0, 1, 2, 3))(*params)
+    lower = np.tril(np.ones((d, d), dtype=bool))
+    for i, (ours, ref) in enumerate(zip(map(np.asarray, grads), expected[1:], strict=True)):
+        if i == 2:
+            ours, ref = ours[:, lower], ref[:, lower]
+        np.testing.assert_allclose(ours, ref, rtol=1e-9, atol=1e-9 * np.abs(ref).max())
