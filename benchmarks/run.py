@@ -3,6 +3,7 @@
     .venv/bin/python -m benchmarks                     # everything, at the issue's sizes
     .venv/bin/python -m benchmarks --size small --sections logp,sklearn
     .venv/bin/python -m benchmarks --sections missing --out benchmarks/RESULTS-missing.md
+    .venv/bin/python -m benchmarks --sections student_t --out benchmarks/RESULTS-student-t.md
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ SECTIONS = {
     "sklearn": "benchmarks.sklearn_baselines",
     "realdata": "benchmarks.realdata",
     "missing": "benchmarks.missing",
+    "student_t": "benchmarks.student_t",
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "RESULTS.md"
 
@@ -74,6 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                            "(default all)")
     p.add_argument("--missing-backends", help="missing section: subset of numba, jax (PyTensor "
                                               "modes NUMBA and JAX; default both)")
+    p.add_argument("--student-t-backends", help="student_t section: subset of numba, jax "
+                                                "(PyTensor modes NUMBA and JAX; default both)")
     p.add_argument("--no-cold-compile", dest="cold_compile", action="store_false",
                    help="cold section: only the first fit, not the cold logp compiles")
     p.add_argument("--no-warm-caches", dest="warm_caches", action="store_false",
@@ -98,6 +102,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.missing_backends = _list(args.missing_backends)
     if args.missing_backends and set(args.missing_backends) - {"numba", "jax"}:
         p.error(f"--missing-backends: choose from numba, jax, not {args.missing_backends}")
+    args.student_t_backends = _list(args.student_t_backends)
+    if args.student_t_backends and set(args.student_t_backends) - {"numba", "jax"}:
+        p.error(f"--student-t-backends: choose from numba, jax, not {args.student_t_backends}")
     args.log = (lambda msg: None) if args.quiet else \
         (lambda msg: print(msg, file=sys.stderr, flush=True))
     return args

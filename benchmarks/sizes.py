@@ -42,6 +42,13 @@ class Size:
     missing_variants: tuple[str, ...] = ("fused", "batched")
     missing_seconds: float = 4.0
     missing_timeout_s: float = 215.0
+    # student_t: (D, N) at K=3 of the t-mixture kernel against the Gaussian one, the degrees
+    # of freedom of every component, the timing budget per backend (both functions) and the
+    # timeout of a backend's case in its own process.
+    student_t_case: tuple[int, int] = (5, 10_000)
+    student_t_dof: float = 5.0
+    student_t_seconds: float = 4.0
+    student_t_timeout_s: float = 215.0
 
     @property
     def target_case(self) -> tuple[int, int]:
@@ -58,6 +65,7 @@ SIZES = {
         vi_case=(2, 300, 3), vi_methods=(), vi_max_iter=200,
         minibatch_case=(2, 3000, 3), batch_size=256, profile_split=False,
         missing_case=(2, 300), missing_seconds=0.05,
+        student_t_case=(2, 300), student_t_seconds=0.05,
     ),
     "small": Size(
         name="small",
@@ -68,6 +76,7 @@ SIZES = {
         vi_case=(5, 10_000, 3), vi_methods=("advi", "fullrank_advi", "minibatch_advi"),
         vi_max_iter=10_000, minibatch_case=(5, 100_000, 5), batch_size=1024,
         profile_split=True, missing_variants=("fused",), missing_seconds=2.0,
+        student_t_seconds=2.0,
     ),
     "full": Size(
         name="full",
@@ -92,5 +101,8 @@ TARGET_REALDATA_RATIO = 3.0  # issue 17: breast cancer [:5] vs its blobs twin
 # Missing entries: log-density+gradient per observed entry at D=5 N=1e4 K=3, 20% MCAR, at
 # most this many times the complete-data kernel's per entry (same run).
 TARGET_MISSING_RATIO = 2.0
+# Issue 19: the t-mixture log-density+gradient per point at D=5 N=1e4 K=3, at most this many
+# times the Gaussian kernel's (same run).
+TARGET_STUDENT_T_RATIO = 1.5
 # A fitted mean "recovers" the true one within this Mahalanobis distance (true covariance).
 RECOVERY_TOLERANCE = 0.1

@@ -17,6 +17,7 @@ from .sizes import (
     TARGET_NUTS_SECONDS,
     TARGET_NUTS_SPEEDUP,
     TARGET_REALDATA_RATIO,
+    TARGET_STUDENT_T_RATIO,
     Size,
 )
 
@@ -26,6 +27,7 @@ LOGP_D = 5
 MINIBATCH_CASE = (10, 1_000_000, 10)
 COLD_CASE = (5, 10_000)
 MISSING_CASE = (5, 10_000, 3, 0.2)  # D, N, K, fraction of the entries missing
+STUDENT_T_CASE = (5, 10_000, 3)  # D, N, K
 
 
 def _times(x: float, goal: float) -> str:
@@ -170,7 +172,8 @@ def evaluate(sections: dict[str, Section], size: Size) -> list[Target]:
                minibatch_target(sections.get("vi"), size),
                cold_target(sections.get("cold"), size),
                realdata_target(sections.get("realdata"), size),
-               missing_target(sections.get("missing"), size)])
+               missing_target(sections.get("missing"), size),
+               student_t_target(sections.get("student_t"), size)])
 
 
 def missing_target(section: Section | None, size: Size) -> Target:
@@ -196,6 +199,28 @@ def missing_target(section: Section | None, size: Size) -> Target:
     met = all(r["ratio"] <= TARGET_MISSING_RATIO for r in default.values())
     return Target(name, goal, f"{default[worst]['ratio']:.2f}x ({worst}, default graph){where}",
                   met if section.data["case"] == MISSING_CASE else None, detail)
+
+
+def student_t_target(section: Section | None, size: Size) -> Target:
+    """Judged on every backend measured (the worst), as the missing-data target."""
+    name = f"t-mixture log-density+gradient per point, {case_label(*STUDENT_T_CASE)} (issue 19)"
+    goal = f"<= {TARGET_STUDENT_T_RATIO:g}x the Gaussian kernel (same run)"
+    if section is None:
+        return Target(name, goal, "section not run", None)
+    results = section.data["results"]
+    measured = {backend: res for backend, res in results.items() if is_number(res.get("ratio"))}
+    if not measured:
+        return Target(name, goal, "not measured", None)
+    worst = max(measured, key=lambda b: measured[b]["ratio"])
+    at_target = tuple(section.data["case"]) == STUDENT_T_CASE
+    where = "" if at_target else f" at {case_label(*section.data['case'])}"
+    detail = "; ".join(
+        f"{backend}: {res['ratio']:.2f}x ({res['ns_t']:.0f} against {res['ns_gauss']:.0f} ns "
+        f"per point)" for backend, res in measured.items())
+    detail += f"; dof {section.data['dof']:g}"
+    met = all(r["ratio"] <= TARGET_STUDENT_T_RATIO for r in measured.values())
+    return Target(name, goal, f"{measured[worst]['ratio']:.2f}x ({worst}){where}",
+                  met if at_target else None, detail)
 
 
 def realdata_target(section: Section | None, size: Size) -> Target:

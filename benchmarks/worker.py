@@ -31,6 +31,7 @@ TASKS = {
     "vi_fit": "benchmarks.vi:fit_vi",
     "realdata_fit": "benchmarks.realdata:fit_case",
     "missing_case": "benchmarks.missing:time_case",
+    "student_t_case": "benchmarks.student_t:time_case",
 }
 
 

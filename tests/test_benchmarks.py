@@ -14,11 +14,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # The smoke size, and the fastest-compiling choices (each compilation costs seconds here):
 # bayesgmm's blackjax sampler against the textbook model on nutpie's JAX backend, the JAX
-# log-density only, the missing-data likelihood in PyTensor's JAX mode only, no cold numba
-# compiles, every fit in this process.
+# log-density only, the missing-data and the t-mixture likelihoods in PyTensor's JAX mode only,
+# no cold numba compiles, every fit in this process.
 SMOKE = ["--size", "smoke", "--samplers", "blackjax", "--baselines", "nutpie",
          "--textbook-backend", "jax", "--logp-backends", "jax", "--missing-backends", "jax",
-         "--no-cold-compile", "--no-isolate", "--quiet", "--seed", "0"]
+         "--student-t-backends", "jax", "--no-cold-compile", "--no-isolate", "--quiet",
+         "--seed", "0"]
 
 
 def positive(x):
@@ -104,11 +105,11 @@ def test_results_files(smoke):
         assert f"## {section.title}" in text
     assert "pymc" in text and "usable cores" in text
     # Targets are reported, never asserted; at the smoke size none is judged.
-    assert len(result["targets"]) == 7
+    assert len(result["targets"]) == 8
     assert all(t.met is None for t in result["targets"])
     doc = json.loads(out.with_suffix(".json").read_text())
     assert set(doc["sections"]) == set(result["sections"])
-    assert len(doc["targets"]) == 7
+    assert len(doc["targets"]) == 8
 
 
 def test_realdata_rows(smoke):
@@ -136,3 +137,20 @@ def test_missing_rows(smoke):
                  "us per call (missing)", "ns per entry (complete)", "ns per observed entry",
                  "ratio (missing / complete)", "ratio (fastest rounds)"):
         assert all(positive(v) for v in column(table, name)), name
+
+
+def test_student_t_rows(smoke):
+    # D=2, N=300 at the smoke size: the t-mixture kernel (gradients in the degrees of freedom
+    # included) timed against the Gaussian fused Op in the same process; its value agrees
+    # with scipy's multivariate_t.
+    section = smoke[0]["sections"]["student_t"]
+    (table,) = section.tables
+    assert column(table, "backend") == ["JAX"]
+    assert column(table, "status") == ["ok"]
+    for name in ("compile s (Gaussian)", "compile s (t)", "us per call (Gaussian)",
+                 "us per call (t)", "ns per point (Gaussian)", "ns per point (t)",
+                 "ratio (t / Gaussian)", "ratio (fastest rounds)"):
+        assert all(positive(v) for v in column(table, name)), name
+    assert all(0 <= v < 1e-8 for v in column(table, "t value rel. error vs scipy"))
+    (target,) = [t for t in smoke[0]["targets"] if "issue 19" in t.name]
+    assert target.met is None and "D=2 N=3e2" in target.measured
