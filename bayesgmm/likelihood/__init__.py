@@ -29,7 +29,7 @@ __all__ = ["pointwise_log_likelihood", "KERNEL_MIN_TERMS"]
 KERNEL_MIN_TERMS = 50_000_000
 
 
-def pointwise_log_likelihood(X, weights, means, chols) -> np.ndarray:
+def pointwise_log_likelihood(X, weights, means, chols, dof=None) -> np.ndarray:
     """Log p(x_n | theta_s) for every draw: shape (*batch, N).
 
     Large evaluations (posterior draws on large data) run the model's fused numba kernel
@@ -38,16 +38,16 @@ def pointwise_log_likelihood(X, weights, means, chols) -> np.ndarray:
     so that an EM fit's score never waits for a compilation. The choice depends on the
     sizes only, so the same inputs give the same numbers in every process. NaN entries of
     ``X`` are missing and marginalised out (:mod:`bayesgmm.likelihood.missing`), each
-    missingness pattern evaluated on its observed columns.
+    missingness pattern evaluated on its observed columns. ``dof`` (*batch, K): Student-t
+    components' degrees of freedom (``None``: Gaussian components).
     """
     batch = weights.shape[:-1]
-    w, m, c = flat_draws(weights, means, chols)
+    w, m, c, *nu = flat_draws(weights, means, chols, dof)
+    nu = nu[0] if nu else None
     if np.isnan(X).any():  # per missingness pattern, on the observed columns
-        flat = by_pattern(X, m, c, lambda x, mo, co: pointwise_log_likelihood(x, w, mo, co),
+        flat = by_pattern(X, m, c, lambda x, mo, co: pointwise_log_likelihood(x, w, mo, co, nu),
                           (w.shape[0], X.shape[0]), row_axis=1)
         return flat.reshape(*batch, X.shape[0])
-    if X.shape[1] == 0:
-        return pointwise_log_likelihood_numpy(X, weights, means, chols)
-    if w.shape[0] * X.shape[0] * m.shape[1] < KERNEL_MIN_TERMS:
-        return pointwise_log_likelihood_numpy(X, weights, means, chols)
-    return pointwise_log_likelihood_numba(X, w, m, c).reshape(*batch, X.shape[0])
+    if X.shape[1] == 0 or w.shape[0] * X.shape[0] * m.shape[1] < KERNEL_MIN_TERMS:
+        return pointwise_log_likelihood_numpy(X, weights, means, chols, dof)
+    return pointwise_log_likelihood_numba(X, w, m, c, nu).reshape(*batch, X.shape[0])

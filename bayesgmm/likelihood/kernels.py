@@ -691,20 +691,31 @@ def t_gradient(X, means, prec, resp, weight, dterm, g):
     return g_log_consts, g_means, g_prec, g_dof
 
 
-def pointwise_log_likelihood_numba(X, weights, means, chols) -> np.ndarray:
+def pointwise_log_likelihood_numba(X, weights, means, chols, dof=None) -> np.ndarray:
     """``log p(x_n | theta_s)`` for a stack of draws, shape (S, N).
 
-    ``weights`` (S, K), ``means`` (S, K, D), ``chols`` (S, K, D, D) lower Cholesky factors.
-    The kernel of :class:`bayesgmm.likelihood.ops.MixtureLogLik`, one draw per call (no
-    (S, N, K) arrays).
+    ``weights`` (S, K), ``means`` (S, K, D), ``chols`` (S, K, D, D) lower Cholesky factors,
+    ``dof`` (S, K) for Student-t components. The kernel of
+    :class:`bayesgmm.likelihood.ops.MixtureLogLik` (:func:`t_loglik` with ``dof``), one
+    draw per call (no (S, N, K) arrays).
     """
+    from scipy.special import gammaln
+
     X = np.ascontiguousarray(X, dtype=np.float64)
+    d = X.shape[1]
     with np.errstate(divide="ignore"):
         log_weights = np.ascontiguousarray(np.log(weights), dtype=np.float64)
     means = np.ascontiguousarray(means, dtype=np.float64)
     # Lower triangular; only the lower triangle is read.
     prec = np.ascontiguousarray(np.linalg.inv(chols), dtype=np.float64)
     out = np.empty((log_weights.shape[0], X.shape[0]))
+    if dof is not None:
+        nu = np.ascontiguousarray(dof, dtype=np.float64)
+        consts = (log_weights + gammaln(0.5 * (nu + d)) - gammaln(0.5 * nu)
+                  - 0.5 * d * np.log(nu * np.pi))
     for i in range(out.shape[0]):
-        out[i] = loglik(X, log_weights[i], means[i], prec[i])[0]
+        if dof is None:
+            out[i] = loglik(X, log_weights[i], means[i], prec[i])[0]
+        else:
+            out[i] = t_loglik(X, consts[i], means[i], prec[i], nu[i])[0]
     return out

@@ -4,8 +4,10 @@ What reads a fit (responsibilities, predictive densities) runs on these function
 numba kernels (:mod:`bayesgmm.likelihood.kernels`) are tested against them.
 
 Parameters come with any leading batch shape (draws): ``weights`` (..., K), ``means``
-(..., K, D), ``covariances`` (..., K, D, D). Work is chunked over the flattened draws so
-memory stays bounded (about ``CHUNK_ELEMENTS`` doubles per intermediate array).
+(..., K, D), ``covariances`` (..., K, D, D), and for Student-t components ``dof`` (..., K),
+their degrees of freedom (``None``: Gaussian components; the factors are then those of
+the scale matrices). Work is chunked over the flattened draws so memory stays bounded
+(about ``CHUNK_ELEMENTS`` doubles per intermediate array).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-from scipy.special import logsumexp
+from scipy.special import gammaln, logsumexp
 
 from .kernels import LOG_2PI
 from .missing import by_pattern
@@ -26,12 +28,14 @@ CHUNK_ELEMENTS = 4_000_000
 
 
 def weighted_log_densities(X: np.ndarray, weights: np.ndarray, means: np.ndarray,
-              chols: np.ndarray) -> np.ndarray:
+              chols: np.ndarray, dof: np.ndarray | None = None) -> np.ndarray:
     """Log w_k + log N(x_n | mu_k, L_k L_k^T) for one batch of draws.
 
-    NaN entries of ``X`` are missing: a row's density is that of its observed coordinates
-    under each component's marginal (see :mod:`bayesgmm.likelihood.missing`); a row with
-    nothing observed gets log w_k.
+    With ``dof``, Student-t components: log w_k + log t_nu_k(x_n | mu_k, L_k L_k^T). NaN
+    entries of ``X`` are missing: a row's density is that of its observed coordinates
+    under each component's marginal (see :mod:`bayesgmm.likelihood.missing`; a t
+    component's marginal is the t of the same degrees of freedom on the observed
+    coordinates); a row with nothing observed gets log w_k.
 
     Parameters
     ----------
@@ -39,6 +43,7 @@ def weighted_log_densities(X: np.ndarray, weights: np.ndarray, means: np.ndarray
     weights : (S, K)
     means : (S, K, D)
     chols : (S, K, D, D), lower-triangular Cholesky factors
+    dof : (S, K), optional
 
     Returns
     -------
@@ -46,7 +51,8 @@ def weighted_log_densities(X: np.ndarray, weights: np.ndarray, means: np.ndarray
     """
     if np.isnan(X).any():
         return by_pattern(X, means, chols, lambda x, m, c: weighted_log_densities(
-            x, weights, m, c), (weights.shape[0], X.shape[0], weights.shape[-1]), row_axis=1)
+            x, weights, m, c, dof), (weights.shape[0], X.shape[0], weights.shape[-1]),
+            row_axis=1)
     d = X.shape[1]
     if d == 0:  # nothing observed: the weights alone
         with np.errstate(divide="ignore"):
@@ -59,7 +65,12 @@ def weighted_log_densities(X: np.ndarray, weights: np.ndarray, means: np.ndarray
     logdet = np.log(np.diagonal(chols, axis1=-2, axis2=-1)).sum(axis=-1)  # (S, K)
     with np.errstate(divide="ignore"):
         logw = np.log(weights)
-    out = -0.5 * quad - logdet[:, :, None] - 0.5 * d * LOG_2PI + logw[:, :, None]
+    if dof is None:
+        out = -0.5 * quad - logdet[:, :, None] - 0.5 * d * LOG_2PI + logw[:, :, None]
+    else:
+        nu = np.asarray(dof, dtype=float)[:, :, None]
+        out = (gammaln(0.5 * (nu + d)) - gammaln(0.5 * nu) - 0.5 * d * np.log(nu * np.pi)
+               - 0.5 * (nu + d) * np.log1p(quad / nu) - logdet[:, :, None] + logw[:, :, None])
     return np.swapaxes(out, 1, 2)
 
 
@@ -71,23 +82,38 @@ def draw_chunks(n_draws: int, n_obs: int, k: int, d: int) -> Iterator[slice]:
         yield slice(start, min(n_draws, start + step))
 
 
-def flat_draws(weights, means, chols):
-    """The parameters with their batch (draw) dimensions flattened into one."""
+def flat_draws(weights, means, chols, dof=None):
+    """The parameters with their batch (draw) dimensions flattened into one.
+
+    ``(weights, means, chols)``, and ``dof`` after them when it is given.
+    """
     k, d = means.shape[-2:]
     s = int(np.prod(weights.shape[:-1], dtype=np.int64))  # explicit: -1 fails when d == 0
-    return (weights.reshape(s, k), means.reshape(s, k, d), chols.reshape(s, k, d, d))
+    flat = (weights.reshape(s, k), means.reshape(s, k, d), chols.reshape(s, k, d, d))
+    return flat if dof is None else (*flat, np.broadcast_to(dof, weights.shape).reshape(s, k))
 
 
-def pointwise_log_likelihood_numpy(X, weights, means, chols) -> np.ndarray:
+def _sliced(nu, sl):
+    return None if nu is None else nu[sl]
+
+
+def _flat(weights, means, chols, dof):
+    """:func:`flat_draws`, always four values (``None`` for Gaussian components)."""
+    flat = flat_draws(weights, means, chols, dof)
+    return flat if dof is not None else (*flat, None)
+
+
+def pointwise_log_likelihood_numpy(X, weights, means, chols, dof=None) -> np.ndarray:
     """Log p(x_n | theta_s) for every draw, shape (*batch, N), chunked over draws.
 
     The test oracle of the numba kernel.
     """
     batch = weights.shape[:-1]
-    w, m, c = flat_draws(weights, means, chols)
+    w, m, c, nu = _flat(weights, means, chols, dof)
     out = np.empty((w.shape[0], X.shape[0]))
     for sl in draw_chunks(w.shape[0], X.shape[0], m.shape[1], m.shape[2]):
-        out[sl] = logsumexp(weighted_log_densities(X, w[sl], m[sl], c[sl]), axis=-1)
+        out[sl] = logsumexp(weighted_log_densities(X, w[sl], m[sl], c[sl], _sliced(nu, sl)),
+                            axis=-1)
     return out.reshape(*batch, X.shape[0])
 
 
@@ -102,33 +128,35 @@ def normalised(log_joint_values: np.ndarray) -> np.ndarray:
     return r / r.sum(axis=-1, keepdims=True)
 
 
-def responsibilities(X, weights, means, chols) -> np.ndarray:
+def responsibilities(X, weights, means, chols, dof=None) -> np.ndarray:
     """P(z_n = k | x_n, theta_s) for every draw: shape (*batch, N, K)."""
     batch = weights.shape[:-1]
-    w, m, c = flat_draws(weights, means, chols)
+    w, m, c, nu = _flat(weights, means, chols, dof)
     k = m.shape[1]
     out = np.empty((w.shape[0], X.shape[0], k))
     for sl in draw_chunks(w.shape[0], X.shape[0], k, m.shape[2]):
-        out[sl] = normalised(weighted_log_densities(X, w[sl], m[sl], c[sl]))
+        out[sl] = normalised(weighted_log_densities(X, w[sl], m[sl], c[sl], _sliced(nu, sl)))
     return out.reshape(*batch, X.shape[0], k)
 
 
-def mean_responsibilities(X, weights, means, chols) -> np.ndarray:
+def mean_responsibilities(X, weights, means, chols, dof=None) -> np.ndarray:
     """Posterior mean of P(z_n = k | x_n) over all draws: shape (N, K)."""
-    w, m, c = flat_draws(weights, means, chols)
+    w, m, c, nu = _flat(weights, means, chols, dof)
     k = m.shape[1]
     total = np.zeros((X.shape[0], k))
     for sl in draw_chunks(w.shape[0], X.shape[0], k, m.shape[2]):
-        total += normalised(weighted_log_densities(X, w[sl], m[sl], c[sl])).sum(axis=0)
+        total += normalised(weighted_log_densities(X, w[sl], m[sl], c[sl],
+                                                   _sliced(nu, sl))).sum(axis=0)
     return total / w.shape[0]
 
 
-def log_predictive_density(X, weights, means, chols) -> np.ndarray:
+def log_predictive_density(X, weights, means, chols, dof=None) -> np.ndarray:
     """Log (1/S) sum_s p(x_n | theta_s): the log posterior predictive density, shape (N,)."""
-    w, m, c = flat_draws(weights, means, chols)
+    w, m, c, nu = _flat(weights, means, chols, dof)
     s = w.shape[0]
     acc = np.full(X.shape[0], -np.inf)
     for sl in draw_chunks(s, X.shape[0], m.shape[1], m.shape[2]):
-        ll = logsumexp(weighted_log_densities(X, w[sl], m[sl], c[sl]), axis=-1)  # (s, N)
+        ll = logsumexp(weighted_log_densities(X, w[sl], m[sl], c[sl], _sliced(nu, sl)),
+                       axis=-1)  # (s, N)
         acc = np.logaddexp(acc, logsumexp(ll, axis=0))
     return acc - np.log(s)
