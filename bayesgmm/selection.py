@@ -37,6 +37,7 @@ from .fitting.result import (
     LOG_LIKELIHOOD_NOT_STORED,
     as_tree,
     checked_data,
+    fit_info,
     known_labels,
     log_likelihood_blocks,
     posterior_draws,
@@ -95,14 +96,19 @@ def loo(fitted):
     from arviz_stats import ELPDDataLOO
     from arviz_stats.base import array_stats
 
-
     result = as_tree(fitted)
+    post = result["posterior"]
+    if post.sizes["chain"] * post.sizes["draw"] < 2:
+        raise ValueError(
+            "LOO needs posterior draws, and this fit has one draw (a point estimate: "
+            f"method={fit_info(result).method!r}). Fit with method='nuts', 'advi' or "
+            "'fullrank_advi' to compare by LOO, or compare point estimates by their "
+            "held-out log-likelihood (BayesianGMM.score on data not fitted).")
     if "log_likelihood" in result.children:
         return azs.loo(result, pointwise=True)
     if "observed_data" not in result.children:
         raise ValueError("LOO needs the fitted data: this result has neither a "
                          "log_likelihood nor an observed_data group.")
-    post = result["posterior"]
     n_chains, n_draws = post.sizes["chain"], post.sizes["draw"]
     n_samples = n_chains * n_draws
     if n_chains == 1:  # as arviz_stats.loo computes it

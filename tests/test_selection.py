@@ -231,6 +231,21 @@ def test_grid_bad_input(blobs):
         select_components(blobs.X, 2, covariance_types=("diag", "diag"))
 
 
+def test_loo_of_a_point_estimate_says_it_needs_draws(map_fit):
+    """A MAP fit has one draw: a clear error naming the methods that give draws, with the
+    stored log-likelihood group or without it (ArviZ and our blocks raised IndexError)."""
+    from bayesgmm.fitting.result import as_tree
+    from bayesgmm.selection import loo
+
+    with pytest.raises(ValueError, match=r"one draw.*method='map'.*'nuts', 'advi'"):
+        loo(map_fit)
+    without = as_tree(map_fit).copy()
+    assert "log_likelihood" in without.children
+    del without["log_likelihood"]
+    with pytest.raises(ValueError, match="one draw"):
+        loo(without)
+
+
 def test_loo_without_the_stored_group_equals_arviz_on_the_stored_group(nuts_fit, monkeypatch):
     """Two chains (so ArviZ's relative efficiency is not 1) and blocks of 7 points."""
     import arviz_stats as azs
