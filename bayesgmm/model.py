@@ -26,14 +26,21 @@ from .likelihood.missing import (
     masked_rows_log_likelihood,
     pattern_table,
 )
-from .likelihood.ops import core_parameters, mixture_log_likelihood
+from .likelihood.ops import (
+    core_parameters,
+    mixture_log_likelihood,
+    student_t_mixture_log_likelihood,
+)
 from .priors import Priors
 from .validation import default_feature_names
 
 __all__ = ["build_model", "packed_cholesky", "log_posterior",
-           "point_from_params", "unpack_point"]
+           "point_from_params", "unpack_point", "COMPONENTS"]
 
 COMPONENT, FEATURE, OBS = "component", "feature", "obs"
+#: The component distributions: Gaussian, or multivariate Student-t (with a free degree of
+#: freedom per component, variable ``dof``).
+COMPONENTS = ("gaussian", "student_t")
 
 
 def build_model(
@@ -48,6 +55,7 @@ def build_model(
     shared_data: bool = False,
     sample_weight: np.ndarray | None = None,
     labels: np.ndarray | None = None,
+    component: str = "gaussian",
 ) -> pm.Model:
     """Build the PyMC model on standardised data ``Z``.
 
@@ -96,6 +104,12 @@ def build_model(
         only; rows with -1 the mixture's. The labelled rows then make the components
         identifiable. The data are then a constant of the graph (``shared_data`` is
         ignored); not with ``batch_size``.
+    component : {"gaussian", "student_t"}, default "gaussian"
+        The components' distribution. "student_t": multivariate Student-t components
+        (:func:`~bayesgmm.likelihood.ops.student_t_mixture_log_likelihood`) with location
+        ``mu``, scale matrix from the covariance variables and degrees of freedom ``dof``
+        (component), each under a Gamma(``priors.dof_shape``, ``priors.dof_rate``) prior.
+        Not yet with missing entries or known labels.
 
     Returns
     -------
@@ -110,6 +124,14 @@ def build_model(
     """
     priors = Priors() if priors is None else priors
     covariances = structure(covariance_type)
+    if component not in COMPONENTS:
+        raise ValueError(f"component must be one of {list(COMPONENTS)}, got {component!r}.")
+    student = component == "student_t"
+    if student and (np.isnan(Z).any() or (labels is not None and (np.asarray(labels) >= 0)
+                                          .any())):
+        raise NotImplementedError(
+            "Student-t components do not take missing entries or known labels yet: use "
+            "component='gaussian', or drop the incomplete rows / the labels.")
     n, d = Z.shape
     k = int(n_components)
     names = list(feature_names) if feature_names is not None else default_feature_names(d)
@@ -137,7 +159,12 @@ def build_model(
         # factors: its PyMC code is a method of its class in bayesgmm.covariance (which
         # imports PyMC only there), so that everything a structure means is in one class.
         chols = covariances.prior(k, d, priors, (COMPONENT, FEATURE))
+        params = [weights, mu, chols]
         signature = "(k),(k,d),(k,d,d)->(d)"
+        if student:
+            params.append(pm.Gamma("dof", alpha=priors.dof_shape, beta=priors.dof_rate,
+                                   dims=COMPONENT))
+            signature = "(k),(k,d),(k,d,d),(k)->(d)"
 
         missing = bool(np.isnan(Z).any())
         # With minibatches and missing entries, each batch row comes with its pattern.
@@ -173,11 +200,14 @@ def build_model(
                     ll = pt.set_subtensor(ll[rows], own + pt.log(w[j]))
             return ll
 
-        def logp(value, w, m, c):
-            ll = row_loglik(value, w, m, c)
+        def logp(value, w, m, c, *dof):
+            ll = row_loglik(value, w, m, c, *dof)
             return ll if row_weights is None else ll * batch_weights
 
-        def row_loglik(value, w, m, c):
+        def row_loglik(value, w, m, c, *dof):
+            if dof:  # Student-t components: complete rows, no labels (refused above)
+                return student_t_mixture_log_likelihood(value, w, m, c, dof[0],
+                                                        n_components=k, n_features=d)
             if labels is not None:  # reads the constant data, as with missing entries
                 return labelled_loglik(w, m, c)
             if batch_patterns is not None:  # a minibatch: its rows' patterns drawn with it
@@ -201,7 +231,7 @@ def build_model(
             else:
                 observed = pm.Data("x_data", Z, dims=(OBS, FEATURE)) if shared_data else Z
             pm.CustomDist(
-                "x", weights, mu, chols, logp=logp, observed=observed,
+                "x", *params, logp=logp, observed=observed,
                 signature=signature, dims=(OBS, FEATURE),
             )
         else:
@@ -224,7 +254,7 @@ def build_model(
             if missing:
                 batch_patterns = (drawn.pop(0), masks)
             pm.CustomDist(
-                "x", weights, mu, chols, logp=logp, observed=batch,
+                "x", *params, logp=logp, observed=batch,
                 signature=signature, total_size=n,
             )
     return model

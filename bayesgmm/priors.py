@@ -27,6 +27,9 @@ class Priors:
         \Omega_k &\sim \mathrm{LKJ}(\eta) \\
         \Sigma_k &= \mathrm{diag}(\sigma_k)\, \Omega_k\, \mathrm{diag}(\sigma_k) \\
         x_n &\sim \sum_k w_k\, \mathcal{N}(\mu_k, \Sigma_k)
+        \quad \text{or, with Student-t components,} \quad
+        \sum_k w_k\, t_{\nu_k}(\mu_k, \Sigma_k), \quad
+        \nu_k \sim \mathrm{Gamma}(a_\nu, b_\nu)
 
     on data standardised column by column, so one unit is one standard deviation of that
     feature in the data.
@@ -52,12 +55,22 @@ class Priors:
         is what removes the maximum-likelihood singularity (a component collapsing onto one
         point, or onto a few duplicated points): the log posterior falls to :math:`-\infty`
         where the log-likelihood rises to :math:`+\infty`. The LKJ prior alone does not.
+    dof_shape : float, default 2.0
+        Shape of the Gamma prior on each Student-t component's degrees of freedom
+        :math:`\nu_k` (models built with ``component="student_t"``, see
+        :func:`bayesgmm.model.build_model`); unused for Gaussian components.
+    dof_rate : float, default 0.1
+        Rate of that Gamma prior. Gamma(2, 0.1) (Juárez and Steel 2010) has mean 20 and
+        mode 10, a density that vanishes at :math:`\nu = 0` (no component of infinite
+        variance on its own), and a tail heavy enough that the data can move :math:`\nu`
+        to large values, where the component is Gaussian.
 
     Examples
     --------
     >>> from bayesgmm import Priors
-    >>> Priors()
-    Priors(weight_concentration=1.0, mean_scale=2.0, lkj_eta=2.0, scale_shape=2.0, scale_scale=0.2)
+    >>> Priors()  # doctest: +NORMALIZE_WHITESPACE
+    Priors(weight_concentration=1.0, mean_scale=2.0, lkj_eta=2.0, scale_shape=2.0,
+           scale_scale=0.2, dof_shape=2.0, dof_rate=0.1)
     >>> Priors(lkj_eta=4.0).lkj_eta
     4.0
     >>> Priors().replace(mean_scale=3.0).mean_scale
@@ -69,6 +82,8 @@ class Priors:
     lkj_eta: float = 2.0
     scale_shape: float = 2.0
     scale_scale: float = 0.2
+    dof_shape: float = 2.0
+    dof_rate: float = 0.1
 
     def __post_init__(self) -> None:
         for f in fields(self):
