@@ -61,9 +61,10 @@ class Priors:
         :func:`bayesgmm.model.build_model`); unused for Gaussian components.
     dof_rate : float, default 0.1
         Rate of that Gamma prior. Gamma(2, 0.1) (Juárez and Steel 2010) has mean 20 and
-        mode 10, a density that vanishes at :math:`\nu = 0` (no component of infinite
-        variance on its own), and a tail heavy enough that the data can move :math:`\nu`
-        to large values, where the component is Gaussian.
+        mode 10, a density that vanishes at :math:`\nu = 0` (1.8% of its mass lies below
+        :math:`\nu = 2`, where the variance is infinite: a component can take outliers
+        with very heavy tails when the data ask for it), and a tail heavy enough that the
+        data can move :math:`\nu` to large values, where the component is Gaussian.
 
     Examples
     --------

@@ -98,10 +98,11 @@ def loo(fitted):
 
     result = as_tree(fitted)
     post = result["posterior"]
-    if post.sizes["chain"] * post.sizes["draw"] < 2:
+    n_total = post.sizes["chain"] * post.sizes["draw"]
+    if n_total < 2:
         raise ValueError(
-            "LOO needs posterior draws, and this fit has one draw (a point estimate: "
-            f"method={fit_info(result).method!r}). Fit with method='nuts', 'advi' or "
+            f"LOO needs posterior draws, and this fit has {n_total} draw(s) (a point "
+            f"estimate: method={fit_info(result).method!r}). Fit with method='nuts', 'advi' or "
             "'fullrank_advi' to compare by LOO, or compare point estimates by their "
             "held-out log-likelihood (BayesianGMM.score on data not fitted).")
     if "log_likelihood" in result.children:
@@ -129,7 +130,7 @@ def loo(fitted):
                              for a, name in ((elpd_i, "elpd_i"), (pareto_k, "pareto_k"),
                                              (p_i, "p_loo_i")))
     elpd, se, p_loo, _ = elpd_i.azstats.loo_summary(p_i)
-    good_k = min(1 - 1 / np.log10(n_samples), 0.7) if n_samples > 1 else 0.7
+    good_k = min(1 - 1 / np.log10(n_samples), 0.7)
     n_bad = int((pareto_k.values > good_k).sum())
     if n_bad:
         warnings.warn(f"Pareto k above {good_k:.2f} for {n_bad} of {X.shape[0]} points: "

@@ -119,12 +119,66 @@ def test_many_degrees_of_freedom_tend_to_the_gaussian(rng):
 @pytest.mark.parametrize("bad", [0.0, -1.0, np.inf, np.nan])
 def test_degrees_of_freedom_outside_the_support_give_nan(rng, bad):
     """A log density of NaN (not a silent number) when a degree of freedom is not in
-    (0, inf)."""
+    (0, inf): through the graph (both backends), and from the kernel's own check when the
+    constants it is given are finite."""
+    from bayesgmm.likelihood.kernels import t_loglik
+
     n, d, k = 30, 2, 2
     X, w, mu, scales, dof = t_problem(rng, n, d, k)
-    fn = compiled(student_t_mixture_log_likelihood, X, k, d, np.ones(n), "NUMBA")
-    ll = fn(w, mu, np.linalg.cholesky(scales), np.array([dof[0], bad]))[0]
-    assert np.isnan(ll).all()
+    nu = np.array([dof[0], bad])
+    for mode in ("NUMBA", "JAX"):
+        fn = compiled(student_t_mixture_log_likelihood, X, k, d, np.ones(n), mode)
+        assert np.isnan(fn(w, mu, np.linalg.cholesky(scales), nu)[0]).all(), mode
+    prec = np.linalg.inv(np.linalg.cholesky(scales))
+    assert np.isnan(t_loglik(X, np.log(w), mu, prec, nu)[0]).all()
+
+
+def test_one_degree_of_freedom_is_broadcast_and_a_wrong_length_refused(rng):
+    """A (1,) dof is every component's, the same on both backends; the kernel refuses
+    parameters of the wrong length (it would read past them)."""
+    from bayesgmm.likelihood.kernels import t_loglik
+
+    n, d, k = 40, 2, 3
+    X, w, mu, scales, _ = t_problem(rng, n, d, k)
+    c = np.linalg.cholesky(scales)
+    inputs = [pt.tensor("w", shape=(k,)), pt.tensor("m", shape=(k, d)),
+              pt.tensor("c", shape=(k, d, d)), pt.tensor("nu", shape=(1,))]
+    expected = scipy_t_mixture(X, w, mu, scales, np.full(k, 4.0))
+    for mode in ("NUMBA", "JAX"):
+        fn = pytensor.function(inputs, student_t_mixture_log_likelihood(
+            pt.constant(X), *inputs, n_components=k, n_features=d), mode=mode)
+        np.testing.assert_allclose(fn(w, mu, c, np.array([4.0])), expected, atol=1e-10)
+    with pytest.raises(ValueError, match="one entry per component"):
+        t_loglik(X, np.log(w), mu, np.linalg.inv(c), np.array([4.0]))
+
+
+def test_large_degrees_of_freedom_keep_their_digits():
+    """Where nu log nu dwarfs the result: the normalising constant against the exact
+    product formula for even D (Gamma(a + h) / Gamma(a) = a (a + 1) ... (a + h - 1)), to
+    1e-13 up to nu = 1e12 (the plain difference of log-gamma values was off by 1e-3
+    there), in NumPy and in the graph; and the kernel's term of the dof derivative against
+    the same expression in extended precision (cancellation cost the plain form 1e-9 of
+    its value at nu = 1e6)."""
+    from bayesgmm.likelihood.kernels import student_t_log_norm, t_loglik
+    from bayesgmm.likelihood.ops import student_t_log_constants
+
+    nu = np.array([0.7, 3.0, 99.0, 101.0, 2001.0, 1e4, 1e6, 1e9, 1e12])
+    nu_t = pt.vector("nu")
+    for d in (2, 4):
+        a, h = nu / 2, d // 2
+        exact = sum(np.log(a + j) for j in range(h)) - h * np.log(nu * np.pi)
+        np.testing.assert_allclose(student_t_log_norm(nu, d), exact, rtol=0, atol=1e-13)
+        graph = pytensor.function([nu_t], student_t_log_constants(0.0, nu_t, d))(nu)
+        np.testing.assert_allclose(graph, exact, rtol=0, atol=1e-13)
+    X = np.array([[0.3, -1.2], [2.0, 0.5], [-0.1, 0.05]])
+    for v in (1e3, 1e6, 1e9):
+        dof = np.full(1, v)
+        q = np.sum(X**2, axis=1).astype(np.longdouble)
+        nu_l = np.longdouble(v)
+        u = (nu_l + 2) / (nu_l + q)
+        reference = (u * q / nu_l - np.log1p(q / nu_l)).astype(float)
+        dterm = t_loglik(X, np.zeros(1), np.zeros((1, 2)), np.eye(2)[None], dof)[3][0]
+        np.testing.assert_allclose(dterm, reference, rtol=1e-9 if v == 1e9 else 1e-12)
 
 
 def test_jax_autodiff_takes_the_closed_form_t_gradient(rng):

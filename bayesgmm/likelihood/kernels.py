@@ -46,6 +46,7 @@ from numba.extending import intrinsic
 
 __all__ = ["BLOCK", "LOG_2PI", "loglik_kernel", "gradient_kernel", "loglik", "gradient",
            "masked_loglik", "masked_gradient", "t_loglik", "t_gradient",
+           "student_t_log_norm", "T_STIRLING_DOF",
            "pointwise_log_likelihood_numba"]
 
 #: Points per block: the block's residuals (D x BLOCK) stay in L1 cache.
@@ -64,6 +65,12 @@ _EXPONENT_ZERO = np.int64(1023 << 52)
 # Taylor coefficients 1/13!, ..., 1/1!, 1/0! of exp, highest first; 1/21, 1/19, ..., 1/1 of
 # atanh(s)/s as a series in s^2.
 _EXP_COEFFICIENTS = tuple(1.0 / math.factorial(j) for j in range(13, -1, -1))
+# (x - log(1 + x)) / x^2 = sum_j (-1)^j x^j / (j + 2), highest first (to x^16: truncation
+# below 1e-18 relative for x < 0.1).
+_X_MINUS_LOG1P_COEFFICIENTS = tuple((-1.0) ** j / (j + 2) for j in range(16, -1, -1))
+#: From this many degrees of freedom on, the t density's normalising constant is taken from
+#: Stirling's series (the difference of two log-gamma values of size nu log nu loses digits).
+T_STIRLING_DOF = 100.0
 _ATANH_COEFFICIENTS = tuple(1.0 / (2 * j + 1) for j in range(10, -1, -1))
 
 
@@ -528,6 +535,8 @@ def masked_gradient(X, starts, masks, means, chols, resp, g):
 @numba.njit(cache=True)
 def loglik(X, log_weights, means, prec):
     """Per-row log-likelihood (N,) and responsibilities (K, N) of one set of parameters."""
+    if log_weights.shape[0] != means.shape[0] or prec.shape[0] != means.shape[0]:
+        raise ValueError("loglik: log_weights and prec need one entry per component")
     n = X.shape[0]
     out = np.empty(n)
     resp = np.empty((means.shape[0], n))
@@ -588,21 +597,67 @@ def _log1p_ratio(q, nu, nb, tmp, out, bits):
             out[b] = out[b] * (x / (u - 1.0))
 
 
+@numba.njit(inline="always", cache=True)
+def _dof_term(q, nu, d, log1p_x):
+    """``u q / nu - log(1 + q / nu)``, ``u = (nu + D) / (nu + q)``, without cancellation.
+
+    Written ``x (D - q) / (nu + q) + (x - log(1 + x))``, ``x = q / nu``, the last term from
+    its series for small ``x`` (large ``nu``), where both are of order ``x^2``; 0 for an
+    infinite ``q`` (a row of responsibility 0 there).
+    """
+    x = q / nu
+    if not q < np.inf:
+        return 0.0
+    rest = x * x * _horner(_X_MINUS_LOG1P_COEFFICIENTS, x) if x < 0.1 else x - log1p_x
+    return _fma(x, (d - q) / (nu + q), rest)
+
+
+def student_t_log_norm(dof, n_features: int):
+    """``lgamma((nu + D) / 2) - lgamma(nu / 2) - D / 2 log(nu pi)``, elementwise (NumPy).
+
+    Above :data:`T_STIRLING_DOF` from Stirling's series (to its ``z^-5`` term), accurate to
+    1e-14 where the difference of log-gamma values loses digits (1e-6 at nu = 1e9).
+    """
+    from scipy.special import gammaln
+
+    nu = np.asarray(dof, dtype=float)
+    h = 0.5 * n_features
+    with np.errstate(invalid="ignore", divide="ignore"):
+        direct = gammaln(0.5 * nu + h) - gammaln(0.5 * nu) - h * np.log(nu * np.pi)
+        a = 0.5 * nu
+        series = ((a - 0.5 + h) * np.log1p(h / a) - h * np.log(2.0 * np.pi) - h
+                  + stirling_correction(a + h) - stirling_correction(a))
+    return np.where(nu > T_STIRLING_DOF, series, direct)
+
+
+def stirling_correction(z):
+    """Stirling's correction ``lgamma(z) - ((z - 1/2) log z - z + log(2 pi) / 2)``.
+
+    To its ``z^-5`` term (the next is below 1e-16 for z > 50); NumPy or PyTensor arrays.
+    """
+    inv = 1.0 / z
+    inv2 = inv * inv
+    return inv * (1.0 / 12.0 - inv2 * (1.0 / 360.0 - inv2 / 1260.0))
+
+
 @numba.njit(cache=True, error_model="numpy")
 def t_loglik(X, log_consts, means, prec, dof):
     """:func:`loglik` for Student-t components with ``dof`` (K,) degrees of freedom.
 
     Component k's log density at ``x`` is ``c_k + log|P_k| - (nu_k + D) / 2 log(1 + q /
     nu_k)``, ``q = |P_k (x - mu_k)|^2``; ``log_consts`` (K,) holds ``c_k = log w_k +
-    lgamma((nu_k + D) / 2) - lgamma(nu_k / 2) - D / 2 log(nu_k pi)``. Returns the per-row
-    log-likelihood (N,), the responsibilities (K, N), and what :func:`t_gradient` needs of
-    each row and component (K, N): ``u = (nu + D) / (nu + q)``, its weight in the quadratic
-    form, and ``u q / nu - log(1 + q / nu)``, twice the derivative of its log density in
-    ``nu`` through ``q`` (computed here, with the logarithm the value needs anyway).
+    lgamma((nu_k + D) / 2) - lgamma(nu_k / 2) - D / 2 log(nu_k pi)``
+    (:func:`student_t_log_norm`). Returns the per-row log-likelihood (N,), the
+    responsibilities (K, N), and what :func:`t_gradient` needs of each row and component
+    (K, N): ``u = (nu + D) / (nu + q)``, its weight in the quadratic form, and ``u q / nu -
+    log(1 + q / nu)``, twice the derivative in ``nu`` of ``-(nu + D) / 2 log(1 + q / nu)``
+    (computed here, with the logarithm the value needs anyway).
     """
     X = np.ascontiguousarray(X)
     n, d = X.shape
     k = means.shape[0]
+    if log_consts.shape[0] != k or dof.shape[0] != k or prec.shape[0] != k:
+        raise ValueError("t_loglik: log_consts, dof and prec need one entry per component")
     out = np.empty(n)
     resp = np.empty((k, n))
     weight = np.empty((k, n))
@@ -632,9 +687,8 @@ def t_loglik(X, log_consts, means, prec, dof):
             half = -0.5 * (nu + d)
             for b in range(nb):
                 lp[c, b] = _fma(half, tmp2[b], cc)
-                u = (nu + d) / (nu + q[b])
-                weight[c, start + b] = u
-                dterm[c, start + b] = _fma(u, q[b] / nu, -tmp2[b])
+                weight[c, start + b] = (nu + d) / (nu + q[b])
+                dterm[c, start + b] = _dof_term(q[b], nu, d, tmp2[b])
         _block_normalise(lp, nb, start, out, resp, top, total, tmp, tmp2, bits)
         if outside:
             for b in range(nb):
@@ -699,8 +753,6 @@ def pointwise_log_likelihood_numba(X, weights, means, chols, dof=None) -> np.nda
     :class:`bayesgmm.likelihood.ops.MixtureLogLik` (:func:`t_loglik` with ``dof``), one
     draw per call (no (S, N, K) arrays).
     """
-    from scipy.special import gammaln
-
     X = np.ascontiguousarray(X, dtype=np.float64)
     d = X.shape[1]
     with np.errstate(divide="ignore"):
@@ -711,8 +763,7 @@ def pointwise_log_likelihood_numba(X, weights, means, chols, dof=None) -> np.nda
     out = np.empty((log_weights.shape[0], X.shape[0]))
     if dof is not None:
         nu = np.ascontiguousarray(dof, dtype=np.float64)
-        consts = (log_weights + gammaln(0.5 * (nu + d)) - gammaln(0.5 * nu)
-                  - 0.5 * d * np.log(nu * np.pi))
+        consts = log_weights + student_t_log_norm(nu, d)
     for i in range(out.shape[0]):
         if dof is None:
             out[i] = loglik(X, log_weights[i], means[i], prec[i])[0]

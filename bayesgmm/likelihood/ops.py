@@ -398,10 +398,17 @@ class StudentTMixtureLogLikGrad(Op):
 
 
 def student_t_log_constants(log_weights, dof, n_features: int):
-    """``log w_k + lgamma((nu_k + D) / 2) - lgamma(nu_k / 2) - D / 2 log(nu_k pi)`` (K,)."""
-    d = float(n_features)
-    return (log_weights + pt.gammaln(0.5 * (dof + d)) - pt.gammaln(0.5 * dof)
-            - 0.5 * d * pt.log(dof * np.pi))
+    """``log w_k + lgamma((nu_k + D) / 2) - lgamma(nu_k / 2) - D / 2 log(nu_k pi)`` (K,).
+
+    Above :data:`~bayesgmm.likelihood.kernels.T_STIRLING_DOF` degrees of freedom from
+    Stirling's series, as :func:`~bayesgmm.likelihood.kernels.student_t_log_norm`.
+    """
+    h = 0.5 * float(n_features)
+    a = 0.5 * dof
+    direct = pt.gammaln(a + h) - pt.gammaln(a) - h * pt.log(dof * np.pi)
+    series = ((a - 0.5 + h) * pt.log1p(h / a) - h * np.log(2.0 * np.pi) - h
+              + kernels.stirling_correction(a + h) - kernels.stirling_correction(a))
+    return log_weights + pt.switch(dof > kernels.T_STIRLING_DOF, series, direct)
 
 
 def student_t_mixture_log_likelihood(value, weights, means, chols, dof,
@@ -426,13 +433,22 @@ def student_t_mixture_log_likelihood(value, weights, means, chols, dof,
     TensorVariable of shape (N,)
     """
     weights, means, chols, k = core_parameters(weights, means, chols, n_components)
-    dof = pt.as_tensor_variable(dof)
-    while dof.ndim > 1:
-        dof = dof[0]
+    dof = _component_dof(dof, k)
     d = _n_features(means, n_features)
     _register_backends()
     consts = student_t_log_constants(pt.log(weights), dof, d)
     return StudentTMixtureLogLik()(value, consts, means, _inverse_factors(chols, k, d), dof)[0]
+
+
+def _component_dof(dof, k: int):
+    """The degrees of freedom as a (K,) vector.
+
+    Batch dimensions (CustomDist's) dropped; one value is broadcast to every component.
+    """
+    dof = pt.as_tensor_variable(dof)
+    while dof.ndim > 1:
+        dof = dof[0]
+    return pt.broadcast_to(dof, (k,))
 
 
 def student_t_mixture_log_likelihood_graph(value, weights, means, chols, dof,
@@ -440,9 +456,7 @@ def student_t_mixture_log_likelihood_graph(value, weights, means, chols, dof,
                                            n_features: int | None = None):
     """:func:`student_t_mixture_log_likelihood` as a PyTensor graph: the fused Op's oracle."""
     weights, means, chols, k = core_parameters(weights, means, chols, n_components)
-    dof = pt.as_tensor_variable(dof)
-    while dof.ndim > 1:
-        dof = dof[0]
+    dof = _component_dof(dof, k)
     d = _n_features(means, n_features)
     eye = pt.eye(d)
     idx = np.arange(d)
@@ -561,7 +575,12 @@ def _jax_t_forward(X, log_consts, means, prec, dof):
     total = jnp.sum(e, axis=0)
     nu = dof[:, None]
     u = (nu + d) / (nu + q)
-    return top + jnp.log(total), e / total, u, u * q / nu - jnp.log1p(q / nu)
+    # As kernels._dof_term: u q / nu - log1p(q / nu) without cancellation at large nu.
+    x = q / nu
+    small = x * x * jnp.polyval(jnp.asarray(kernels._X_MINUS_LOG1P_COEFFICIENTS), x)
+    rest = jnp.where(x < 0.1, small, x - jnp.log1p(x))
+    dterm = jnp.where(jnp.isinf(q), 0.0, x * (d - q) / (nu + q) + rest)
+    return top + jnp.log(total), e / total, u, dterm
 
 
 def _jax_t_gradient(X, means, prec, resp, u, dterm, g):

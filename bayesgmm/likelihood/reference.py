@@ -5,8 +5,8 @@ numba kernels (:mod:`bayesgmm.likelihood.kernels`) are tested against them.
 
 Parameters come with any leading batch shape (draws): ``weights`` (..., K), ``means``
 (..., K, D), ``covariances`` (..., K, D, D), and for Student-t components ``dof`` (..., K),
-their degrees of freedom (``None``: Gaussian components; the factors are then those of
-the scale matrices). Work is chunked over the flattened draws so memory stays bounded
+their degrees of freedom (the factors are then those of the scale matrices; ``None``:
+Gaussian components). Work is chunked over the flattened draws so memory stays bounded
 (about ``CHUNK_ELEMENTS`` doubles per intermediate array).
 """
 
@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-from scipy.special import gammaln, logsumexp
+from scipy.special import logsumexp
 
-from .kernels import LOG_2PI
+from .kernels import LOG_2PI, student_t_log_norm
 from .missing import by_pattern
 
 __all__ = ["CHUNK_ELEMENTS", "draw_chunks", "flat_draws", "weighted_log_densities",
@@ -69,8 +69,8 @@ def weighted_log_densities(X: np.ndarray, weights: np.ndarray, means: np.ndarray
         out = -0.5 * quad - logdet[:, :, None] - 0.5 * d * LOG_2PI + logw[:, :, None]
     else:
         nu = np.asarray(dof, dtype=float)[:, :, None]
-        out = (gammaln(0.5 * (nu + d)) - gammaln(0.5 * nu) - 0.5 * d * np.log(nu * np.pi)
-               - 0.5 * (nu + d) * np.log1p(quad / nu) - logdet[:, :, None] + logw[:, :, None])
+        out = (student_t_log_norm(nu, d) - 0.5 * (nu + d) * np.log1p(quad / nu)
+               - logdet[:, :, None] + logw[:, :, None])
     return np.swapaxes(out, 1, 2)
 
 
