@@ -171,12 +171,15 @@ def _residuals(xb, mean, nb, eb):
 
 
 @numba.njit(cache=True)
-def _component_constants(log_weights, means, prec):
-    """``log w_k + log|P_k| - D/2 log 2 pi``; NaN when a parameter is outside the support."""
+def _component_constants(log_weights, means, prec, offset):
+    """``log w_k + log|P_k| + offset``; NaN when a parameter is outside the support.
+
+    ``offset``: ``-D/2 log 2 pi`` for Gaussian components.
+    """
     k, d = means.shape
     const = np.empty(k)
     for c in range(k):
-        s = log_weights[c] - 0.5 * d * LOG_2PI
+        s = log_weights[c] + offset
         ok = log_weights[c] < np.inf and log_weights[c] == log_weights[c]
         for i in range(d):
             ok = ok and np.isfinite(means[c, i]) and prec[c, i, i] > 0.0
@@ -244,7 +247,7 @@ def _segment_loglik(X, cols, first, stop, log_weights, means, prec, out, resp):
     """
     d = cols.shape[0]
     k = means.shape[0]
-    const = _component_constants(log_weights, means, prec)
+    const = _component_constants(log_weights, means, prec, -0.5 * d * LOG_2PI)
     outside = np.isnan(const).any()
     xb = np.empty((d, BLOCK))
     eb = np.empty((d, BLOCK))
@@ -560,19 +563,10 @@ def gradient(X, means, prec, resp, g):
 @numba.njit(cache=True)
 def _t_constants(log_consts, means, prec, dof):
     """``log_consts_k + log|P_k|``; NaN when a parameter is outside the support."""
-    k, d = means.shape
-    const = np.empty(k)
-    for c in range(k):
-        s = log_consts[c]
-        ok = log_consts[c] < np.inf and log_consts[c] == log_consts[c]
-        ok = ok and 0.0 < dof[c] < np.inf
-        for i in range(d):
-            ok = ok and np.isfinite(means[c, i]) and prec[c, i, i] > 0.0
-            for j in range(i + 1):
-                ok = ok and np.isfinite(prec[c, i, j])
-        for i in range(d):
-            s += np.log(prec[c, i, i]) if ok else 0.0
-        const[c] = s if ok else np.nan
+    const = _component_constants(log_consts, means, prec, 0.0)
+    for c in range(const.shape[0]):
+        if not 0.0 < dof[c] < np.inf:
+            const[c] = np.nan
     return const
 
 
