@@ -545,12 +545,19 @@ def _jax_forward(X, log_weights, means, prec):
     return top + jnp.log(total), e / total
 
 
-def _jax_gradient(X, means, prec, resp, g):
+def _jax_gradient(X, means, prec, resp, g, scale=None):
+    """The gradients of :mod:`bayesgmm.likelihood.kernels` (log-weights, means, ``prec``).
+
+    ``scale`` (K, N): each row's weight in the quadratic form (Student-t components), which
+    ``S1`` and ``C`` take and ``S0`` does not.
+    """
     import jax.numpy as jnp
 
     w = resp * g  # (K, N)
     resid = X[None, :, :] - means[:, None, :]  # (K, N, D)
     s0 = jnp.sum(w, axis=1)
+    if scale is not None:
+        w = w * scale
     s1 = jnp.einsum("kn,knd->kd", w, resid)
     c = jnp.einsum("kn,kni,knj->kij", w, resid, resid)
     prec = jnp.tril(prec)
@@ -586,16 +593,8 @@ def _jax_t_forward(X, log_consts, means, prec, dof):
 def _jax_t_gradient(X, means, prec, resp, u, dterm, g):
     import jax.numpy as jnp
 
-    d = means.shape[1]
-    w = resp * g  # (K, N)
-    g_dof = 0.5 * jnp.sum(w * dterm, axis=1)
-    s0, g_means, g_prec = _jax_gradient(X, means, prec, w * u, jnp.ones_like(g))
-    # The logdet term's weights are w, not w u: S0 of the quadratic form's weights was used.
-    s_u = jnp.sum(w * u, axis=1)
-    s0 = jnp.sum(w, axis=1)
-    diag = jnp.diagonal(prec, axis1=1, axis2=2)
-    g_prec = g_prec + jnp.eye(d) * ((s0 - s_u)[:, None] / diag)[:, None, :]
-    return s0, g_means, g_prec, g_dof
+    g_dof = 0.5 * jnp.sum(resp * g * dterm, axis=1)
+    return (*_jax_gradient(X, means, prec, resp, g, scale=u), g_dof)
 
 
 def _jax_masked_prec(masks, chols):
