@@ -531,18 +531,30 @@ def _register_numba():
         return kernels.t_gradient, kernel_version()
 
 
-def _jax_forward(X, log_weights, means, prec):
+def _jax_quadratic_forms(X, means, prec):
+    """``|P_k (x_n - mu_k)|^2`` (K, N) and ``log|P_k|`` (K,)."""
     import jax.numpy as jnp
 
-    k, d = means.shape
     resid = X[None, :, :] - means[:, None, :]  # (K, N, D)
     z = jnp.einsum("kij,knj->kni", jnp.tril(prec), resid)
     logdet = jnp.sum(jnp.log(jnp.diagonal(prec, axis1=1, axis2=2)), axis=1)
-    lp = (log_weights + logdet - 0.5 * d * LOG_2PI)[:, None] - 0.5 * jnp.sum(z * z, axis=2)
+    return jnp.sum(z * z, axis=2), logdet
+
+
+def _jax_normalise(lp):
+    """The log-likelihood (N,) and responsibilities (K, N) from joint log densities (K, N)."""
+    import jax.numpy as jnp
+
     top = jnp.max(lp, axis=0)
     e = jnp.exp(lp - top)
     total = jnp.sum(e, axis=0)
     return top + jnp.log(total), e / total
+
+
+def _jax_forward(X, log_weights, means, prec):
+    d = means.shape[1]
+    q, logdet = _jax_quadratic_forms(X, means, prec)
+    return _jax_normalise((log_weights + logdet - 0.5 * d * LOG_2PI)[:, None] - 0.5 * q)
 
 
 def _jax_gradient(X, means, prec, resp, g, scale=None):
@@ -571,15 +583,10 @@ def _jax_gradient(X, means, prec, resp, g, scale=None):
 def _jax_t_forward(X, log_consts, means, prec, dof):
     import jax.numpy as jnp
 
-    k, d = means.shape
-    resid = X[None, :, :] - means[:, None, :]  # (K, N, D)
-    z = jnp.einsum("kij,knj->kni", jnp.tril(prec), resid)
-    q = jnp.sum(z * z, axis=2)  # (K, N)
-    logdet = jnp.sum(jnp.log(jnp.diagonal(prec, axis1=1, axis2=2)), axis=1)
-    lp = (log_consts + logdet)[:, None] - 0.5 * (dof + d)[:, None] * jnp.log1p(q / dof[:, None])
-    top = jnp.max(lp, axis=0)
-    e = jnp.exp(lp - top)
-    total = jnp.sum(e, axis=0)
+    d = means.shape[1]
+    q, logdet = _jax_quadratic_forms(X, means, prec)
+    ll, resp = _jax_normalise((log_consts + logdet)[:, None]
+                              - 0.5 * (dof + d)[:, None] * jnp.log1p(q / dof[:, None]))
     nu = dof[:, None]
     u = (nu + d) / (nu + q)
     # As kernels._dof_term: u q / nu - log1p(q / nu) without cancellation at large nu.
@@ -587,7 +594,7 @@ def _jax_t_forward(X, log_consts, means, prec, dof):
     small = x * x * jnp.polyval(jnp.asarray(kernels._X_MINUS_LOG1P_COEFFICIENTS), x)
     rest = jnp.where(x < 0.1, small, x - jnp.log1p(x))
     dterm = jnp.where(jnp.isinf(q), 0.0, x * (d - q) / (nu + q) + rest)
-    return top + jnp.log(total), e / total, u, dterm
+    return ll, resp, u, dterm
 
 
 def _jax_t_gradient(X, means, prec, resp, u, dterm, g):
