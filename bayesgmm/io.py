@@ -256,8 +256,20 @@ def _temporary(path: Path, kind: str, directory: bool) -> Path:
 
 def _write(out: xr.DataTree, tmp: Path, engine: str) -> None:
     if engine == "zarr":
-        # Zarr 3 warns that consolidated metadata is not part of its specification.
-        out.to_zarr(tmp, mode="w", consolidated=False)
+        # Zarr writes its chunks to disk concurrently: after a full disk's error, writes
+        # still in flight went on creating files while the failed save was being removed,
+        # and left some behind. So zarr writes into memory and Python writes the files,
+        # one at a time, stopping at the first error.
+        # (Zarr 3 warns that consolidated metadata is not part of its specification.)
+        from zarr.storage import MemoryStore  # optional: _engine checked it is installed
+
+        files: dict = {}
+        out.to_zarr(MemoryStore(store_dict=files), mode="w", consolidated=False)
+        for key, buffer in files.items():
+            target = tmp.joinpath(*key.split("/"))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "wb") as f:
+                f.write(buffer.to_bytes())
     else:
         # HDF5 writes into memory, then Python writes the bytes: HDF5 writing to disk
         # crashed the process (a segmentation fault) after a full disk's error.
