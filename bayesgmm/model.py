@@ -31,6 +31,7 @@ from .likelihood.ops import (
     mixture_log_likelihood,
     student_t_mixture_log_likelihood,
 )
+from .params import COMPONENTS
 from .priors import Priors
 from .validation import default_feature_names
 
@@ -38,9 +39,6 @@ __all__ = ["build_model", "packed_cholesky", "log_posterior",
            "point_from_params", "unpack_point", "COMPONENTS"]
 
 COMPONENT, FEATURE, OBS = "component", "feature", "obs"
-#: The component distributions: Gaussian, or multivariate Student-t (with a free degree of
-#: freedom per component, variable ``dof``).
-COMPONENTS = ("gaussian", "student_t")
 
 
 def build_model(
@@ -56,6 +54,7 @@ def build_model(
     sample_weight: np.ndarray | None = None,
     labels: np.ndarray | None = None,
     component: str = "gaussian",
+    dof: float | None = None,
 ) -> pm.Model:
     """Build the PyMC model on standardised data ``Z``.
 
@@ -110,6 +109,9 @@ def build_model(
         ``mu``, scale matrix from the covariance variables and degrees of freedom ``dof``
         (component), each under a Gamma(``priors.dof_shape``, ``priors.dof_rate``) prior.
         Not yet with missing entries or known labels.
+    dof : float, optional
+        Student-t components only: degrees of freedom fixed for every component (> 0)
+        instead of the free ``dof`` variable.
 
     Returns
     -------
@@ -127,6 +129,10 @@ def build_model(
     if component not in COMPONENTS:
         raise ValueError(f"component must be one of {list(COMPONENTS)}, got {component!r}.")
     student = component == "student_t"
+    if dof is not None and not student:
+        raise ValueError("dof (fixed degrees of freedom) is for component='student_t' only.")
+    if dof is not None and not (np.isfinite(dof) and dof > 0):
+        raise ValueError(f"dof must be a positive number, got {dof!r}.")
     if student and (np.isnan(Z).any() or (labels is not None and (np.asarray(labels) >= 0)
                                           .any())):
         raise NotImplementedError(
@@ -161,9 +167,12 @@ def build_model(
         chols = covariances.prior(k, d, priors, (COMPONENT, FEATURE))
         params = [weights, mu, chols]
         signature = "(k),(k,d),(k,d,d)->(d)"
-        if student:
+        if student and dof is None:
             params.append(pm.Gamma("dof", alpha=priors.dof_shape, beta=priors.dof_rate,
                                    dims=COMPONENT))
+        elif student:  # fixed by the user: a constant of the graph, not a variable
+            params.append(pt.as_tensor(np.full(k, float(dof))))
+        if student:
             signature = "(k),(k,d),(k,d,d),(k)->(d)"
 
         missing = bool(np.isnan(Z).any())
@@ -273,13 +282,20 @@ def unpack_point(point: dict, n_components: int, n_features: int,
     Works on arrays with leading draw dimensions too.
     """
     chols = structure(covariance_type).unpack(point, n_components, n_features)
-    return {"weights": np.asarray(point["weights"]), "means": np.asarray(point["mu"]),
-            "chols": chols}
+    out = {"weights": np.asarray(point["weights"]), "means": np.asarray(point["mu"]),
+           "chols": chols}
+    if "dof" in point:  # Student-t components
+        out["dof"] = np.asarray(point["dof"])
+    return out
 
 
 def point_from_params(weights: np.ndarray, means: np.ndarray, chols: np.ndarray,
-                      order_by: int | None = None, covariance_type: str = "full") -> dict:
+                      order_by: int | None = None, covariance_type: str = "full",
+                      dof: np.ndarray | None = None) -> dict:
     """Constrained PyMC point (on the model's scale) from weights, means and Cholesky factors.
+
+    ``dof``: the degrees of freedom (K,) of Student-t components whose ``dof`` is a free
+    variable of the model (None: Gaussian components, or fixed degrees of freedom).
 
     With ``order_by``, the means are given as ``mu_order`` and ``mu_rest`` (see
     :func:`build_model`); feature ``order_by`` of the means must already increase with the
@@ -299,6 +315,8 @@ def point_from_params(weights: np.ndarray, means: np.ndarray, chols: np.ndarray,
         point["mu_order"] = np.sort(col) + 1e-6 * np.arange(col.size)
         point["mu_rest"] = np.delete(means, j, axis=1)
     point.update(structure(covariance_type).pack(np.asarray(chols, dtype=float)))
+    if dof is not None:
+        point["dof"] = np.asarray(dof, dtype=float)
     return point
 
 

@@ -20,12 +20,15 @@ from .priors import Priors
 from .seeds import check_random_state
 from .validation import MISSING, check_positive_int
 
-__all__ = ["BACKENDS", "DEFAULTS", "METHODS", "PARAMETER_CONSTRAINTS", "SAMPLERS",
-           "check_params"]
+__all__ = ["BACKENDS", "COMPONENTS", "DEFAULTS", "METHODS", "PARAMETER_CONSTRAINTS",
+           "SAMPLERS", "check_params"]
 
 METHODS = ("nuts", "advi", "fullrank_advi", "map")
 SAMPLERS = ("auto", "pymc", "nutpie", "numpyro", "blackjax")
 BACKENDS = ("auto", "jax", "numba", "c")
+#: The component distributions: Gaussian, or multivariate Student-t (degrees of freedom per
+#: component, free under a Gamma prior or fixed by the ``dof`` setting).
+COMPONENTS = ("gaussian", "student_t")
 
 
 class _Integer:
@@ -80,6 +83,19 @@ def _random_state(value, name: str):
     return value
 
 
+def _dof(value, name: str) -> float | None:
+    """None (free degrees of freedom) or a fixed positive number."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be None (degrees of freedom under their prior) or a "
+                        f"positive number, got {type(value).__name__} {value!r}.")
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive, finite number (or None), got "
+                         f"{value!r}.")
+    return float(value)
+
+
 def _priors(value, name: str) -> Priors:
     return Priors.coerce(value)
 
@@ -121,6 +137,8 @@ DEFAULTS = {
     "repair_modes": True,
     "progressbar": False,
     "missing": "marginalize",
+    "component": "gaussian",
+    "dof": None,
 }
 
 #: Every setting of :func:`bayesgmm.fit` and :class:`bayesgmm.BayesianGMM`, and its check.
@@ -145,6 +163,8 @@ PARAMETER_CONSTRAINTS = {
     "repair_modes": _boolean(optional=False),
     "progressbar": _boolean(optional=False),
     "missing": _OneOf(MISSING),
+    "component": _OneOf(COMPONENTS),
+    "dof": _dof,
 }
 
 
@@ -189,4 +209,8 @@ def check_params(params: dict) -> dict:
             and out["method"] not in ("advi", "fullrank_advi"):
         raise ValueError(f"batch_size (minibatch ADVI) needs method='advi' or "
                          f"'fullrank_advi', got method={out['method']!r}.")
+    if out.get("dof") is not None and out.get("component", DEFAULTS["component"]) \
+            != "student_t":
+        raise ValueError("dof (fixed degrees of freedom) is a setting of Student-t "
+                         "components: pass component='student_t' with it, or dof=None.")
     return out

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from bayesgmm import BayesianGMM, fit
+from bayesgmm.cli import COMPONENTS as CLI_COMPONENTS
 from bayesgmm.cli import COVARIANCE_TYPES as CLI_COVARIANCE_TYPES
 from bayesgmm.cli import build_parser
 from bayesgmm.covariance import COVARIANCE_TYPES
-from bayesgmm.params import DEFAULTS, PARAMETER_CONSTRAINTS, SAMPLERS, check_params
+from bayesgmm.params import COMPONENTS, DEFAULTS, PARAMETER_CONSTRAINTS, SAMPLERS, check_params
 
 GOOD = np.random.default_rng(0).normal(size=(30, 2))
 
@@ -36,6 +37,11 @@ GOOD = np.random.default_rng(0).normal(size=(30, 2))
         (dict(priors={"lkj_eta": -1}), ValueError, "lkj_eta must be a positive"),
         (dict(priors={"eta": 2}), TypeError, "Unknown prior setting"),
         (dict(priors=[1, 2]), TypeError, "priors must be"),
+        (dict(component="cauchy"), ValueError, "Unknown component 'cauchy'"),
+        (dict(component="student_t", dof=0.0), ValueError, "dof must be a positive"),
+        (dict(component="student_t", dof=np.inf), ValueError, "dof must be a positive"),
+        (dict(component="student_t", dof="5"), TypeError, "dof must be None"),
+        (dict(dof=5.0), ValueError, "dof .* is a setting of Student-t components"),
     ],
 )
 def test_bad_options_are_refused(kwargs, exc, match):
@@ -76,9 +82,11 @@ def test_command_line_defaults_agree_with_the_package():
     # The CLI writes its defaults itself (it starts without importing PyMC): they must
     # be the package's.
     args = vars(build_parser().parse_args(["fit", "data.csv", "--components", "3"]))
-    for name in ("method", "sampler", "draws", "tune", "chains", "covariance_type"):
+    for name in ("method", "sampler", "draws", "tune", "chains", "covariance_type",
+                 "component", "dof"):
         assert args[name] == DEFAULTS[name], name
     assert tuple(CLI_COVARIANCE_TYPES) == COVARIANCE_TYPES
+    assert tuple(CLI_COMPONENTS) == COMPONENTS
     for sampler in SAMPLERS:  # every sampler is accepted, and nothing else
         assert vars(build_parser().parse_args(
             ["fit", "data.csv", "-k", "2", "--sampler", sampler]))["sampler"] == sampler
