@@ -550,6 +550,13 @@ def check_posterior(tree: xr.DataTree, n_components: int | None, shown) -> None:
     if np.abs(covs - np.swapaxes(covs, -1, -2)).max() > 1e-8 * np.abs(covs).max():
         raise SavedFitError(f"{where}: the posterior's covariances are not symmetric; the "
                             f"file is damaged.")
+    if "dof" in post.data_vars:  # Student-t components
+        dof = post["dof"]
+        if dof.dims != post["weights"].dims or dof.dtype.kind != "f" or \
+                not (np.isfinite(dof.to_numpy()) & (dof.to_numpy() > 0)).all():
+            raise SavedFitError(f"{where}: the posterior's 'dof' (Student-t degrees of "
+                                f"freedom) is not positive and finite with the weights' "
+                                f"dimensions; the file is damaged.")
 
 
 def load_tree(path) -> tuple[xr.DataTree, dict]:

@@ -22,7 +22,7 @@ from .permutations import (
 
 __all__ = ["relabel"]
 
-_COMPONENT_VARS = ("weights", "means", "sigmas", "covariances")
+_COMPONENT_VARS = ("weights", "means", "sigmas", "covariances", "dof")
 
 
 def relabel(fitted, method: str = "stephens", *, max_obs: int = 1000, random_state=0):
@@ -55,8 +55,9 @@ def relabel(fitted, method: str = "stephens", *, max_obs: int = 1000, random_sta
     idata = as_tree(fitted)
     post = idata["posterior"].to_dataset()
     c, d_, k = post.sizes["chain"], post.sizes["draw"], post.sizes["component"]
+    names = [name for name in _COMPONENT_VARS if name in post]  # dof: t components only
     flat = {name: post[name].to_numpy().reshape((c * d_, k) + post[name].shape[3:])
-            for name in _COMPONENT_VARS}
+            for name in names}
     if method == "stephens":
         X = idata["observed_data"]["x"].to_numpy()
         if X.shape[0] > max_obs:
@@ -72,7 +73,7 @@ def relabel(fitted, method: str = "stephens", *, max_obs: int = 1000, random_sta
     else:
         raise ValueError(f"Unknown relabelling method {method!r}; choose 'stephens' or 'pivot'.")
     new_post = post.copy()
-    for name in _COMPONENT_VARS:
+    for name in names:
         values = apply_permutations(flat[name], perm)
         new_post[name] = (post[name].dims, values.reshape(post[name].shape))
     tree = {name: idata[name].to_dataset() for name in idata.children}

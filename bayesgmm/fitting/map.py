@@ -32,6 +32,8 @@ def run_map(model, start, *, rng, compile_kwargs, progressbar, max_iter=5000,
             converged, message, iterations = bool(res.success), str(res.message), int(res.nit)
     draws = {"weights": point.weights[None, None], "means": point.means[None, None],
              "chols": point.chols[None, None]}
+    if point.dof is not None:
+        draws["dof"] = point.dof[None, None]
     return {"draws": draws, "optimizer": {
         "converged": int(converged), "message": message,
         "log_posterior": float(log_posterior), "iterations": iterations}}

@@ -104,7 +104,8 @@ class PosteriorOptimizer:
         draws = self.constrained(opt, k, d)
         w, mu, chols = (draws[name][0, 0] for name in ("weights", "means", "chols"))
         polished = Start(weights=w, means=mu, covariances=chols @ np.swapaxes(chols, -1, -2),
-                         order_by=start.order_by, covariance_type=start.covariance_type)
+                         order_by=start.order_by, covariance_type=start.covariance_type,
+                         dof=draws["dof"][0, 0] if "dof" in draws else None)
         return polished, -float(res.fun), res
 
     def _transformed(self, start: Start, seed) -> dict:
@@ -117,8 +118,10 @@ class PosteriorOptimizer:
 
     def constrained(self, point: dict, k: int, d: int) -> dict:
         """Weights, means and Cholesky factors (1, 1, ...) of an unconstrained point."""
-        rvs = [self.model[name] for name in
-               ["weights", "mu"] + covariance_names(self.covariance_type, k)]
+        names = ["weights", "mu"] + covariance_names(self.covariance_type, k)
+        if "dof" in self.model.named_vars:  # Student-t components with free dof
+            names.append("dof")
+        rvs = [self.model[name] for name in names]
         if self._to_constrained is None:
             self._to_constrained = self.model.compile_fn(
                 self.model.replace_rvs_by_values(rvs), inputs=self.model.value_vars,
@@ -226,10 +229,12 @@ def lagging_chains(log_density: np.ndarray, gap: float = MODE_GAP_NATS) -> np.nd
 def restart_points(draws: dict, best: int, n: int) -> list[tuple]:
     """``n`` distinct states of chain ``best`` to restart chains from.
 
-    (weights, means, Cholesky factors) of draws evenly spaced over its second half, the
-    last one first.
+    (weights, means, Cholesky factors, degrees of freedom or None) of draws evenly spaced
+    over its second half, the last one first.
     """
     n_draws = draws["weights"].shape[1]
     picks = np.linspace(n_draws - 1, n_draws // 2, n).round().astype(int)
-    return [(draws["weights"][best, i], draws["means"][best, i], draws["chols"][best, i])
+    dof = draws.get("dof")
+    return [(draws["weights"][best, i], draws["means"][best, i], draws["chols"][best, i],
+             None if dof is None else dof[best, i])
             for i in picks]

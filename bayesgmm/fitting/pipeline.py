@@ -11,9 +11,14 @@ finish in a background thread, which the interpreter waits for at exit.
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import replace
+
+import numpy as np
 import xarray as xr
 
 from ..diagnostics import check
+from ..exceptions import DataWarning
 from ..likelihood.ops import exact_numba
 from ..model import build_model
 from ..params import DEFAULTS, check_params
@@ -38,7 +43,7 @@ from .modes import (
 )
 from .nuts import default_sampler, require_sampler, run_nuts
 from .result import assemble
-from .start import em_start, resolve_order_by
+from .start import START_DOF, em_start, resolve_order_by
 from .vi import run_vi
 
 __all__ = ["fit"]
@@ -67,6 +72,8 @@ def fit(
     random_state=DEFAULTS["random_state"],
     progressbar: bool = DEFAULTS["progressbar"],
     missing: str = DEFAULTS["missing"],
+    component: str = DEFAULTS["component"],
+    dof: float | None = DEFAULTS["dof"],
     sample_weight=None,
     y=None,
 ) -> xr.DataTree:
@@ -163,6 +170,19 @@ def fit(
         method handles them (minibatch ADVI draws each batch row with its pattern of
         missing entries); the EM start runs EM with missing data
         (:func:`bayesgmm.ml.missing.em_missing`). "error": refuse them.
+    component : {"gaussian", "student_t"}, default "gaussian"
+        The components' distribution. "student_t": multivariate Student-t components, for
+        data with outliers or heavy tails: each has a location (``means``), a scale matrix
+        (stored as ``covariances``; the covariance itself is ``dof / (dof - 2)`` times it
+        where ``dof > 2``) and degrees of freedom ``dof`` (the posterior's ``dof``
+        variable, per component), under a Gamma(``priors.dof_shape``, ``priors.dof_rate``)
+        prior (Gamma(2, 0.1): Juarez and Steel 2010), whose density vanishes at 0 and lets
+        large values (near-Gaussian components) through. Every method, sampler and
+        covariance structure; not yet with missing entries or known labels.
+    dof : float, optional
+        Student-t components only: fix every component's degrees of freedom to this value
+        (> 0) instead of giving them a prior (``dof=1``: Cauchy components). The
+        posterior's ``dof`` then holds the fixed value.
     sample_weight : array-like of shape (n_samples,), optional
         Frequency weights: row n's log-likelihood term is multiplied by
         ``sample_weight[n]`` (finite, non-negative), for every method; integer weights give
@@ -203,19 +223,30 @@ def fit(
         batch_size=batch_size, target_accept=target_accept, priors=priors,
         covariance_type=covariance_type, backend=backend, random_state=random_state,
         order_by=order_by, store_log_likelihood=store_log_likelihood,
-        repair_modes=repair_modes, progressbar=progressbar, missing=missing))
+        repair_modes=repair_modes, progressbar=progressbar, missing=missing,
+        component=component, dof=dof))
     k, draws, chains, tune = (checked["n_components"], checked["draws"], checked["chains"],
                               checked["tune"])
     max_iter, n_init, cores = checked["max_iter"], checked["n_init"], checked["cores"]
     batch_size, target_accept = checked["batch_size"], checked["target_accept"]
     priors = checked["priors"]
+    component, dof = checked["component"], checked["dof"]
+    student = component == "student_t"
     if method == "nuts" and sampler != "auto":
         require_sampler(sampler)
     rng = check_random_state(random_state)
 
     named_features = has_feature_names(X)
-    X, names = check_data(X, n_components=k, missing=checked["missing"])
+    with warnings.catch_warnings():
+        if student:  # t fits refuse missing entries below, rather than marginalise them
+            warnings.filterwarnings("ignore", message=".*missing entries.*marginalised",
+                                    category=DataWarning)
+        X, names = check_data(X, n_components=k, missing=checked["missing"])
     n, d = X.shape
+    if student and np.isnan(X).any():
+        raise NotImplementedError(
+            "Student-t components do not take missing entries yet: fit "
+            "component='gaussian' (which marginalises them), or drop the incomplete rows.")
     if sample_weight is not None:
         sample_weight = check_sample_weight(sample_weight, n)
     labels = classes = None
@@ -223,6 +254,9 @@ def fit(
         labels, classes = check_labels(y, n, k)
         if classes.size == 0:  # nothing known: an unsupervised fit
             labels = classes = None
+        elif student:
+            raise NotImplementedError("Student-t components do not take known labels (y) "
+                                      "yet: fit component='gaussian', or without y.")
         elif checked["order_by"] is not None:
             raise ValueError("order_by and known labels (y) both fix which component is "
                              "which: pass one of them.")
@@ -245,7 +279,11 @@ def fit(
     start = em_start(Z, k, n_init=n_init, random_state=draw_seed(rng), sparse=sparse,
                      covariance_type=covariance_type, raw=(X, std),
                      pool=pool if search else None, sample_weight=sample_weight,
-                     labels=labels)
+                     labels=labels,
+                     t_dof=(START_DOF if dof is None else dof) if student else None)
+    if student and dof is not None:  # fixed: not a variable of the model, nor of the start
+        start = replace(start, dof=None)
+        pool = [replace(p, dof=None) for p in pool]
     order_by = resolve_order_by(order_by, names, start, k)
     start = start.ordered(order_by)
     compilation = plan_compilation(backend, method=method, sampler=sampler, n_obs=n)
@@ -253,7 +291,7 @@ def fit(
     model_args = dict(feature_names=names, batch_size=batch_size if use_batches else None,
                       order_by=order_by, covariance_type=covariance_type,
                       shared_data=compilation.shared_data, sample_weight=sample_weight,
-                      labels=labels)
+                      labels=labels, component=component, dof=dof)
     model = build_model(Z, k, priors, **model_args)
 
     with exact_numba():
@@ -291,6 +329,8 @@ def fit(
             out = run_map(model, begin, rng=rng, compile_kwargs=compilation.compile_kwargs,
                           progressbar=progressbar, max_iter=max_iter, modes=modes)
     out["mode_search"] = modes
+    if student and dof is not None:  # fixed: every draw holds it
+        out["draws"]["dof"] = np.full(out["draws"]["weights"].shape, dof)
 
     result = assemble(X, names, std, begin, out, method=method, sampler=sampler,
                       priors=priors, store_log_likelihood=store_log_likelihood,

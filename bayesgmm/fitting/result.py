@@ -6,7 +6,10 @@ Every method returns the same groups:
     ``weights`` (chain, draw, component), ``means`` (..., component, feature), ``sigmas``
     (..., component, feature) and ``covariances`` (..., component, feature, feature_bis),
     on the user's scale, relabelled so every draw has the same component order. VI: draws
-    from the approximation (one chain); MAP: the optimum as one draw.
+    from the approximation (one chain); MAP: the optimum as one draw. Student-t components
+    (``component="student_t"``) add ``dof`` (chain, draw, component), their degrees of
+    freedom; their ``covariances`` are then the scale matrices (and ``sigmas`` their
+    diagonals' roots), the covariance being ``dof / (dof - 2)`` times it where ``dof > 2``.
 ``log_likelihood``
     ``x`` (chain, draw, obs), log p(x_n | theta) per observation, for LOO (stored when it
     takes at most :data:`LOG_LIKELIHOOD_MAX_BYTES`).
@@ -26,7 +29,8 @@ Every method returns the same groups:
 ``optimizer``
     attributes only: ``converged``, ``message``, ``log_posterior``, ``iterations`` (MAP only).
 ``initial_point``
-    the point the fit started from (``weights``, ``means``, ``covariances``): the best mode
+    the point the fit started from (``weights``, ``means``, ``covariances``, and ``dof`` for
+    Student-t components with free degrees of freedom): the best mode
     of the mode search (NUTS, VI), or the EM optimum the MAP was polished from, or the best
     EM solution where there was no search.
 ``mode_search``
@@ -118,6 +122,9 @@ def assemble(X, names, std, start, out, *, method, sampler, priors,
     w = apply_permutations(w.reshape(flat, k), perm)
     mu = apply_permutations(mu.reshape(flat, k, d), perm)
     chols = apply_permutations(chols.reshape(flat, k, d, d), perm)
+    dof = out["draws"].get("dof")  # Student-t components: unchanged by the scaling
+    if dof is not None:
+        dof = apply_permutations(np.asarray(dof, dtype=float).reshape(flat, k), perm)
     # Back to the user's scale.
     means = std.means_to_user(mu)
     chols_user = std.chols_to_user(chols)
@@ -151,6 +158,8 @@ def assemble(X, names, std, start, out, *, method, sampler, priors,
         coords=coords,
         attrs=attrs,
     )
+    if dof is not None:
+        posterior["dof"] = (cd + ("component",), dof.reshape(shape + (k,)))
     n = X.shape[0]
     tree: dict[str, xr.Dataset] = {"posterior": posterior}
     if store_log_likelihood is None:
@@ -165,7 +174,7 @@ def assemble(X, names, std, start, out, *, method, sampler, priors,
                 f"loo(fit) itself, fit with store_log_likelihood=True.", FitWarning,
                 stacklevel=3)
     if store_log_likelihood:
-        ll = pointwise_log_likelihood(X, w, means, chols_user)
+        ll = pointwise_log_likelihood(X, w, means, chols_user, dof)
         ll = labelled_terms(ll, X, labels, w, means, chols_user).reshape(shape + (n,))
         tree["log_likelihood"] = xr.Dataset(
             {"x": (cd + ("obs",), ll)}, coords={**coords, "obs": np.arange(n)}, attrs=attrs)
@@ -221,6 +230,7 @@ def assemble(X, names, std, start, out, *, method, sampler, priors,
             "weights": ("component", start.weights),
             "means": (("component", "feature"), std.means_to_user(start.means)),
             "covariances": (("component", "feature", "feature_bis"), start_covs),
+            **({} if start.dof is None else {"dof": ("component", start.dof)}),
         },
         coords={key: coords[key] for key in ("component", "feature", "feature_bis")},
         attrs=attrs,
@@ -373,10 +383,18 @@ class Draws(NamedTuple):
     weights: np.ndarray  # (S, K)
     means: np.ndarray  # (S, K, D)
     chols: np.ndarray  # (S, K, D, D), lower Cholesky factors of the covariances
+    # (S, K): Student-t components' degrees of freedom; None for Gaussian components. Last,
+    # so that ``*draws`` passes it on as the ``dof`` of the likelihood functions.
+    dof: np.ndarray | None = None
+
+    def sliced(self, index) -> Draws:
+        """The draws at ``index`` (a slice or indices along S)."""
+        return Draws(self.weights[index], self.means[index], self.chols[index],
+                     None if self.dof is None else self.dof[index])
 
 
 def posterior_draws(fitted, draws: np.ndarray | None = None) -> Draws:
-    """Weights, means and Cholesky factors of every posterior draw, flattened.
+    """Weights, means, Cholesky factors (and t components' dof) of every draw, flattened.
 
     ``fitted``: a BayesianGMM, its DataTree, or a posterior node or Dataset. ``draws``:
     indices along ``draw`` to keep (see :func:`thinned_draws`), in every chain.
@@ -389,7 +407,8 @@ def posterior_draws(fitted, draws: np.ndarray | None = None) -> Draws:
     w = post["weights"].to_numpy().reshape(-1, k)
     means = post["means"].to_numpy().reshape(-1, k, d)
     covs = post["covariances"].to_numpy().reshape(-1, k, d, d)
-    return Draws(w, means, np.linalg.cholesky(covs))
+    dof = post["dof"].to_numpy().reshape(-1, k) if "dof" in post else None
+    return Draws(w, means, np.linalg.cholesky(covs), dof)
 
 
 def thinned_draws(n_draws: int, n_chains: int, max_draws: int) -> np.ndarray:
@@ -428,14 +447,14 @@ def log_likelihood_blocks(fitted, X: np.ndarray, draws: np.ndarray | None = None
     if draws is not None:
         post = post.isel(draw=draws)
     c, s = post.sizes["chain"], post.sizes["draw"]
-    w, means, chols = posterior_draws(post)
+    w, means, chols, dof = posterior_draws(post)
     k = w.shape[1]
     if w.shape[0] * X.shape[0] * k < KERNEL_MIN_TERMS:
         kernel = pointwise_log_likelihood_numpy
     else:
         kernel = pointwise_log_likelihood_numba
     for sl in point_blocks(X.shape[0], c * s):
-        block = kernel(X[sl], w, means, chols)
+        block = kernel(X[sl], w, means, chols, dof)
         if labels is not None:
             block = labelled_terms(block, X[sl], labels[sl], w, means, chols)
         yield sl, block.reshape(c, s, -1)
