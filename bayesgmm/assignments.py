@@ -248,14 +248,14 @@ def coclustering(fitted, X=None, *, max_obs: int = 2000, max_draws: int | None =
     c, s = post.sizes["chain"], post.sizes["draw"]
     if max_draws is not None:
         post = post.isel(draw=thinned_draws(s, c, max_draws))
-    w, means, chols = posterior_draws(post)
-    n, total = X.shape[0], w.shape[0]
+    params = posterior_draws(post)
+    n, total = X.shape[0], params.weights.shape[0]
     acc = np.zeros((n, n))
     # Blocks of draws: each holds block x n x k responsibilities.
     block = max(1, _COCLUSTER_BLOCK // max(1, n * k))
     for start in range(0, total, block):
         sl = slice(start, min(total, start + block))
-        r = with_known_labels(draw_responsibilities(X, w[sl], means[sl], chols[sl]),
+        r = with_known_labels(draw_responsibilities(X, *params.sliced(sl)),
                               codes)  # (b, n, k)
         flat = np.moveaxis(r, 0, 1).reshape(n, -1)  # (n, b * k)
         acc += flat @ flat.T

@@ -216,8 +216,8 @@ class BayesianGMMClassifier(MissingEntriesTags, ClassifierMixin, BaseEstimator):
         # proportions, of which _PROPORTION_DRAWS are drawn.
         draws = [posterior_draws(est.idata_) for est in estimators]
         n_joint = min(d.weights.shape[0] for d in draws)
-        self._class_draws = [tuple(a[np.linspace(0, a.shape[0] - 1, n_joint).round()
-                                     .astype(int)] for a in d) for d in draws]
+        self._class_draws = [d.sliced(np.linspace(0, d.weights.shape[0] - 1, n_joint)
+                                      .round().astype(int)) for d in draws]
         n_pi = n_joint if n_joint > 1 else _PROPORTION_DRAWS
         self._log_pi = np.log(rng.dirichlet(prior + self.class_counts_, n_pi))
         return self

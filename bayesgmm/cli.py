@@ -184,7 +184,7 @@ def _model_from_args(args, n_components: int):
     return BayesianGMM(n_components, covariance_type=args.covariance_type, method=args.method,
                        draws=args.draws, tune=args.tune, chains=args.chains,
                        sampler=args.sampler, random_state=args.seed, progressbar=args.progress,
-                       missing=args.missing)
+                       missing=args.missing, component=args.component, dof=args.dof)
 
 
 def _write(path: Path, write, written: list[Path]) -> Path:
@@ -369,7 +369,8 @@ def _select(args) -> int:
                             covariance_types=args.covariance_types, n_jobs=args.jobs,
                             method=args.method, draws=args.draws, tune=args.tune,
                             chains=args.chains, sampler=args.sampler, random_state=args.seed,
-                            progressbar=args.progress, missing=args.missing)
+                            progressbar=args.progress, missing=args.missing,
+                            component=args.component, dof=args.dof)
     print(f"  done in {time.perf_counter() - t0:.1f} s")
     print(sel)
     written: list[Path] = []
@@ -385,7 +386,8 @@ def _select(args) -> int:
                                 method=args.method, draws=args.draws, tune=args.tune,
                                 chains=args.chains, sampler=args.sampler,
                                 random_state=args.seed, progressbar=args.progress,
-                                missing=args.missing)
+                                missing=args.missing, component=args.component,
+                                dof=args.dof)
         print(f"  done in {time.perf_counter() - t0:.1f} s")
         print(sparse)
         _write(out / "nonempty.csv", lambda p: sparse.table.to_csv(p), written)
@@ -432,6 +434,12 @@ def _add_fit_options(p: argparse.ArgumentParser, components: bool = True) -> Non
     p.add_argument("--missing", default="error", choices=["error", "marginalize"],
                    help="empty cells of the CSV: refuse them (default), or marginalise them "
                         "out of the likelihood, missing at random (docs/missing.md)")
+    p.add_argument("--component", default="gaussian", choices=COMPONENTS,
+                   help="component distribution: gaussian (default), or student_t (heavy "
+                        "tails, for data with outliers; degrees of freedom per component)")
+    p.add_argument("--dof", type=_positive_float, default=None,
+                   help="with --component student_t: fix every component's degrees of "
+                        "freedom (default: under their Gamma(2, 0.1) prior)")
     p.add_argument("--progress", action="store_true", help="show the samplers' progress bars")
     p.add_argument("--out", default="out", help="output folder (default: out)")
 
@@ -451,6 +459,8 @@ def _argument(convert, what: str, ok, requirement: str):
 
 _positive_int = _argument(int, "an integer", lambda v: v >= 1, "must be at least 1")
 _seed = _argument(int, "an integer", lambda v: v >= 0, "must be a non-negative integer")
+_positive_float = _argument(float, "a number", lambda v: 0 < v < float("inf"),
+                            "must be a positive, finite number")
 _concentration = _argument(float, "a number", lambda v: 0 < v < 1, "must lie in (0, 1)")
 
 
@@ -467,6 +477,7 @@ def _select_method(text: str) -> str:
 # bayesgmm.covariance.COVARIANCE_TYPES, not imported here so that the command starts without
 # importing PyMC (tests/test_cli.py and tests/test_params.py check that they agree).
 COVARIANCE_TYPES = ["full", "diag", "spherical", "tied"]
+COMPONENTS = ["gaussian", "student_t"]  # bayesgmm.params.COMPONENTS, likewise
 
 
 def _covariance_types(text: str) -> tuple[str, ...]:

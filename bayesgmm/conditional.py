@@ -61,6 +61,11 @@ def _draws(post, max_draws):
     ``max_draws`` thins evenly (see :func:`~bayesgmm.fitting.result.thinned_draws`); a
     posterior of one draw is repeated :data:`POINT_ESTIMATE_DRAWS` times.
     """
+    if "dof" in post:
+        raise NotImplementedError(
+            "impute and conditional do not handle Student-t components yet (a t "
+            "component's conditional is a t with more degrees of freedom and a scale that "
+            "depends on the given values): use a fit with component='gaussian' for them.")
     c, s = post.sizes["chain"], post.sizes["draw"]
     if max_draws is not None:
         max_draws = check_positive_int(max_draws, "max_draws")

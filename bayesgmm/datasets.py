@@ -19,7 +19,8 @@ class MixtureTruth:
     Attributes
     ----------
     X : ndarray of shape (n_samples, n_features)
-    labels : ndarray of shape (n_samples,), the component each row was drawn from
+    labels : ndarray of shape (n_samples,), the component each row was drawn from (-1 for
+        an outlier)
     weights : ndarray of shape (K,)
     means : ndarray of shape (K, D)
     covariances : ndarray of shape (K, D, D)
@@ -41,6 +42,8 @@ def make_mixture(
     weights=None,
     means=None,
     covariances=None,
+    outliers: float = 0.0,
+    outlier_box: float = 10.0,
     random_state=None,
 ) -> MixtureTruth:
     """Draw data from a Gaussian mixture with known parameters.
@@ -57,6 +60,12 @@ def make_mixture(
         Distance of the means from the origin, in component standard deviations.
     weights, means, covariances : array-like, optional
         Fix the true parameters instead of drawing them.
+    outliers : float, default 0.0
+        Fraction of the rows (in [0, 1)) replaced by outliers: uniform draws over a box
+        ``outlier_box`` times as wide as the mixture's rows span along each feature, around
+        their centre. Outliers are labelled -1.
+    outlier_box : float, default 10.0
+        Width of that box, in multiples of the mixture rows' range.
     random_state : int or numpy.random.Generator, optional
 
     Returns
@@ -70,6 +79,8 @@ def make_mixture(
     ((300, 2), (3, 2), (3, 2, 2))
     >>> float(truth.weights.sum())
     1.0
+    >>> int((make_mixture(300, 3, 2, outliers=0.05, random_state=0).labels == -1).sum())
+    15
     """
     n = check_positive_int(n_samples, "n_samples")
     k = check_n_components(n_components)
@@ -101,6 +112,17 @@ def make_mixture(
     labels = rng.choice(k, size=n, p=weights)
     chols = np.linalg.cholesky(covariances)
     X = means[labels] + np.einsum("nij,nj->ni", chols[labels], rng.standard_normal((n, d)))
+    if not (np.isfinite(outliers) and 0 <= outliers < 1):
+        raise ValueError(f"outliers must be a fraction in [0, 1), got {outliers!r}.")
+    if not (np.isfinite(outlier_box) and outlier_box > 0):
+        raise ValueError(f"outlier_box must be a positive number, got {outlier_box!r}.")
+    n_out = int(round(outliers * n))
+    if n_out:  # drawn after the mixture rows, so those are the same with or without
+        rows = rng.choice(n, n_out, replace=False)
+        lo, hi = X.min(axis=0), X.max(axis=0)
+        centre, half = (lo + hi) / 2, outlier_box * (hi - lo) / 2
+        X[rows] = rng.uniform(centre - half, centre + half, size=(n_out, d))
+        labels[rows] = -1
     return MixtureTruth(X=X, labels=labels, weights=weights, means=means, covariances=covariances)
 
 

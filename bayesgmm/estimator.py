@@ -69,6 +69,13 @@ class BayesianGMM(MissingEntriesTags, BaseEstimator):
         Prior settings; a dict overrides some defaults.
     random_state : int or numpy.random.Generator, optional
         Seed for every random step: same seed, same draws.
+    component : {"gaussian", "student_t"}, default "gaussian"
+        The components' distribution: Gaussian, or multivariate Student-t (heavy tails,
+        for data with outliers), whose degrees of freedom are in ``dof_`` and the
+        posterior's ``dof`` (see :func:`bayesgmm.fit`).
+    dof : float, optional
+        Student-t components: degrees of freedom fixed for every component (default:
+        under their Gamma prior).
     sampler, target_accept, cores, max_iter, n_init, batch_size, order_by, backend, \
     store_log_likelihood, repair_modes, progressbar, missing
         Passed on to :func:`bayesgmm.fit`, which documents them.
@@ -82,7 +89,9 @@ class BayesianGMM(MissingEntriesTags, BaseEstimator):
     means_ : ndarray of shape (K, D)
         Posterior mean component means.
     covariances_ : ndarray of shape (K, D, D)
-        Posterior mean covariances.
+        Posterior mean covariances (of Student-t components: their scale matrices).
+    dof_ : ndarray of shape (K,)
+        Only for Student-t components: posterior mean degrees of freedom.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Column names of a DataFrame passed to ``fit`` (or ``x0``, ``x1``, ...).
@@ -119,7 +128,9 @@ class BayesianGMM(MissingEntriesTags, BaseEstimator):
                  store_log_likelihood: bool | None = DEFAULTS["store_log_likelihood"],
                  repair_modes: bool = DEFAULTS["repair_modes"],
                  progressbar: bool = DEFAULTS["progressbar"],
-                 missing: str = DEFAULTS["missing"]):
+                 missing: str = DEFAULTS["missing"],
+                 component: str = DEFAULTS["component"],
+                 dof: float | None = DEFAULTS["dof"]):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.method = method
@@ -140,6 +151,8 @@ class BayesianGMM(MissingEntriesTags, BaseEstimator):
         self.repair_modes = repair_modes
         self.progressbar = progressbar
         self.missing = missing
+        self.component = component
+        self.dof = dof
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None, sample_weight=None) -> BayesianGMM:
@@ -177,6 +190,10 @@ class BayesianGMM(MissingEntriesTags, BaseEstimator):
         self.weights_ = self._draws.weights.mean(axis=0)
         self.means_ = self._draws.means.mean(axis=0)
         self.covariances_ = post["covariances"].to_numpy().reshape(-1, k, d, d).mean(axis=0)
+        if self._draws.dof is not None:
+            self.dof_ = self._draws.dof.mean(axis=0)
+        elif hasattr(self, "dof_"):
+            del self.dof_
         classes = known_classes(idata)
         if classes is not None:
             self.classes_ = classes
@@ -366,11 +383,14 @@ class BayesianGMM(MissingEntriesTags, BaseEstimator):
         check_is_fitted(self, "idata_")
         n = check_positive_int(n_samples, "n_samples")
         rng = np.random.default_rng(random_state)
-        w, means, chols = self._draws
+        w, means, chols, dof = self._draws
         s = rng.integers(w.shape[0], size=n)
         u = rng.random(n)[:, None]
         labels = np.minimum((u > np.cumsum(w[s], axis=1)).sum(axis=1), w.shape[1] - 1)
         z = rng.standard_normal((n, self.n_features_in_))
+        if dof is not None:  # Student-t: a normal divided by sqrt(chi2_nu / nu)
+            nu = dof[s, labels]
+            z = z / np.sqrt(rng.chisquare(nu) / nu)[:, None]
         X = means[s, labels] + np.einsum("nij,nj->ni", chols[s, labels], z)
         return X, labels
 

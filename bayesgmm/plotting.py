@@ -140,7 +140,7 @@ def plot_density(model, X=None, *, features=(0, 1), ax=None, grid_size: int = 80
     model = as_estimator(model)
     idx = _feature_index(model, features)
     Xa = _as_array(model.idata_["observed_data"]["x"].to_numpy() if X is None else X)
-    w, means, chols = posterior_draws(model)
+    w, means, chols, dof = posterior_draws(model)
     rng = np.random.default_rng(random_state)
     pick = rng.choice(w.shape[0], size=min(max_draws, w.shape[0]), replace=False)
     covs = (chols @ np.swapaxes(chols, -1, -2))[pick][:, :, idx][:, :, :, idx]
@@ -151,7 +151,9 @@ def plot_density(model, X=None, *, features=(0, 1), ax=None, grid_size: int = 80
     gy = np.linspace(lo[1] - pad[1], hi[1] + pad[1], grid_size)
     xx, yy = np.meshgrid(gx, gy)
     pts = np.column_stack([xx.ravel(), yy.ravel()])
-    ll = pointwise_log_likelihood(pts, w[pick], m, np.linalg.cholesky(covs))
+    # A t component's marginal on some features is the t of the same degrees of freedom.
+    ll = pointwise_log_likelihood(pts, w[pick], m, np.linalg.cholesky(covs),
+                                  None if dof is None else dof[pick])
     dens = np.exp(logsumexp(ll, axis=0) - np.log(len(pick))).reshape(xx.shape)
     ax = _axes(ax)
     ax.contour(xx, yy, dens, levels=levels, cmap="viridis", linewidths=1.0)

@@ -429,11 +429,11 @@ def _nonempty_per_draw(result, max_draws: int, rng: np.random.Generator):
     X = result["observed_data"]["x"].to_numpy()
     c, s_, k = post.sizes["chain"], post.sizes["draw"], post.sizes["component"]
     draws = thinned_draws(s_, c, max_draws)
-    weights, means, chols = posterior_draws(post, draws)
-    flat = weights.shape[0]
+    params = posterior_draws(post, draws)
+    flat = params.weights.shape[0]
     counts = np.empty(flat, dtype=int)
     for sl in draw_chunks(flat, X.shape[0], k, X.shape[1]):
-        resp = responsibilities(X, weights[sl], means[sl], chols[sl])
+        resp = responsibilities(X, *params.sliced(sl))
         counts[sl] = _count_nonempty(resp, rng)
     return xr.DataArray(counts.reshape(c, draws.size), dims=("chain", "draw"),
                         coords=sample_coords(post, draws), name="n_nonempty")
