@@ -97,9 +97,9 @@ def test_bayes_vs_em(tmp_path):
 
 
 def test_covariance_structures():
-    # In this process (n_jobs=1): the example's parallel grid is what
-    # test_selection.py's grid test checks against the serial one; worker processes would
-    # only add their start-up (importing PyMC, compiling) to the default run.
+    # In this process (n_jobs=1): the parallel grid is checked against the serial one by a
+    # slow test in test_selection.py; worker processes would only add their start-up
+    # (importing PyMC, compiling) to the default run.
     r = load("covariance_structures").main(small=True, n_jobs=1)
     t = r["selection"].table
     assert r["selection"].best_covariance_type == "diag"

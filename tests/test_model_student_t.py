@@ -95,6 +95,8 @@ def largest_mean_error(means, truth):
     return dist[rows, cols].max()
 
 
+# The default run checks the same through fit() (tests/test_student_t_fit.py).
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_t_components_keep_their_means_where_outliers_pull_the_gaussian_ones(seed):
     """MAP of both models from the same good start (EM on the inliers): the Gaussian

@@ -180,6 +180,9 @@ def test_sparse_mixture_nuts_puts_most_mass_on_three(blobs):
 # ---------------------------------------------------------------- covariance structures
 
 
+# Slow (two grids of fits, about 2 minutes on 2 cores): the default run checks the serial
+# grid's choice through examples/covariance_structures.py (tests/test_examples.py).
+@pytest.mark.slow
 def test_grid_of_structures_prefers_the_diagonal_truth_in_parallel_as_in_serial():
     # Diagonal truth (unequal variances), D = 4: the full structure must not beat diag
     # beyond two standard errors, spherical is clearly worse, and the simplest adequate

@@ -1,0 +1,117 @@
+"""Fits with Student-t components: every method, the result's ``dof``, and its readers.
+
+Contaminated data as issue 19 describes them: three Gaussians, 5% of the rows replaced by
+uniform outliers over a box ten times the data's range. The Gaussian mixture's means are
+pulled (or a component goes to the outliers); the t mixture's are not.
+"""
+
+import numpy as np
+import pytest
+from scipy.optimize import linear_sum_assignment
+from scipy.stats import multivariate_t
+
+from bayesgmm import BayesianGMM, fit
+from bayesgmm.datasets import make_mixture
+from bayesgmm.likelihood.reference import responsibilities
+
+
+@pytest.fixture(scope="module")
+def contaminated():
+    return make_mixture(400, 3, 2, outliers=0.05, random_state=3)
+
+
+def mean_error(fitted_means, truth) -> float:
+    """Largest distance of a true mean from its matched fitted mean (Hungarian)."""
+    dist = np.linalg.norm(truth.means[:, None] - fitted_means[None], axis=-1)
+    rows, cols = linear_sum_assignment(dist)
+    return float(dist[rows, cols].max())
+
+
+@pytest.fixture(scope="module")
+def t_map(contaminated):
+    return BayesianGMM(3, method="map", component="student_t", random_state=0).fit(
+        contaminated.X)
+
+
+def test_t_map_recovers_the_means_the_gaussian_map_misses(contaminated, t_map):
+    gauss = BayesianGMM(3, method="map", random_state=0).fit(contaminated.X)
+    assert mean_error(gauss.means_, contaminated) > 1.0
+    assert mean_error(t_map.means_, contaminated) < 0.3
+    assert t_map.dof_.shape == (3,) and (t_map.dof_ > 0).all()
+
+
+def test_stored_log_likelihood_is_scipys_multivariate_t(contaminated, t_map):
+    post = t_map.idata_["posterior"]
+    w = post["weights"].values[0, 0]
+    m, cov = post["means"].values[0, 0], post["covariances"].values[0, 0]
+    nu = post["dof"].values[0, 0]
+    dens = sum(w[j] * multivariate_t(m[j], cov[j], df=nu[j]).pdf(contaminated.X)
+               for j in range(3))
+    np.testing.assert_allclose(t_map.idata_["log_likelihood"]["x"].values[0, 0],
+                               np.log(dens), rtol=1e-10, atol=1e-10)
+    # Predictions use the same densities.
+    expected = responsibilities(contaminated.X[:20], w[None], m[None],
+                                np.linalg.cholesky(cov)[None], nu[None])[0]
+    np.testing.assert_allclose(t_map.predict_proba(contaminated.X[:20]), expected,
+                               atol=1e-12)
+
+
+def test_fixed_dof_is_held_by_every_draw(contaminated):
+    res = fit(contaminated.X, 3, method="map", component="student_t", dof=4.0,
+              random_state=0)
+    assert "dof" not in res["initial_point"]
+    np.testing.assert_array_equal(res["posterior"]["dof"].values, 4.0)
+    # Fixed tails of 4 dof still keep the means from the outliers.
+    assert mean_error(res["posterior"]["means"].values[0, 0], contaminated) < 0.3
+
+
+def test_t_save_load_keeps_dof_and_predictions(t_map, contaminated, tmp_path):
+    t_map.save(tmp_path / "t.nc")
+    loaded = BayesianGMM.load(tmp_path / "t.nc")
+    np.testing.assert_array_equal(loaded.dof_, t_map.dof_)
+    np.testing.assert_array_equal(loaded.predict_proba(contaminated.X),
+                                  t_map.predict_proba(contaminated.X))
+    assert loaded.get_params()["component"] == "student_t"
+
+
+def test_t_samples_have_heavy_tails():
+    # One component with dof 3: the sample's kurtosis is far above the Gaussian's 3.
+    model = BayesianGMM(1, method="map", component="student_t", dof=3.0, random_state=0).fit(
+        np.random.default_rng(0).standard_t(3, size=(400, 1)))
+    X, labels = model.sample(20_000, random_state=1)
+    z = (X[:, 0] - X[:, 0].mean()) / X[:, 0].std()
+    assert (labels == 0).all() and np.mean(z ** 4) > 6
+
+
+def test_what_t_fits_do_not_take_yet_is_refused(contaminated, t_map):
+    from bayesgmm import conditional, impute
+
+    X = contaminated.X.copy()
+    X[0, 0] = np.nan
+    with pytest.raises(NotImplementedError, match="missing entries"):
+        fit(X, 3, method="map", component="student_t")
+    with pytest.raises(NotImplementedError, match="known labels"):
+        fit(contaminated.X, 3, method="map", component="student_t",
+            y=np.r_[0, np.full(X.shape[0] - 1, -1)])
+    with pytest.raises(NotImplementedError, match="Student-t"):
+        impute(t_map, X[:5])
+    with pytest.raises(NotImplementedError, match="Student-t"):
+        conditional(t_map, [[0.0]], given=[0])
+
+
+@pytest.mark.slow
+def test_t_nuts_recovers_the_means_and_relabels_dof(contaminated):
+    X = contaminated.X
+    res = fit(X, 3, component="student_t", draws=500, tune=500, chains=2, random_state=1)
+    post = res["posterior"]
+    assert post["dof"].dims == ("chain", "draw", "component")
+    means = post["means"].mean(("chain", "draw")).values
+    assert mean_error(means, contaminated) < 0.35
+    # Stephens' relabelling moves each component's dof with its means.
+    from bayesgmm import relabel
+
+    again = relabel(res, method="stephens")["posterior"]
+    old_m, new_m = post["means"].values, again["means"].values
+    which = np.abs(new_m[:, :, :, None] - old_m[:, :, None]).sum(-1).argmin(-1)
+    np.testing.assert_array_equal(np.take_along_axis(post["dof"].values, which, axis=-1),
+                                  again["dof"].values)
