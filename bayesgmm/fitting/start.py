@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -62,20 +63,21 @@ def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
              random_state: int | None = None, sparse: bool = False,
              covariance_type: str = "full", raw=None, pool: list | None = None,
              sample_weight: np.ndarray | None = None,
-             labels: np.ndarray | None = None, t_dof: float | None = None) -> Start:
+             labels: np.ndarray | None = None,
+             t_dof: float | Sequence[float] | None = None) -> Start:
     """The best EM solution of ``covariance_type`` on standardised data.
 
     ``t_dof``: the start of Student-t components: their fixed degrees of freedom, or
     candidate values (:data:`START_DOF`), of which each start takes the one its t
-    log-likelihood prefers. Gaussian EM gives
-    outliers a component of their own, or widens one over several clusters to hold them,
-    and no optimiser of the t model leaves such a start (two clusters with 5% far
-    outliers: both Gaussian EM optima did so, and their t-polished modes lay 144 nats below
-    the t posterior's mode). So Gaussian EM with K + 1 components also runs, and each of
-    its components is dropped in turn: K + 1 more candidates, one of them the clusters
-    without the extra component that took the outliers. Every candidate is scored by the
-    t mixture's log-likelihood; the best is returned and the others go to ``pool``, best
-    first, each polished under the t model by the mode search.
+    log-likelihood prefers. Gaussian EM gives outliers a component of their own, or widens
+    one over several clusters to hold them, and no optimiser of the t model leaves such a
+    start (two clusters with 5% far outliers: both Gaussian EM optima did so, and their
+    t-polished modes lay 144 nats below the t posterior's mode). So Gaussian EM with K + 1
+    components also runs, and each of its components is dropped in turn: K + 1 more
+    candidates, one of them the clusters without the extra component that took the
+    outliers. Every candidate is scored by the t mixture's log-likelihood; the best is
+    returned and the others go to ``pool``, best first, each polished under the t model
+    by the mode search.
 
     ``labels``: known components of some rows (-1 where unknown; see
     :func:`bayesgmm.model.build_model`). The search's solution is then matched to them
@@ -159,11 +161,11 @@ def _t_log_likelihood(Z, start: Start, sample_weight) -> float:
     """The Student-t mixture's log-likelihood of (at most ``EM_REFINE_ROWS`` rows of) Z."""
     from ..likelihood.reference import pointwise_log_likelihood_numpy
 
-    rows = Z[:: max(1, Z.shape[0] // EM_REFINE_ROWS)]
-    ll = pointwise_log_likelihood_numpy(rows, start.weights[None], start.means[None],
+    step = max(1, Z.shape[0] // EM_REFINE_ROWS)
+    ll = pointwise_log_likelihood_numpy(Z[::step], start.weights[None], start.means[None],
                                         start.chols[None], start.dof[None])[0]
     if sample_weight is not None:
-        ll = ll * np.asarray(sample_weight, float)[:: max(1, Z.shape[0] // EM_REFINE_ROWS)]
+        ll = ll * np.asarray(sample_weight, float)[::step]
     total = float(ll.sum())
     return total if np.isfinite(total) else -np.inf
 
