@@ -48,7 +48,8 @@ def test_class_probabilities_per_draw_follow_bayes_rule(advi_classifier):
     # of the class proportions: P(c | x) = pi_c p(x | c) / sum_j pi_j p(x | j).
     log_joint = np.empty(p.shape)
     for c, draws in enumerate(clf._class_draws):
-        w, m, chols = draws
+        w, m, chols = draws.weights, draws.means, draws.chols
+        assert draws.dof is None  # Gaussian components
         covs = chols @ np.swapaxes(chols, -1, -2)
         for s in range(w.shape[0]):
             comps = [np.log(w[s, j]) + multivariate_normal(m[s, j], covs[s, j]).logpdf(grid)
