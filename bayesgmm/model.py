@@ -31,7 +31,7 @@ from .likelihood.ops import (
     mixture_log_likelihood,
     student_t_mixture_log_likelihood,
 )
-from .params import COMPONENTS
+from .params import COMPONENTS, check_params
 from .priors import Priors
 from .validation import default_feature_names
 
@@ -129,10 +129,7 @@ def build_model(
     if component not in COMPONENTS:
         raise ValueError(f"component must be one of {list(COMPONENTS)}, got {component!r}.")
     student = component == "student_t"
-    if dof is not None and not student:
-        raise ValueError("dof (fixed degrees of freedom) is for component='student_t' only.")
-    if dof is not None and not (np.isfinite(dof) and dof > 0):
-        raise ValueError(f"dof must be a positive number, got {dof!r}.")
+    dof = check_params({"component": component, "dof": dof})["dof"]  # fit's own checks
     if student and (np.isnan(Z).any() or (labels is not None and (np.asarray(labels) >= 0)
                                           .any())):
         raise NotImplementedError(
