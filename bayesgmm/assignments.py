@@ -58,7 +58,8 @@ def responsibilities(fitted, X=None, *, max_draws: int | None = None,
     Returns
     -------
     xarray.DataArray
-        Dims (chain, draw, obs, component), relabelled like the posterior.
+        Dims (chain, draw, obs, component), relabelled like the posterior. With a noise
+        component, one more ``component``, -1, holds P(noise | x_n, theta).
 
     Examples
     --------
@@ -76,7 +77,9 @@ def responsibilities(fitted, X=None, *, max_draws: int | None = None,
     X = checked_data(result, X)
     obs = np.arange(X.shape[0])
     post = result["posterior"]
-    c, s, k = post.sizes["chain"], post.sizes["draw"], post.sizes["component"]
+    c, s = post.sizes["chain"], post.sizes["draw"]
+    names = _assignment_names(post)
+    k = names.size
     if max_draws is not None:
         draws = thinned_draws(s, c, max_draws)
     else:
@@ -92,19 +95,26 @@ def responsibilities(fitted, X=None, *, max_draws: int | None = None,
     return xr.DataArray(
         r, dims=("chain", "draw", "obs", "component"),
         coords={"chain": post["chain"].to_numpy(), "draw": post["draw"].to_numpy()[draws],
-                "obs": obs, "component": post["component"].to_numpy()},
+                "obs": obs, "component": names},
         name="responsibilities")
+
+
+def _assignment_names(post) -> np.ndarray:
+    """The components a point can be assigned to: the fit's, and -1 for a noise one."""
+    names = post["component"].to_numpy()
+    return np.append(names, -1) if "noise_weight" in post else names
 
 
 def assignment_summary(fitted, X=None, *, hdi_prob: float = 0.94,
                        max_draws: int | None = None) -> pd.DataFrame:
     """Per point: posterior mean probabilities, hard label and its uncertainty.
 
-    Columns: ``p_<k>`` (posterior mean of P(z_n = k | x_n) per component), ``label``
-    (argmax), ``probability`` (the label's posterior mean probability) with its HDI
+    Columns: ``p_<k>`` (posterior mean of P(z_n = k | x_n) per component; with a noise
+    component also ``p_noise``), ``label`` (argmax; -1 for the noise), ``probability``
+    (the label's posterior mean probability) with its HDI
     ``probability_lower``/``probability_upper`` over the draws, ``uncertainty``
     (1 - probability) and ``entropy`` (of the mean probabilities, in nats; 0 when sure,
-    log K at most).
+    log K at most, log(K + 1) with a noise component).
 
     Parameters
     ----------
@@ -143,7 +153,9 @@ def assignment_summary(fitted, X=None, *, hdi_prob: float = 0.94,
     X = checked_data(result, X)
     obs = np.arange(X.shape[0])
     post = result["posterior"]
-    c, s, k = post.sizes["chain"], post.sizes["draw"], post.sizes["component"]
+    c, s = post.sizes["chain"], post.sizes["draw"]
+    names = _assignment_names(post)
+    k = names.size
     draws = np.arange(s) if max_draws is None else thinned_draws(s, c, max_draws)
     params = posterior_draws(post, draws)
     n, n_draws = X.shape[0], c * draws.size
@@ -167,9 +179,10 @@ def assignment_summary(fitted, X=None, *, hdi_prob: float = 0.94,
             del chosen
         del r  # before the next block's is made
     label = mean.argmax(axis=1)
-    table = pd.DataFrame({f"p_{j}": mean[:, j] for j in range(k)},
+    table = pd.DataFrame({f"p_{'noise' if name < 0 else name}": mean[:, j]
+                          for j, name in enumerate(names)},
                          index=pd.Index(obs, name="obs"))
-    table["label"] = label
+    table["label"] = names[label]
     table["probability"] = mean[np.arange(n), label]
     if n_draws > 1:
         table["probability_lower"] = lower
@@ -190,7 +203,9 @@ def coclustering(fitted, X=None, *, max_obs: int = 2000, max_draws: int | None =
 
     For each draw, z_i and z_j are independent given theta, so
     P(z_i = z_j | theta) = sum_k r_ik r_jk; the matrix is its posterior mean. It does not
-    depend on how components are labelled, so it needs no relabelling.
+    depend on how components are labelled, so it needs no relabelling. With a noise
+    component the sum is over the mixture's components only: the noise is not a cluster,
+    and two points it takes are not clustered together.
 
     Parameters
     ----------
@@ -256,7 +271,7 @@ def coclustering(fitted, X=None, *, max_obs: int = 2000, max_draws: int | None =
     for start in range(0, total, block):
         sl = slice(start, min(total, start + block))
         r = with_known_labels(draw_responsibilities(X, *params.sliced(sl)),
-                              codes)  # (b, n, k)
+                              codes)[..., :k]  # (b, n, k), without a noise column
         flat = np.moveaxis(r, 0, 1).reshape(n, -1)  # (n, b * k)
         acc += flat @ flat.T
     acc /= total

@@ -178,13 +178,19 @@ def _stage(message: str) -> float:
     return time.perf_counter()
 
 
+def _noise_setting(value: str):
+    """The CLI's --noise as fit's noise setting (False for "none")."""
+    return False if value == "none" else value
+
+
 def _model_from_args(args, n_components: int):
     from .estimator import BayesianGMM
 
     return BayesianGMM(n_components, covariance_type=args.covariance_type, method=args.method,
                        draws=args.draws, tune=args.tune, chains=args.chains,
                        sampler=args.sampler, random_state=args.seed, progressbar=args.progress,
-                       missing=args.missing, component=args.component, dof=args.dof)
+                       missing=args.missing, component=args.component, dof=args.dof,
+                       noise=_noise_setting(args.noise))
 
 
 def _write(path: Path, write, written: list[Path]) -> Path:
@@ -254,6 +260,9 @@ def _clusters_figure(model, df):
             for k in range(model.n_components):
                 axes.hist(df.to_numpy()[labels == k, 0], bins=30, alpha=0.6,
                           label=f"component {k}")
+            if (labels == -1).any():
+                axes.hist(df.to_numpy()[labels == -1, 0], bins=30, alpha=0.6, color="0.4",
+                          label="noise")
             axes.set_xlabel(df.columns[0])
             axes.legend()
         fig.tight_layout()
@@ -370,7 +379,8 @@ def _select(args) -> int:
                             method=args.method, draws=args.draws, tune=args.tune,
                             chains=args.chains, sampler=args.sampler, random_state=args.seed,
                             progressbar=args.progress, missing=args.missing,
-                            component=args.component, dof=args.dof)
+                            component=args.component, dof=args.dof,
+                            noise=_noise_setting(args.noise))
     print(f"  done in {time.perf_counter() - t0:.1f} s")
     print(sel)
     written: list[Path] = []
@@ -387,7 +397,7 @@ def _select(args) -> int:
                                 chains=args.chains, sampler=args.sampler,
                                 random_state=args.seed, progressbar=args.progress,
                                 missing=args.missing, component=args.component,
-                                dof=args.dof)
+                                dof=args.dof, noise=_noise_setting(args.noise))
         print(f"  done in {time.perf_counter() - t0:.1f} s")
         print(sparse)
         _write(out / "nonempty.csv", lambda p: sparse.table.to_csv(p), written)
@@ -440,6 +450,11 @@ def _add_fit_options(p: argparse.ArgumentParser, components: bool = True) -> Non
     p.add_argument("--dof", type=_positive_float, default=None,
                    help="with --component student_t: fix every component's degrees of "
                         "freedom (default: under their Gamma(2, 0.1) prior)")
+    p.add_argument("--noise", default="none", choices=("none",) + NOISE_REGIONS,
+                   help="add a uniform noise component over the data's region, for points "
+                        "in no cluster (label -1, p_noise in assignments.csv): box (the "
+                        "bounding box), hypvol (mclust's) or hull (convex hull, up to 8 "
+                        "features); default none")
     p.add_argument("--progress", action="store_true", help="show the samplers' progress bars")
     p.add_argument("--out", default="out", help="output folder (default: out)")
 
@@ -478,6 +493,7 @@ def _select_method(text: str) -> str:
 # importing PyMC (tests/test_cli.py and tests/test_params.py check that they agree).
 COVARIANCE_TYPES = ["full", "diag", "spherical", "tied"]
 COMPONENTS = ["gaussian", "student_t"]  # bayesgmm.params.COMPONENTS, likewise
+NOISE_REGIONS = ("box", "hypvol", "hull")  # bayesgmm.likelihood.noise.NOISE_REGIONS, likewise
 
 
 def _covariance_types(text: str) -> tuple[str, ...]:

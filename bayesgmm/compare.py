@@ -15,7 +15,7 @@ import xarray as xr
 from scipy.optimize import linear_sum_assignment
 
 from .assignments import assignment_summary
-from .estimator import as_estimator
+from .estimator import BayesianGMM, as_estimator
 from .validation import check_data
 
 __all__ = ["compare_assignments", "AssignmentComparison"]
@@ -97,7 +97,9 @@ def compare_assignments(model, other, X, y_true=None, X_test=None, *, confident:
         A Bayesian fit (a fitted estimator, or the result of :func:`bayesgmm.fit`).
     other : PointEstimate, BayesianGMM or xarray.DataTree
         The fit to compare with (for example :func:`bayesgmm.ml.fit_em`), with the
-        same number of components.
+        same number of components, and a noise component if ``model`` has one (compare a
+        fit with ``noise=True`` with ``fit_em(..., noise=True)``): the noise is then one
+        more assignment (label -1), matched to the other's noise.
     X : array-like of shape (N, D)
         Points to compare the assignments on.
     y_true : array-like of shape (N,), optional
@@ -141,25 +143,40 @@ def compare_assignments(model, other, X, y_true=None, X_test=None, *, confident:
     table = assignment_summary(model, X, hdi_prob=hdi_prob)  # checks X's columns by name
     X, _ = check_data(X, n_features=d, missing="marginalize")
     k = model.means_.shape[0]
-    p_bayes = table[[f"p_{j}" for j in range(k)]].to_numpy()
+    noise_b = "p_noise" in table.columns
+    noise_o = getattr(other, "noise_weight", None) is not None or (
+        isinstance(other, BayesianGMM) and hasattr(other, "noise_weight_"))
+    if noise_b != noise_o:
+        which = "the Bayesian fit" if noise_b else "the other fit"
+        raise ValueError(f"Only {which} has a noise component, so the two do not compare "
+                         f"like for like: fit both with noise (fit_em(X, k, noise=True) "
+                         f"beside fit(..., noise=True)) or neither.")
+    p_bayes = table[[f"p_{j}" for j in range(k)] + (["p_noise"] if noise_b else [])].to_numpy()
     p_other_raw = np.asarray(other.predict_proba(X), dtype=float)
     if p_other_raw.shape != p_bayes.shape:
         raise ValueError(f"Both fits need the same number of components: the Bayesian fit "
-                         f"has {k}, the other {p_other_raw.shape[1]}.")
-    # Match components by how much probability mass the two fits put on the same points.
-    overlap = p_bayes.T @ p_other_raw  # (K_bayes, K_other)
+                         f"has {k}, the other {p_other_raw.shape[1] - noise_o}.")
+    # Match components by how much probability mass the two fits put on the same points;
+    # a noise component (the last column) is matched to the other's.
+    overlap = p_bayes[:, :k].T @ p_other_raw[:, :k]  # (K_bayes, K_other)
     rows, cols = linear_sum_assignment(-overlap)
     matching = {int(c): int(r) for r, c in zip(rows, cols, strict=True)}
     p_other = np.empty_like(p_other_raw)
     for c_other, r_bayes in matching.items():
         p_other[:, r_bayes] = p_other_raw[:, c_other]
+    if noise_b:
+        p_other[:, k] = p_other_raw[:, k]
 
     label_b = p_bayes.argmax(axis=1)
     label_o = p_other.argmax(axis=1)
+    if noise_b:  # the noise's label, as everywhere: -1
+        label_b[label_b == k] = -1
+        label_o[label_o == k] = -1
     idx = np.arange(X.shape[0])
     diff = np.abs(p_bayes - p_other)
     conf_o = p_other.max(axis=1) > confident
     conf_b = p_bayes.max(axis=1) > confident
+    # (Label -1, the noise, indexes the last column, the noise's probability.)
     points = pd.DataFrame({
         "label_bayes": label_b,
         "p_bayes": p_bayes[idx, label_b],

@@ -16,6 +16,7 @@ from .fitting.result import (
     fit_info,
     known_classes,
     known_labels,
+    noise_region_of,
     posterior_draws,
     with_known_labels,
 )
@@ -76,6 +77,11 @@ class BayesianGMM(MissingEntriesTags, BaseEstimator):
     dof : float, optional
         Student-t components: degrees of freedom fixed for every component (default:
         under their Gamma prior).
+    noise : bool or {"box", "hypvol", "hull"}, default False
+        Add a uniform noise component over the data's region (see :func:`bayesgmm.fit`):
+        :meth:`predict` then returns -1 for the points the noise takes, and
+        :meth:`predict_proba` has one more column, the last, P(noise | x); its weight is
+        in ``noise_weight_``.
     sampler, target_accept, cores, max_iter, n_init, batch_size, order_by, backend, \
     store_log_likelihood, repair_modes, progressbar, missing
         Passed on to :func:`bayesgmm.fit`, which documents them.
@@ -92,6 +98,9 @@ class BayesianGMM(MissingEntriesTags, BaseEstimator):
         Posterior mean covariances (of Student-t components: their scale matrices).
     dof_ : ndarray of shape (K,)
         Only for Student-t components: posterior mean degrees of freedom.
+    noise_weight_ : float
+        Only with a noise component: its posterior mean weight (``weights_`` then sum to
+        1 minus it).
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Column names of a DataFrame passed to ``fit`` (or ``x0``, ``x1``, ...).
@@ -130,7 +139,8 @@ class BayesianGMM(MissingEntriesTags, BaseEstimator):
                  progressbar: bool = DEFAULTS["progressbar"],
                  missing: str = DEFAULTS["missing"],
                  component: str = DEFAULTS["component"],
-                 dof: float | None = DEFAULTS["dof"]):
+                 dof: float | None = DEFAULTS["dof"],
+                 noise: bool | str = DEFAULTS["noise"]):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.method = method
@@ -153,6 +163,7 @@ class BayesianGMM(MissingEntriesTags, BaseEstimator):
         self.missing = missing
         self.component = component
         self.dof = dof
+        self.noise = noise
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None, sample_weight=None) -> BayesianGMM:
@@ -194,6 +205,10 @@ class BayesianGMM(MissingEntriesTags, BaseEstimator):
             self.dof_ = self._draws.dof.mean(axis=0)
         elif hasattr(self, "dof_"):
             del self.dof_
+        if self._draws.noise is not None:
+            self.noise_weight_ = float(self._draws.noise.weights.mean())
+        elif hasattr(self, "noise_weight_"):
+            del self.noise_weight_
         classes = known_classes(idata)
         if classes is not None:
             self.classes_ = classes
@@ -319,9 +334,13 @@ class BayesianGMM(MissingEntriesTags, BaseEstimator):
         """
         tree = as_tree(result)
         info = fit_info(tree)
-        model = cls(tree["posterior"].sizes["component"], method=info.method,
+        post = tree["posterior"]
+        region = noise_region_of(post)
+        model = cls(post.sizes["component"], method=info.method,
                     sampler=info.sampler or DEFAULTS["sampler"],
-                    covariance_type=info.covariance_type)
+                    covariance_type=info.covariance_type,
+                    component="student_t" if "dof" in post else "gaussian",
+                    noise=False if region is None else region.kind)
         model.idata_ = tree
         model._set_from_idata(tree)
         return model
@@ -332,7 +351,9 @@ class BayesianGMM(MissingEntriesTags, BaseEstimator):
         A row with a known label gets its own component, as the model says.
         """
         proba = self.fit(X, y).predict_proba(X)
-        return with_known_labels(proba, known_labels(self.idata_)).argmax(axis=1)
+        label = with_known_labels(proba, known_labels(self.idata_)).argmax(axis=1)
+        label[label == self.n_components] = -1  # a noise component's column
+        return label
 
     # ------------------------------------------------------------------ prediction
     def _check_X(self, X) -> np.ndarray:
@@ -349,12 +370,20 @@ class BayesianGMM(MissingEntriesTags, BaseEstimator):
         Returns
         -------
         ndarray of shape (n_samples, n_components)
+            With a noise component, (n_samples, n_components + 1): the last column is
+            P(noise | x).
         """
         return mean_responsibilities(self._check_X(X), *self._draws)
 
     def predict(self, X) -> np.ndarray:
-        """Most probable component of each row (argmax of :meth:`predict_proba`)."""
-        return self.predict_proba(X).argmax(axis=1)
+        """Most probable component of each row (argmax of :meth:`predict_proba`).
+
+        -1 where a noise component is the most probable.
+        """
+        label = self.predict_proba(X).argmax(axis=1)
+        if self._draws.noise is not None:
+            label[label == self._draws.weights.shape[1]] = -1
+        return label
 
     def score_samples(self, X) -> np.ndarray:
         """Log posterior predictive density of each row: log (1/S) sum_s p(x | theta_s)."""
@@ -368,7 +397,8 @@ class BayesianGMM(MissingEntriesTags, BaseEstimator):
         """Draw new data from the posterior predictive distribution.
 
         Each row uses a random posterior draw of the parameters, then a component, then a
-        Gaussian draw.
+        Gaussian draw (Student-t components: a t draw). With a noise component, a row it
+        takes (label -1) is uniform over the fitted data's bounding box.
 
         Parameters
         ----------
@@ -383,15 +413,20 @@ class BayesianGMM(MissingEntriesTags, BaseEstimator):
         check_is_fitted(self, "idata_")
         n = check_positive_int(n_samples, "n_samples")
         rng = np.random.default_rng(random_state)
-        w, means, chols, dof = self._draws
+        w, means, chols, dof, noise = self._draws
         s = rng.integers(w.shape[0], size=n)
         u = rng.random(n)[:, None]
         labels = np.minimum((u > np.cumsum(w[s], axis=1)).sum(axis=1), w.shape[1] - 1)
+        if noise is not None:  # beyond the components' weights: the noise
+            labels[u[:, 0] > w[s].sum(axis=1)] = -1
         z = rng.standard_normal((n, self.n_features_in_))
         if dof is not None:  # Student-t: a normal divided by sqrt(chi2_nu / nu)
             nu = dof[s, labels]
             z = z / np.sqrt(rng.chisquare(nu) / nu)[:, None]
         X = means[s, labels] + np.einsum("nij,nj->ni", chols[s, labels], z)
+        if noise is not None and (labels == -1).any():
+            data = self.idata_["observed_data"]["x"].to_numpy()
+            X[labels == -1] = noise.region.sample(data, int((labels == -1).sum()), rng)
         return X, labels
 
     def summary(self, var_names=("weights", "means", "sigmas")) -> pd.DataFrame:

@@ -543,9 +543,36 @@ def check_posterior(tree: xr.DataTree, n_components: int | None, shown) -> None:
         raise SavedFitError(f"{where}: the saved setting n_components={n_components} does "
                             f"not match the posterior's {k} components; the file is damaged.")
     w = post["weights"].to_numpy().reshape(-1, k)
-    if (w < 0).any() or not np.allclose(w.sum(axis=1), 1.0, rtol=0, atol=1e-6):
+    total = w.sum(axis=1)
+    if "noise_weight" in post.data_vars:  # a noise component: its weight is the rest
+        from .fitting.result import (
+            NOISE_LOG_VOLUME_ATTR,
+            NOISE_LOG_WIDTHS_ATTR,
+            noise_region_of,
+        )
+
+        noise = post["noise_weight"]
+        if noise.dims != post["weights"].dims[:-1] or noise.dtype.kind != "f":
+            raise SavedFitError(f"{where}: the posterior's 'noise_weight' does not have the "
+                                f"draw dimensions of the weights; the file is damaged.")
+        total = total + noise.to_numpy().reshape(-1)
+        if (noise.to_numpy() < 0).any():
+            total = np.full_like(total, np.nan)
+        try:
+            noise_region_of(post)
+        except (KeyError, TypeError, ValueError):
+            raise SavedFitError(f"{where}: the noise component's region (the posterior's "
+                                f"attributes {NOISE_LOG_VOLUME_ATTR!r} and "
+                                f"{NOISE_LOG_WIDTHS_ATTR!r}) is missing or damaged.") from None
+        region = noise_region_of(post)
+        if not (np.isfinite(region.log_volume) and region.log_widths.shape == (d,)
+                and np.isfinite(region.log_widths).all()):
+            raise SavedFitError(f"{where}: the noise component's region is not finite with "
+                                f"one side per feature; the file is damaged.")
+    if (w < 0).any() or not np.allclose(total, 1.0, rtol=0, atol=1e-6):
         raise SavedFitError(f"{where}: the posterior's weights are not probabilities "
-                            f"(non-negative, summing to 1); the file is damaged.")
+                            f"(non-negative, summing to 1 with a noise component's weight); "
+                            f"the file is damaged.")
     covs = post["covariances"].to_numpy().reshape(-1, k, d, d)
     if np.abs(covs - np.swapaxes(covs, -1, -2)).max() > 1e-8 * np.abs(covs).max():
         raise SavedFitError(f"{where}: the posterior's covariances are not symmetric; the "

@@ -55,6 +55,7 @@ def build_model(
     labels: np.ndarray | None = None,
     component: str = "gaussian",
     dof: float | None = None,
+    noise_log_density: float | np.ndarray | None = None,
 ) -> pm.Model:
     """Build the PyMC model on standardised data ``Z``.
 
@@ -112,6 +113,16 @@ def build_model(
     dof : float, optional
         Student-t components only: degrees of freedom fixed for every component (> 0)
         instead of the free ``dof`` variable.
+    noise_log_density : float or ndarray of shape (N,), optional
+        Add a uniform noise component of this log density on ``Z``'s scale (``-log V``;
+        per row where rows with missing entries have their own marginal, see
+        :mod:`bayesgmm.likelihood.noise`). Its weight is the free variable ``noise_weight``
+        ~ Beta(a, K a) with a the weights' concentration, and ``weights`` are then the
+        components' shares of the rest: ``(noise_weight, (1 - noise_weight) * weights)``
+        is Dirichlet(a, ..., a) over the K + 1 components (the Dirichlet's aggregation
+        property). A row's likelihood is ``noise_weight exp(noise_log_density) +
+        (1 - noise_weight) p(z_n | components)``; a row with a known label has its own
+        component's term times ``1 - noise_weight``.
 
     Returns
     -------
@@ -171,6 +182,18 @@ def build_model(
             params.append(pt.as_tensor(np.full(k, float(dof))))
         if student:
             signature = "(k),(k,d),(k,d,d),(k)->(d)"
+        noise = noise_log_density is not None
+        if noise:
+            params.append(pm.Beta("noise_weight", alpha=priors.weight_concentration,
+                                  beta=k * priors.weight_concentration))
+            signature = signature.replace("->", ",()->")
+            noise_ld = np.asarray(noise_log_density, dtype=float)
+            if noise_ld.ndim and noise_ld.shape != (n,):
+                raise ValueError(f"noise_log_density must be a number or one per row "
+                                 f"({n}), got shape {noise_ld.shape}.")
+            noise_rows = noise_ld.ndim == 1
+            known_rows = None if labels is None or not (np.asarray(labels) >= 0).any() \
+                else np.asarray(labels) >= 0
 
         missing = bool(np.isnan(Z).any())
         # With minibatches and missing entries, each batch row comes with its pattern.
@@ -206,9 +229,20 @@ def build_model(
                     ll = pt.set_subtensor(ll[rows], own + pt.log(w[j]))
             return ll
 
-        def logp(value, w, m, c, *dof):
-            ll = row_loglik(value, w, m, c, *dof)
+        def logp(value, w, m, c, *extra):
+            if noise:
+                *extra, w0 = extra
+                ll = with_noise(row_loglik(value, w, m, c, *extra), w0)
+            else:
+                ll = row_loglik(value, w, m, c, *extra)
             return ll if row_weights is None else ll * batch_weights
+
+        def with_noise(mix, w0):
+            """The rows' mixture log-likelihood with the noise component added."""
+            ld = batch_noise if batch_noise is not None else pt.as_tensor(noise_ld)
+            own = pt.log1p(-w0) + mix
+            both = pt.logaddexp(own, pt.log(w0) + ld)
+            return both if known_rows is None else pt.where(known_rows, own, both)
 
         def row_loglik(value, w, m, c, *dof):
             if dof:  # Student-t components: complete rows, no labels (refused above)
@@ -230,6 +264,7 @@ def build_model(
             return mixture_log_likelihood(value, w, m, c, n_components=k, n_features=d)
 
         batch_weights = row_weights
+        batch_noise = None
         if batch_size is None:
             model.add_coord(OBS, np.arange(n))
             if missing or labels is not None:
@@ -252,6 +287,8 @@ def build_model(
             if missing:
                 masks, which = pattern_table(Z)
                 columns.append(pt.as_tensor(which))
+            if noise and noise_rows:  # each batch row with its own noise density
+                columns.append(pt.as_tensor(noise_ld))
             drawn = pm.Minibatch(*columns, batch_size=int(batch_size))
             drawn = list(drawn) if isinstance(drawn, (list, tuple)) else [drawn]
             batch = drawn.pop(0)
@@ -259,6 +296,8 @@ def build_model(
                 batch_weights = drawn.pop(0)
             if missing:
                 batch_patterns = (drawn.pop(0), masks)
+            if noise and noise_rows:
+                batch_noise = drawn.pop(0)
             pm.CustomDist(
                 "x", *params, logp=logp, observed=batch,
                 signature=signature, total_size=n,
@@ -283,16 +322,21 @@ def unpack_point(point: dict, n_components: int, n_features: int,
            "chols": chols}
     if "dof" in point:  # Student-t components
         out["dof"] = np.asarray(point["dof"])
+    if "noise_weight" in point:  # a noise component
+        out["noise_weight"] = np.asarray(point["noise_weight"])
     return out
 
 
 def point_from_params(weights: np.ndarray, means: np.ndarray, chols: np.ndarray,
                       order_by: int | None = None, covariance_type: str = "full",
-                      dof: np.ndarray | None = None) -> dict:
+                      dof: np.ndarray | None = None,
+                      noise_weight: float | None = None) -> dict:
     """Constrained PyMC point (on the model's scale) from weights, means and Cholesky factors.
 
     ``dof``: the degrees of freedom (K,) of Student-t components whose ``dof`` is a free
     variable of the model (None: Gaussian components, or fixed degrees of freedom).
+    ``noise_weight``: the weight of a noise component (then ``weights`` are the components'
+    shares of the rest, summing to 1).
 
     With ``order_by``, the means are given as ``mu_order`` and ``mu_rest`` (see
     :func:`build_model`); feature ``order_by`` of the means must already increase with the
@@ -314,6 +358,8 @@ def point_from_params(weights: np.ndarray, means: np.ndarray, chols: np.ndarray,
     point.update(structure(covariance_type).pack(np.asarray(chols, dtype=float)))
     if dof is not None:
         point["dof"] = np.asarray(dof, dtype=float)
+    if noise_weight is not None:
+        point["noise_weight"] = np.asarray(noise_weight, dtype=float)
     return point
 
 

@@ -96,6 +96,20 @@ def _dof(value, name: str) -> float | None:
     return float(value)
 
 
+def _noise(value, name: str) -> str | bool:
+    """False (no noise component; None too), True ("box") or a region's name."""
+    from .likelihood.noise import NOISE_REGIONS
+
+    if value is None or value is False or (isinstance(value, np.bool_) and not value):
+        return False
+    if value is True or isinstance(value, np.bool_):
+        return "box"
+    if isinstance(value, str) and value in NOISE_REGIONS:
+        return value
+    raise ValueError(f"{name} must be False, True (a noise component over the data's "
+                     f"bounding box) or one of the regions {NOISE_REGIONS}, got {value!r}.")
+
+
 def _priors(value, name: str) -> Priors:
     return Priors.coerce(value)
 
@@ -139,6 +153,7 @@ DEFAULTS = {
     "missing": "marginalize",
     "component": "gaussian",
     "dof": None,
+    "noise": False,
 }
 
 #: Every setting of :func:`bayesgmm.fit` and :class:`bayesgmm.BayesianGMM`, and its check.
@@ -165,6 +180,7 @@ PARAMETER_CONSTRAINTS = {
     "missing": _OneOf(MISSING),
     "component": _OneOf(COMPONENTS),
     "dof": _dof,
+    "noise": _noise,
 }
 
 

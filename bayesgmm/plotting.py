@@ -88,10 +88,17 @@ def plot_clusters(model, X, *, features=(0, 1), ax=None, n_std: float = 2.0,
     certainty = proba.max(axis=1)
     ax = _axes(ax)
     colors = plt.get_cmap("tab10")(np.arange(model.n_components) % 10)
-    rgba = colors[labels].copy()
-    rgba[:, 3] = 0.15 + 0.85 * (certainty - 1 / model.n_components) / (1 - 1 / model.n_components
-                                                                       + 1e-12)
-    ax.scatter(Xa[:, idx[0]], Xa[:, idx[1]], c=np.clip(rgba, 0, 1), s=14, edgecolors="none")
+    noise = labels == model.n_components  # a noise component's column, last
+    n_cols = proba.shape[1]
+    rgba = colors[np.minimum(labels, model.n_components - 1)].copy()
+    rgba[:, 3] = 0.15 + 0.85 * (certainty - 1 / n_cols) / (1 - 1 / n_cols + 1e-12)
+    keep = ~noise
+    ax.scatter(Xa[keep, idx[0]], Xa[keep, idx[1]], c=np.clip(rgba[keep], 0, 1), s=14,
+               edgecolors="none")
+    if noise.any():  # the points the posterior calls noise
+        ax.scatter(Xa[noise, idx[0]], Xa[noise, idx[1]], marker="x", s=18, color="0.4",
+                   linewidths=0.8, label=f"noise ({int(noise.sum())})")
+        ax.legend(loc="best", fontsize="small")
     post = model.idata_["posterior"]
     means = post["means"].to_numpy().reshape(-1, model.n_components, len(names))
     covs = post["covariances"].to_numpy().reshape(-1, model.n_components, len(names), len(names))
@@ -140,7 +147,7 @@ def plot_density(model, X=None, *, features=(0, 1), ax=None, grid_size: int = 80
     model = as_estimator(model)
     idx = _feature_index(model, features)
     Xa = _as_array(model.idata_["observed_data"]["x"].to_numpy() if X is None else X)
-    w, means, chols, dof = posterior_draws(model)
+    w, means, chols, dof, noise = posterior_draws(model)
     rng = np.random.default_rng(random_state)
     pick = rng.choice(w.shape[0], size=min(max_draws, w.shape[0]), replace=False)
     covs = (chols @ np.swapaxes(chols, -1, -2))[pick][:, :, idx][:, :, :, idx]
@@ -154,6 +161,12 @@ def plot_density(model, X=None, *, features=(0, 1), ax=None, grid_size: int = 80
     # A t component's marginal on some features is the t of the same degrees of freedom.
     ll = pointwise_log_likelihood(pts, w[pick], m, np.linalg.cholesky(covs),
                                   None if dof is None else dof[pick])
+    title = "Posterior predictive density"
+    if noise is not None and noise.region.kind == "box":  # its marginal: the box's sides
+        ll = np.logaddexp(ll, np.log(noise.weights[pick])[:, None]
+                          - noise.region.log_widths[idx].sum())
+    elif noise is not None:  # a hull's marginal is not constant: left out
+        title += " (without the noise component)"
     dens = np.exp(logsumexp(ll, axis=0) - np.log(len(pick))).reshape(xx.shape)
     ax = _axes(ax)
     ax.contour(xx, yy, dens, levels=levels, cmap="viridis", linewidths=1.0)
@@ -161,7 +174,7 @@ def plot_density(model, X=None, *, features=(0, 1), ax=None, grid_size: int = 80
     names = list(model.feature_names_in_)
     ax.set_xlabel(names[idx[0]])
     ax.set_ylabel(names[idx[1]])
-    ax.set_title("Posterior predictive density")
+    ax.set_title(title)
     return ax
 
 
@@ -201,6 +214,8 @@ def plot_pairs(model, X, *, axes=None, n_posterior_ellipses: int = 10, random_st
             if i == j:
                 for k in range(model.n_components):
                     ax.hist(Xa[labels == k, i], bins=20, color=colors[k], alpha=0.6)
+                if (labels == -1).any():  # a noise component's points
+                    ax.hist(Xa[labels == -1, i], bins=20, color="0.4", alpha=0.6)
                 ax.set_xlabel(names[i])
             else:
                 plot_clusters(model, X, features=(j, i), ax=ax,

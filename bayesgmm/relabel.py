@@ -64,6 +64,8 @@ def relabel(fitted, method: str = "stephens", *, max_obs: int = 1000, random_sta
             rows = np.random.default_rng(random_state).choice(X.shape[0], max_obs, replace=False)
             X = X[np.sort(rows)]
         resp = responsibilities(X, *posterior_draws(post))
+        if resp.shape[-1] > k:  # a noise column: not permuted; the components' shares
+            resp = resp[..., :k] / np.maximum(resp[..., :k].sum(-1, keepdims=True), 1e-300)
         perm, _ = stephens_permutations(resp)
     elif method == "pivot":
         ref = idata["initial_point"]

@@ -408,17 +408,20 @@ class SparseMixture:
         return str(self)
 
 
-def _count_nonempty(resp: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _count_nonempty(resp: np.ndarray, rng: np.random.Generator,
+                    n_components: int | None = None) -> np.ndarray:
     """Draw z_n ~ Categorical(resp[..., n, :]) and count the distinct components.
 
-    ``resp`` has shape (..., N, K); returns K+ with shape (...).
+    ``resp`` has shape (..., N, K); returns K+ with shape (...). ``n_components``: count
+    only the first ones (a noise component's column, last, is no component of the
+    mixture).
     """
     k = resp.shape[-1]
     u = rng.random(resp.shape[:-1] + (1,))
     z = np.minimum((np.cumsum(resp, axis=-1) < u).sum(axis=-1), k - 1)
     occupied = np.zeros(resp.shape[:-2] + (k,), dtype=bool)
     np.put_along_axis(occupied, z, True, axis=-1)
-    return occupied.sum(axis=-1)
+    return occupied[..., :n_components].sum(axis=-1)
 
 
 def _nonempty_per_draw(result, max_draws: int, rng: np.random.Generator):
@@ -434,7 +437,7 @@ def _nonempty_per_draw(result, max_draws: int, rng: np.random.Generator):
     counts = np.empty(flat, dtype=int)
     for sl in draw_chunks(flat, X.shape[0], k, X.shape[1]):
         resp = responsibilities(X, *params.sliced(sl))
-        counts[sl] = _count_nonempty(resp, rng)
+        counts[sl] = _count_nonempty(resp, rng, k)
     return xr.DataArray(counts.reshape(c, draws.size), dims=("chain", "draw"),
                         coords=sample_coords(post, draws), name="n_nonempty")
 

@@ -34,7 +34,7 @@ def test_restart_points_are_distinct_late_draws_of_the_best_chain():
     draws = {"weights": rng.random((3, 100, 2)), "means": rng.random((3, 100, 2, 1)),
              "chols": rng.random((3, 100, 2, 1, 1))}
     points = restart_points(draws, best=2, n=3)
-    picked = [np.flatnonzero((draws["weights"][2] == w).all(axis=1))[0] for w, _, _, _ in points]
+    picked = [np.flatnonzero((draws["weights"][2] == w).all(axis=1))[0] for w, *_ in points]
     assert picked[0] == 99 and len(set(picked)) == 3 and min(picked) >= 50
     np.testing.assert_array_equal(points[1][1], draws["means"][2, picked[1]])
 

@@ -9,11 +9,13 @@ import inspect
 import numpy as np
 import pytest
 
-from bayesgmm import BayesianGMM, fit
+from bayesgmm import BayesianGMM, cli, fit
 from bayesgmm.cli import COMPONENTS as CLI_COMPONENTS
 from bayesgmm.cli import COVARIANCE_TYPES as CLI_COVARIANCE_TYPES
+from bayesgmm.cli import NOISE_REGIONS as CLI_NOISE_REGIONS
 from bayesgmm.cli import build_parser
 from bayesgmm.covariance import COVARIANCE_TYPES
+from bayesgmm.likelihood.noise import NOISE_REGIONS
 from bayesgmm.params import COMPONENTS, DEFAULTS, PARAMETER_CONSTRAINTS, SAMPLERS, check_params
 
 GOOD = np.random.default_rng(0).normal(size=(30, 2))
@@ -87,6 +89,8 @@ def test_command_line_defaults_agree_with_the_package():
         assert args[name] == DEFAULTS[name], name
     assert tuple(CLI_COVARIANCE_TYPES) == COVARIANCE_TYPES
     assert tuple(CLI_COMPONENTS) == COMPONENTS
+    assert tuple(CLI_NOISE_REGIONS) == NOISE_REGIONS
+    assert cli._noise_setting(args["noise"]) is DEFAULTS["noise"]
     for sampler in SAMPLERS:  # every sampler is accepted, and nothing else
         assert vars(build_parser().parse_args(
             ["fit", "data.csv", "-k", "2", "--sampler", sampler]))["sampler"] == sampler

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..seeds import draw_seed
 from .compile import quiet_pymc
 from .interrupt import reraise_interrupts
@@ -34,6 +36,8 @@ def run_map(model, start, *, rng, compile_kwargs, progressbar, max_iter=5000,
              "chols": point.chols[None, None]}
     if point.dof is not None:
         draws["dof"] = point.dof[None, None]
+    if point.noise_weight is not None:
+        draws["noise_weight"] = np.asarray(point.noise_weight, dtype=float)[None, None]
     return {"draws": draws, "optimizer": {
         "converged": int(converged), "message": message,
         "log_posterior": float(log_posterior), "iterations": iterations}}

@@ -105,7 +105,9 @@ class PosteriorOptimizer:
         w, mu, chols = (draws[name][0, 0] for name in ("weights", "means", "chols"))
         polished = Start(weights=w, means=mu, covariances=chols @ np.swapaxes(chols, -1, -2),
                          order_by=start.order_by, covariance_type=start.covariance_type,
-                         dof=draws["dof"][0, 0] if "dof" in draws else None)
+                         dof=draws["dof"][0, 0] if "dof" in draws else None,
+                         noise_weight=float(draws["noise_weight"][0, 0])
+                         if "noise_weight" in draws else None)
         return polished, -float(res.fun), res
 
     def _transformed(self, start: Start, seed) -> dict:
@@ -121,6 +123,8 @@ class PosteriorOptimizer:
         names = ["weights", "mu"] + covariance_names(self.covariance_type, k)
         if "dof" in self.model.named_vars:  # Student-t components with free dof
             names.append("dof")
+        if "noise_weight" in self.model.named_vars:  # a noise component
+            names.append("noise_weight")
         rvs = [self.model[name] for name in names]
         if self._to_constrained is None:
             self._to_constrained = self.model.compile_fn(
@@ -229,12 +233,13 @@ def lagging_chains(log_density: np.ndarray, gap: float = MODE_GAP_NATS) -> np.nd
 def restart_points(draws: dict, best: int, n: int) -> list[tuple]:
     """``n`` distinct states of chain ``best`` to restart chains from.
 
-    (weights, means, Cholesky factors, degrees of freedom or None) of draws evenly spaced
-    over its second half, the last one first.
+    (weights, means, Cholesky factors, degrees of freedom or None, noise weight or None)
+    of draws evenly spaced over its second half, the last one first.
     """
     n_draws = draws["weights"].shape[1]
     picks = np.linspace(n_draws - 1, n_draws // 2, n).round().astype(int)
-    dof = draws.get("dof")
+    dof, noise = draws.get("dof"), draws.get("noise_weight")
     return [(draws["weights"][best, i], draws["means"][best, i], draws["chols"][best, i],
-             None if dof is None else dof[best, i])
+             None if dof is None else dof[best, i],
+             None if noise is None else noise[best, i])
             for i in picks]

@@ -25,7 +25,8 @@ def draws_from_posterior(post: xr.Dataset, k: int, d: int,
     """Weights, means and Cholesky factors (chain, draw, ...) of the model's variables.
 
     And ``dof`` (chain, draw, K) when the model has Student-t components with free degrees
-    of freedom.
+    of freedom, ``noise_weight`` (chain, draw) when it has a noise component (``weights``
+    are then the components' shares of the rest).
 
     ``post`` holds ``weights``, ``mu`` and the covariance variables, as the fitters return
     them.
@@ -33,6 +34,8 @@ def draws_from_posterior(post: xr.Dataset, k: int, d: int,
     names = ["weights", "mu"] + covariance_names(covariance_type, k)
     if "dof" in post:  # Student-t components with free dof
         names.append("dof")
+    if "noise_weight" in post:  # a noise component
+        names.append("noise_weight")
     point = {name: post[name].to_numpy() for name in names}
     return unpack_point(point, k, d, covariance_type)
 
@@ -236,8 +239,9 @@ def run_nuts(model, start, *, sampler: str, draws: int, tune: int, chains: int,
             again = replace(settings, chains=int(lagging.size), seed=draw_seed(rng),
                             cores=min(settings.cores, int(lagging.size)))
             posterior, stats = ADAPTERS[sampler](
-                model, [point_from_params(w, m, c, start.order_by, start.covariance_type, nu)
-                        for w, m, c, nu in points], again)
+                model, [point_from_params(w, m, c, start.order_by, start.covariance_type, nu,
+                                          w0)
+                        for w, m, c, nu, w0 in points], again)
             new = draws_from_posterior(posterior, k, d, start.covariance_type)
             for name, values in list(out["draws"].items()):
                 values = np.array(values)  # the sampler's arrays may be read-only

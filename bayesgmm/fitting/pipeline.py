@@ -19,6 +19,7 @@ import xarray as xr
 
 from ..diagnostics import check
 from ..exceptions import DataWarning
+from ..likelihood.noise import noise_region
 from ..likelihood.ops import exact_numba
 from ..model import build_model
 from ..params import DEFAULTS, check_params
@@ -74,6 +75,7 @@ def fit(
     missing: str = DEFAULTS["missing"],
     component: str = DEFAULTS["component"],
     dof: float | None = DEFAULTS["dof"],
+    noise: bool | str = DEFAULTS["noise"],
     sample_weight=None,
     y=None,
 ) -> xr.DataTree:
@@ -183,6 +185,18 @@ def fit(
         Student-t components only: fix every component's degrees of freedom to this value
         (> 0) instead of giving them a prior (``dof=1``: Cauchy components). The
         posterior's ``dof`` then holds the fixed value.
+    noise : bool or {"box", "hypvol", "hull"}, default False
+        Add a uniform noise component (mclust's ``noise``): a background of constant
+        density ``1 / V`` over the data's region, for points that belong to no cluster.
+        ``True`` is "box", the data's bounding box; "hypvol" mclust's ``hypvol`` (the
+        smaller of the bounding box and the box in principal-component coordinates);
+        "hull" the convex hull (up to 8 features). ``V`` is computed from the fitted data
+        and kept with the fit (:mod:`bayesgmm.likelihood.noise`). Its weight is the
+        posterior's ``noise_weight``, in one Dirichlet(a, ..., a) with the components'
+        ``weights`` (which then sum to 1 minus it); the assignments get P(noise | x)
+        (:func:`bayesgmm.assignments.assignment_summary`'s ``p_noise``, label -1). Every
+        method and structure, Student-t components, missing entries ("box" only), known
+        labels and weights.
     sample_weight : array-like of shape (n_samples,), optional
         Frequency weights: row n's log-likelihood term is multiplied by
         ``sample_weight[n]`` (finite, non-negative), for every method; integer weights give
@@ -224,13 +238,13 @@ def fit(
         covariance_type=covariance_type, backend=backend, random_state=random_state,
         order_by=order_by, store_log_likelihood=store_log_likelihood,
         repair_modes=repair_modes, progressbar=progressbar, missing=missing,
-        component=component, dof=dof))
+        component=component, dof=dof, noise=noise))
     k, draws, chains, tune = (checked["n_components"], checked["draws"], checked["chains"],
                               checked["tune"])
     max_iter, n_init, cores = checked["max_iter"], checked["n_init"], checked["cores"]
     batch_size, target_accept = checked["batch_size"], checked["target_accept"]
     priors = checked["priors"]
-    component, dof = checked["component"], checked["dof"]
+    component, dof, noise = checked["component"], checked["dof"], checked["noise"]
     student = component == "student_t"
     if method == "nuts" and sampler != "auto":
         require_sampler(sampler)
@@ -270,6 +284,11 @@ def fit(
         sampler = default_sampler(n, X)
     std = Standardizer.for_structure(X, covariance_type, sample_weight)
     Z = std.transform(X)
+    region = noise_ld = None
+    if noise:  # the region in the user's units; its density on Z's scale
+        region = noise_region(X, noise)
+        noise_ld = region.rescaled(std.scale).log_density(Z)
+        noise_ld = float(noise_ld[0]) if np.ptp(noise_ld) == 0 else noise_ld
     sparse = priors.weight_concentration < 1
     use_batches = batch_size is not None and batch_size < n
     # The mode search polishes every EM optimum to the MAP (not for a sparse prior, whose
@@ -280,7 +299,8 @@ def fit(
                      covariance_type=covariance_type, raw=(X, std),
                      pool=pool if search else None, sample_weight=sample_weight,
                      labels=labels,
-                     t_dof=(START_DOF if dof is None else dof) if student else None)
+                     t_dof=(START_DOF if dof is None else dof) if student else None,
+                     noise_log_density=noise_ld)
     if student and dof is not None:  # fixed: not a variable of the model, nor of the start
         start = replace(start, dof=None)
         pool = [replace(p, dof=None) for p in pool]
@@ -291,7 +311,8 @@ def fit(
     model_args = dict(feature_names=names, batch_size=batch_size if use_batches else None,
                       order_by=order_by, covariance_type=covariance_type,
                       shared_data=compilation.shared_data, sample_weight=sample_weight,
-                      labels=labels, component=component, dof=dof)
+                      labels=labels, component=component, dof=dof,
+                      noise_log_density=noise_ld)
     model = build_model(Z, k, priors, **model_args)
 
     with exact_numba():
@@ -335,6 +356,6 @@ def fit(
     result = assemble(X, names, std, begin, out, method=method, sampler=sampler,
                       priors=priors, store_log_likelihood=store_log_likelihood,
                       named_features=named_features, sample_weight=sample_weight,
-                      labels=labels, classes=classes)
+                      labels=labels, classes=classes, noise=region)
     check(result, stacklevel=2)
     return result

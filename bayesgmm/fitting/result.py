@@ -66,6 +66,7 @@ import xarray as xr
 from ..exceptions import FitWarning
 from ..likelihood import KERNEL_MIN_TERMS, pointwise_log_likelihood
 from ..likelihood.kernels import pointwise_log_likelihood_numba
+from ..likelihood.noise import NoiseRegion, NoiseTerm
 from ..likelihood.reference import pointwise_log_likelihood_numpy, weighted_log_densities
 from ..permutations import apply_permutations, gaussian_kl_cost, pivot_permutations
 from ..validation import check_features, default_feature_names
@@ -74,7 +75,7 @@ from .vi import elbo_converged
 __all__ = ["LOG_LIKELIHOOD_MAX_BYTES", "LOG_LIKELIHOOD_NOT_STORED", "assemble", "as_tree",
            "FitInfo", "fit_info", "feature_names_in", "checked_data", "Draws",
            "known_labels", "known_classes", "with_known_labels", "labelled_terms",
-           "posterior_draws", "thinned_draws", "sample_coords", "point_blocks",
+           "posterior_draws", "noise_region_of", "thinned_draws", "sample_coords", "point_blocks",
            "log_likelihood_blocks", "total_log_likelihood", "METHOD_ATTR", "SAMPLER_ATTR",
            "COVARIANCE_TYPE_ATTR", "WEIGHT_CONCENTRATION_ATTR", "ORDER_BY_ATTR",
            "PRIORS_ATTR", "FEATURE_NAMES_ATTR", "start_weights"]
@@ -89,6 +90,12 @@ ORDER_BY_ATTR = "bayesgmm_order_by"  # the ordered feature's name; "" without th
 # 1 if the data it was fitted to had feature names (a data frame with string column names),
 # 0 if not; scikit-learn's feature_names_in_ rule.
 FEATURE_NAMES_ATTR = "bayesgmm_feature_names_in"
+# A noise component's region ("box", "hypvol", "hull"; "" without one), its log volume and
+# the log side lengths of the data's bounding box, in the user's units
+# (:class:`~bayesgmm.likelihood.noise.NoiseRegion`).
+NOISE_ATTR = "bayesgmm_noise"
+NOISE_LOG_VOLUME_ATTR = "bayesgmm_noise_log_volume"
+NOISE_LOG_WIDTHS_ATTR = "bayesgmm_noise_log_widths"
 
 
 # Largest pointwise log-likelihood (chains x draws x N doubles) stored by default.
@@ -99,12 +106,14 @@ LOG_LIKELIHOOD_NOT_STORED = "Pointwise log-likelihood not stored"
 
 def assemble(X, names, std, start, out, *, method, sampler, priors,
              store_log_likelihood, named_features=False, sample_weight=None,
-             labels=None, classes=None) -> xr.DataTree:
+             labels=None, classes=None, noise=None) -> xr.DataTree:
     """The result's DataTree from a fitter's draws (standardised scale) and its start.
 
     Every draw is relabelled to the EM start (pivot relabelling), unless the ordering
     constraint or known ``labels`` (codes, -1 where unknown, naming ``classes``) fix the
-    labels, then mapped back to the user's scale with ``std``.
+    labels, then mapped back to the user's scale with ``std``. ``noise``: the region of a
+    noise component (user's units); the draws then hold ``noise_weight`` and the weights
+    are the components' shares of the rest, which become their weights here.
     """
     w, mu, chols = out["draws"]["weights"], out["draws"]["means"], out["draws"]["chols"]
     stats, elbo = out.get("sample_stats"), out.get("elbo")
@@ -125,6 +134,11 @@ def assemble(X, names, std, start, out, *, method, sampler, priors,
     dof = out["draws"].get("dof")  # Student-t components: unchanged by the scaling
     if dof is not None:
         dof = apply_permutations(np.asarray(dof, dtype=float).reshape(flat, k), perm)
+    noise_term = None
+    if noise is not None:  # the components' shares of 1 - noise_weight become weights
+        w0 = np.asarray(out["draws"]["noise_weight"], dtype=float).reshape(flat)
+        w = (1 - w0)[:, None] * w
+        noise_term = NoiseTerm(w0, noise)
     # Back to the user's scale.
     means = std.means_to_user(mu)
     chols_user = std.chols_to_user(chols)
@@ -146,7 +160,11 @@ def assemble(X, names, std, start, out, *, method, sampler, priors,
         COVARIANCE_TYPE_ATTR: start.covariance_type,
         ORDER_BY_ATTR: "" if start.order_by is None else str(names[start.order_by]),
         FEATURE_NAMES_ATTR: int(named_features),
+        NOISE_ATTR: "" if noise is None else noise.kind,
     }
+    if noise is not None:
+        attrs[NOISE_LOG_VOLUME_ATTR] = noise.log_volume
+        attrs[NOISE_LOG_WIDTHS_ATTR] = noise.log_widths.copy()
     posterior = xr.Dataset(
         {
             "weights": (cd + ("component",), w.reshape(shape + (k,))),
@@ -160,6 +178,8 @@ def assemble(X, names, std, start, out, *, method, sampler, priors,
     )
     if dof is not None:
         posterior["dof"] = (cd + ("component",), dof.reshape(shape + (k,)))
+    if noise is not None:
+        posterior["noise_weight"] = (cd, noise_term.weights.reshape(shape))
     n = X.shape[0]
     tree: dict[str, xr.Dataset] = {"posterior": posterior}
     if store_log_likelihood is None:
@@ -174,7 +194,7 @@ def assemble(X, names, std, start, out, *, method, sampler, priors,
                 f"loo(fit) itself, fit with store_log_likelihood=True.", FitWarning,
                 stacklevel=3)
     if store_log_likelihood:
-        ll = pointwise_log_likelihood(X, w, means, chols_user, dof)
+        ll = pointwise_log_likelihood(X, w, means, chols_user, dof, noise_term)
         ll = labelled_terms(ll, X, labels, w, means, chols_user).reshape(shape + (n,))
         tree["log_likelihood"] = xr.Dataset(
             {"x": (cd + ("obs",), ll)}, coords={**coords, "obs": np.arange(n)}, attrs=attrs)
@@ -231,6 +251,8 @@ def assemble(X, names, std, start, out, *, method, sampler, priors,
             "means": (("component", "feature"), std.means_to_user(start.means)),
             "covariances": (("component", "feature", "feature_bis"), start_covs),
             **({} if start.dof is None else {"dof": ("component", start.dof)}),
+            **({} if start.noise_weight is None else
+               {"noise_weight": ((), float(start.noise_weight))}),
         },
         coords={key: coords[key] for key in ("component", "feature", "feature_bis")},
         attrs=attrs,
@@ -386,11 +408,15 @@ class Draws(NamedTuple):
     # (S, K): Student-t components' degrees of freedom; None for Gaussian components. Last,
     # so that ``*draws`` passes it on as the ``dof`` of the likelihood functions.
     dof: np.ndarray | None = None
+    # A noise component's weights (S,) and region; the components' weights then sum to 1
+    # minus its weight. Passed on by ``*draws`` as the likelihood functions' ``noise``.
+    noise: NoiseTerm | None = None
 
     def sliced(self, index) -> Draws:
         """The draws at ``index`` (a slice or indices along S)."""
         return Draws(self.weights[index], self.means[index], self.chols[index],
-                     None if self.dof is None else self.dof[index])
+                     None if self.dof is None else self.dof[index],
+                     None if self.noise is None else self.noise.sliced(index))
 
 
 def posterior_draws(fitted, draws: np.ndarray | None = None) -> Draws:
@@ -408,7 +434,21 @@ def posterior_draws(fitted, draws: np.ndarray | None = None) -> Draws:
     means = post["means"].to_numpy().reshape(-1, k, d)
     covs = post["covariances"].to_numpy().reshape(-1, k, d, d)
     dof = post["dof"].to_numpy().reshape(-1, k) if "dof" in post else None
-    return Draws(w, means, np.linalg.cholesky(covs), dof)
+    noise = None
+    if "noise_weight" in post:
+        noise = NoiseTerm(post["noise_weight"].to_numpy().reshape(-1), noise_region_of(post))
+    return Draws(w, means, np.linalg.cholesky(covs), dof, noise)
+
+
+def noise_region_of(fitted) -> NoiseRegion | None:
+    """The noise component's region of a fit (None without one)."""
+    post = fitted if isinstance(fitted, (xr.Dataset, xr.DataTree)) and "weights" in fitted \
+        else as_tree(fitted)["posterior"]
+    kind = post.attrs.get(NOISE_ATTR, "")
+    if not kind:
+        return None
+    return NoiseRegion(str(kind), float(post.attrs[NOISE_LOG_VOLUME_ATTR]),
+                       np.asarray(post.attrs[NOISE_LOG_WIDTHS_ATTR], dtype=float))
 
 
 def thinned_draws(n_draws: int, n_chains: int, max_draws: int) -> np.ndarray:
@@ -447,7 +487,7 @@ def log_likelihood_blocks(fitted, X: np.ndarray, draws: np.ndarray | None = None
     if draws is not None:
         post = post.isel(draw=draws)
     c, s = post.sizes["chain"], post.sizes["draw"]
-    w, means, chols, dof = posterior_draws(post)
+    w, means, chols, dof, noise = posterior_draws(post)
     k = w.shape[1]
     if w.shape[0] * X.shape[0] * k < KERNEL_MIN_TERMS:
         kernel = pointwise_log_likelihood_numpy
@@ -455,6 +495,8 @@ def log_likelihood_blocks(fitted, X: np.ndarray, draws: np.ndarray | None = None
         kernel = pointwise_log_likelihood_numba
     for sl in point_blocks(X.shape[0], c * s):
         block = kernel(X[sl], w, means, chols, dof)
+        if noise is not None:
+            block = np.logaddexp(block, noise.log_joint(X[sl]))
         if labels is not None:
             block = labelled_terms(block, X[sl], labels[sl], w, means, chols)
         yield sl, block.reshape(c, s, -1)

@@ -12,7 +12,7 @@ from ..ml.em import EM_REFINE_ROWS, em_for_start
 from ..model import point_from_params
 from ..validation import count_distinct_rows
 
-__all__ = ["START_DOF", "Start", "em_start", "jittered", "resolve_order_by",
+__all__ = ["START_DOF", "NOISE_REFINE_ROWS", "Start", "em_start", "jittered", "resolve_order_by",
            "best_separated_feature"]
 
 
@@ -34,6 +34,9 @@ class Start:
     # Student-t components: their degrees of freedom (K,) when the model's ``dof`` is a free
     # variable; None for Gaussian components (and for degrees of freedom fixed by the user).
     dof: np.ndarray | None = None
+    # A noise component's weight; ``weights`` are then the components' shares of the rest
+    # (summing to 1). None without a noise component.
+    noise_weight: float | None = None
 
     def ordered(self, order_by: int | None) -> Start:
         """The same solution, components sorted along feature ``order_by`` (if given)."""
@@ -41,7 +44,8 @@ class Start:
             return self
         idx = np.argsort(self.means[:, order_by], kind="stable")
         return Start(self.weights[idx], self.means[idx], self.covariances[idx], order_by,
-                     self.covariance_type, None if self.dof is None else self.dof[idx])
+                     self.covariance_type, None if self.dof is None else self.dof[idx],
+                     self.noise_weight)
 
     def with_dof(self, dof) -> Start:
         """The same solution with Student-t components of ``dof`` (a number or (K,))."""
@@ -51,7 +55,7 @@ class Start:
     def point(self) -> dict:
         """The solution as a constrained PyMC point of the model."""
         return point_from_params(self.weights, self.means, self.chols, self.order_by,
-                                 self.covariance_type, self.dof)
+                                 self.covariance_type, self.dof, self.noise_weight)
 
     @property
     def chols(self) -> np.ndarray:
@@ -64,7 +68,8 @@ def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
              covariance_type: str = "full", raw=None, pool: list | None = None,
              sample_weight: np.ndarray | None = None,
              labels: np.ndarray | None = None,
-             t_dof: float | Sequence[float] | None = None) -> Start:
+             t_dof: float | Sequence[float] | None = None,
+             noise_log_density: float | np.ndarray | None = None) -> Start:
     """The best EM solution of ``covariance_type`` on standardised data.
 
     ``t_dof``: the start of Student-t components: their fixed degrees of freedom, or
@@ -78,6 +83,13 @@ def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
     outliers. Every candidate is scored by the t mixture's log-likelihood; the best is
     returned and the others go to ``pool``, best first, each polished under the t model
     by the mode search.
+
+    ``noise_log_density``: the start of a mixture with a uniform noise component of this
+    log density (a number, or one per row; see :mod:`bayesgmm.likelihood.noise`). The same
+    candidates as for t components (a dropped component's weight becoming the noise
+    weight; the others start with noise weight 0.05) are each refined by EM with the
+    noise component (:func:`~bayesgmm.ml.missing.em_missing`, on at most
+    :data:`NOISE_REFINE_ROWS` rows), then scored by the log-likelihood with it.
 
     ``labels``: known components of some rows (-1 where unknown; see
     :func:`bayesgmm.model.build_model`). The search's solution is then matched to them
@@ -137,33 +149,75 @@ def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
         weights, means, covs = _matched_to_labels(Z, labels, weights, means, covs,
                                                   covariance_type, sample_weight)
     best = _inside_priors(weights, means, covs, covariance_type)
-    if t_dof is None:
+    noise = noise_log_density
+    if t_dof is None and noise is None:
         return best
-    grid = np.atleast_1d(np.asarray(t_dof, dtype=float))
-    extra = em_for_start(Z, k + 1, n_init, random_state, covariance_type,
-                         count_distinct_rows(Z, k + 1), raw, sample_weight=sample_weight)
-    dropped = [_inside_priors(np.delete(extra[0], j), np.delete(extra[1], j, axis=0),
-                              np.delete(extra[2], j, axis=0), covariance_type)
-               for j in range(k + 1)] if extra[0].size == k + 1 else []
-    candidates, scores = [], []
-    for c in [best] + ([] if pool is None else list(pool)) + dropped:
-        tried = [c.with_dof(nu) for nu in grid]
-        ll = [_t_log_likelihood(Z, t, sample_weight) for t in tried]
-        candidates.append(tried[int(np.argmax(ll))])
+    candidates = [best] + ([] if pool is None else list(pool))
+    if labels is None:
+        extra = em_for_start(Z, k + 1, n_init, random_state, covariance_type,
+                             count_distinct_rows(Z, k + 1), raw, sample_weight=sample_weight)
+        if extra[0].size == k + 1:
+            for j in range(k + 1):
+                c = _inside_priors(np.delete(extra[0], j), np.delete(extra[1], j, axis=0),
+                                   np.delete(extra[2], j, axis=0), covariance_type)
+                candidates.append(c if noise is None else
+                                  replace(c, noise_weight=float(extra[0][j])))
+    if noise is not None:
+        candidates = [_refined_with_noise(Z, c, noise, sample_weight, labels)
+                      for c in candidates]
+    grid = [None] if t_dof is None else np.atleast_1d(np.asarray(t_dof, dtype=float))
+    chosen, scores = [], []
+    for c in candidates:
+        tried = [c if nu is None else c.with_dof(nu) for nu in grid]
+        ll = [_start_log_likelihood(Z, t, sample_weight, noise) for t in tried]
+        chosen.append(tried[int(np.argmax(ll))])
         scores.append(max(ll))
-    order = sorted(range(len(candidates)), key=lambda i: -scores[i])
+    order = sorted(range(len(chosen)), key=lambda i: -scores[i])
     if pool is not None:
-        pool[:] = [candidates[i] for i in order[1:]]
-    return candidates[order[0]]
+        pool[:] = [chosen[i] for i in order[1:]]
+    return chosen[order[0]]
 
 
-def _t_log_likelihood(Z, start: Start, sample_weight) -> float:
-    """The Student-t mixture's log-likelihood of (at most ``EM_REFINE_ROWS`` rows of) Z."""
+#: The EM refinement of a start with a noise component runs on at most this many rows
+#: (evenly spaced): it only places the start, which the mode search polishes on all rows.
+NOISE_REFINE_ROWS = 20_000
+
+
+def _refined_with_noise(Z, start: Start, noise_log_density, sample_weight, labels) -> Start:
+    """``start`` refined by EM with a noise component (its weight from 0.05 if unset)."""
+    from ..ml.missing import em_missing
+
+    step = max(1, Z.shape[0] // NOISE_REFINE_ROWS)
+    ld = np.broadcast_to(np.asarray(noise_log_density, float), (Z.shape[0],))[::step]
+    w0 = 0.05 if start.noise_weight is None else float(np.clip(start.noise_weight, 1e-3, 0.5))
+    out = em_missing(Z[::step], (1 - w0) * start.weights, start.means, start.covariances,
+                     covariance_type=start.covariance_type, reg_covar=1e-3, max_iter=200,
+                     tol=1e-6,
+                     sample_weight=None if sample_weight is None else sample_weight[::step],
+                     labels=None if labels is None else labels[::step],
+                     noise_log_density=ld, noise_weight=w0)
+    w0 = float(np.clip(out["noise_weight"], 1e-3, 1 - 1e-3))
+    refined = _inside_priors(out["weights"], out["means"], out["covariances"],
+                             start.covariance_type)
+    return replace(refined, noise_weight=w0)
+
+
+def _start_log_likelihood(Z, start: Start, sample_weight, noise_log_density=None) -> float:
+    """The start's mixture log-likelihood of at most ``EM_REFINE_ROWS`` rows of Z.
+
+    Its t components and its noise component included, where it has them.
+    """
     from ..likelihood.reference import pointwise_log_likelihood_numpy
 
     step = max(1, Z.shape[0] // EM_REFINE_ROWS)
-    ll = pointwise_log_likelihood_numpy(Z[::step], start.weights[None], start.means[None],
-                                        start.chols[None], start.dof[None])[0]
+    w0 = start.noise_weight
+    weights = start.weights if w0 is None else (1 - w0) * start.weights
+    ll = pointwise_log_likelihood_numpy(
+        Z[::step], weights[None], start.means[None], start.chols[None],
+        None if start.dof is None else start.dof[None])[0]
+    if w0 is not None:
+        ld = np.broadcast_to(np.asarray(noise_log_density, float), (Z.shape[0],))[::step]
+        ll = np.logaddexp(ll, np.log(w0) + ld)
     if sample_weight is not None:
         ll = ll * np.asarray(sample_weight, float)[::step]
     total = float(ll.sum())
@@ -212,8 +266,11 @@ def jittered(start: Start, rng: np.random.Generator, scale: float = 0.05) -> dic
     weights = start.weights * np.exp(scale * rng.standard_normal(k))
     chols = start.chols * np.exp(scale * rng.standard_normal((k, d)))[:, :, None]
     dof = None if start.dof is None else start.dof * np.exp(scale * rng.standard_normal(k))
+    w0 = start.noise_weight
+    if w0 is not None:  # on the log-odds scale, inside (0, 1)
+        w0 = 1 / (1 + (1 / w0 - 1) * np.exp(-scale * rng.standard_normal()))
     return point_from_params(weights / weights.sum(), means, chols, start.order_by,
-                             start.covariance_type, dof)
+                             start.covariance_type, dof, w0)
 
 
 def best_separated_feature(start: Start) -> int:

@@ -29,7 +29,7 @@ __all__ = ["pointwise_log_likelihood", "KERNEL_MIN_TERMS"]
 KERNEL_MIN_TERMS = 50_000_000
 
 
-def pointwise_log_likelihood(X, weights, means, chols, dof=None) -> np.ndarray:
+def pointwise_log_likelihood(X, weights, means, chols, dof=None, noise=None) -> np.ndarray:
     """Log p(x_n | theta_s) for every draw: shape (*batch, N).
 
     Large evaluations (posterior draws on large data) run the model's fused numba kernel
@@ -39,8 +39,14 @@ def pointwise_log_likelihood(X, weights, means, chols, dof=None) -> np.ndarray:
     sizes only, so the same inputs give the same numbers in every process. NaN entries of
     ``X`` are missing and marginalised out (:mod:`bayesgmm.likelihood.missing`), each
     missingness pattern evaluated on its observed columns. ``dof`` (*batch, K): Student-t
-    components' degrees of freedom (``None``: Gaussian components).
+    components' degrees of freedom (``None``: Gaussian components). ``noise``: a noise
+    component (:class:`~bayesgmm.likelihood.noise.NoiseTerm`, its weights of shape
+    ``batch``), added to the components' mixture, whose ``weights`` then sum to 1 minus
+    the noise weight.
     """
+    if noise is not None:
+        ll = pointwise_log_likelihood(X, weights, means, chols, dof)
+        return np.logaddexp(ll, noise.log_joint(X).reshape(ll.shape))
     batch = weights.shape[:-1]
     w, m, c, *nu = flat_draws(weights, means, chols, dof)
     nu = nu[0] if nu else None

@@ -6,8 +6,11 @@ numba kernels (:mod:`bayesgmm.likelihood.kernels`) are tested against them.
 Parameters come with any leading batch shape (draws): ``weights`` (..., K), ``means``
 (..., K, D), ``covariances`` (..., K, D, D), and for Student-t components ``dof`` (..., K),
 their degrees of freedom (the factors are then those of the scale matrices; ``None``:
-Gaussian components). Work is chunked over the flattened draws so memory stays bounded
-(about ``CHUNK_ELEMENTS`` doubles per intermediate array).
+Gaussian components), and for a noise component ``noise``, a
+:class:`~bayesgmm.likelihood.noise.NoiseTerm` (its weight per draw and its region; the
+components' ``weights`` then sum to 1 minus the noise weight). Work is chunked over the
+flattened draws so memory stays bounded (about ``CHUNK_ELEMENTS`` doubles per
+intermediate array).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from scipy.special import logsumexp
 
 from .kernels import LOG_2PI, student_t_log_norm
 from .missing import by_pattern
+from .noise import NoiseTerm
 
 __all__ = ["CHUNK_ELEMENTS", "draw_chunks", "flat_draws", "weighted_log_densities",
            "pointwise_log_likelihood_numpy", "normalised", "responsibilities",
@@ -28,7 +32,8 @@ CHUNK_ELEMENTS = 4_000_000
 
 
 def weighted_log_densities(X: np.ndarray, weights: np.ndarray, means: np.ndarray,
-              chols: np.ndarray, dof: np.ndarray | None = None) -> np.ndarray:
+                           chols: np.ndarray, dof: np.ndarray | None = None,
+                           noise: NoiseTerm | None = None) -> np.ndarray:
     """Log w_k + log N(x_n | mu_k, L_k L_k^T) for one batch of draws.
 
     With ``dof``, Student-t components: log w_k + log t_nu_k(x_n | mu_k, L_k L_k^T). NaN
@@ -44,11 +49,17 @@ def weighted_log_densities(X: np.ndarray, weights: np.ndarray, means: np.ndarray
     means : (S, K, D)
     chols : (S, K, D, D), lower-triangular Cholesky factors
     dof : (S, K), optional
+    noise : NoiseTerm, optional
+        A noise component (weights (S,)): its term log w_0 + log(1 / V) is appended as a
+        last column.
 
     Returns
     -------
-    ndarray of shape (S, N, K)
+    ndarray of shape (S, N, K), or (S, N, K + 1) with ``noise``
     """
+    if noise is not None:
+        return np.concatenate([weighted_log_densities(X, weights, means, chols, dof),
+                               noise.log_joint(X)[:, :, None]], axis=-1)
     if np.isnan(X).any():
         return by_pattern(X, means, chols, lambda x, m, c: weighted_log_densities(
             x, weights, m, c, dof), (weights.shape[0], X.shape[0], weights.shape[-1]),
@@ -94,7 +105,9 @@ def flat_draws(weights, means, chols, dof=None):
 
 
 def _sliced(nu, sl):
-    return None if nu is None else nu[sl]
+    if nu is None:
+        return None
+    return nu.sliced(sl) if isinstance(nu, NoiseTerm) else nu[sl]
 
 
 def _flat(weights, means, chols, dof):
@@ -103,7 +116,7 @@ def _flat(weights, means, chols, dof):
     return flat if dof is not None else (*flat, None)
 
 
-def pointwise_log_likelihood_numpy(X, weights, means, chols, dof=None) -> np.ndarray:
+def pointwise_log_likelihood_numpy(X, weights, means, chols, dof=None, noise=None) -> np.ndarray:
     """Log p(x_n | theta_s) for every draw, shape (*batch, N), chunked over draws.
 
     The test oracle of the numba kernel.
@@ -112,7 +125,8 @@ def pointwise_log_likelihood_numpy(X, weights, means, chols, dof=None) -> np.nda
     w, m, c, nu = _flat(weights, means, chols, dof)
     out = np.empty((w.shape[0], X.shape[0]))
     for sl in draw_chunks(w.shape[0], X.shape[0], m.shape[1], m.shape[2]):
-        out[sl] = logsumexp(weighted_log_densities(X, w[sl], m[sl], c[sl], _sliced(nu, sl)),
+        out[sl] = logsumexp(weighted_log_densities(X, w[sl], m[sl], c[sl], _sliced(nu, sl),
+                                                   _sliced(noise, sl)),
                             axis=-1)
     return out.reshape(*batch, X.shape[0])
 
@@ -128,35 +142,41 @@ def normalised(log_joint_values: np.ndarray) -> np.ndarray:
     return r / r.sum(axis=-1, keepdims=True)
 
 
-def responsibilities(X, weights, means, chols, dof=None) -> np.ndarray:
-    """P(z_n = k | x_n, theta_s) for every draw: shape (*batch, N, K)."""
+def responsibilities(X, weights, means, chols, dof=None, noise=None) -> np.ndarray:
+    """P(z_n = k | x_n, theta_s) for every draw: shape (*batch, N, K).
+
+    With ``noise``, (*batch, N, K + 1): the last column is P(noise | x_n, theta_s).
+    """
     batch = weights.shape[:-1]
     w, m, c, nu = _flat(weights, means, chols, dof)
-    k = m.shape[1]
+    k = m.shape[1] + (noise is not None)
     out = np.empty((w.shape[0], X.shape[0], k))
     for sl in draw_chunks(w.shape[0], X.shape[0], k, m.shape[2]):
-        out[sl] = normalised(weighted_log_densities(X, w[sl], m[sl], c[sl], _sliced(nu, sl)))
+        out[sl] = normalised(weighted_log_densities(X, w[sl], m[sl], c[sl], _sliced(nu, sl),
+                                                   _sliced(noise, sl)))
     return out.reshape(*batch, X.shape[0], k)
 
 
-def mean_responsibilities(X, weights, means, chols, dof=None) -> np.ndarray:
-    """Posterior mean of P(z_n = k | x_n) over all draws: shape (N, K)."""
+def mean_responsibilities(X, weights, means, chols, dof=None, noise=None) -> np.ndarray:
+    """Posterior mean of P(z_n = k | x_n) over all draws: shape (N, K) (K + 1 with noise)."""
     w, m, c, nu = _flat(weights, means, chols, dof)
-    k = m.shape[1]
+    k = m.shape[1] + (noise is not None)
     total = np.zeros((X.shape[0], k))
     for sl in draw_chunks(w.shape[0], X.shape[0], k, m.shape[2]):
         total += normalised(weighted_log_densities(X, w[sl], m[sl], c[sl],
-                                                   _sliced(nu, sl))).sum(axis=0)
+                                                   _sliced(nu, sl),
+                                                   _sliced(noise, sl))).sum(axis=0)
     return total / w.shape[0]
 
 
-def log_predictive_density(X, weights, means, chols, dof=None) -> np.ndarray:
+def log_predictive_density(X, weights, means, chols, dof=None, noise=None) -> np.ndarray:
     """Log (1/S) sum_s p(x_n | theta_s): the log posterior predictive density, shape (N,)."""
     w, m, c, nu = _flat(weights, means, chols, dof)
     s = w.shape[0]
     acc = np.full(X.shape[0], -np.inf)
     for sl in draw_chunks(s, X.shape[0], m.shape[1], m.shape[2]):
-        ll = logsumexp(weighted_log_densities(X, w[sl], m[sl], c[sl], _sliced(nu, sl)),
+        ll = logsumexp(weighted_log_densities(X, w[sl], m[sl], c[sl], _sliced(nu, sl),
+                                                   _sliced(noise, sl)),
                        axis=-1)  # (s, N)
         acc = np.logaddexp(acc, logsumexp(ll, axis=0))
     return acc - np.log(s)

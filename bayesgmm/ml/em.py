@@ -211,7 +211,8 @@ def _run_start(Z, views, k, strategy, view, seed, *, reg_covar, max_iter, tol, n
 def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: float = 1e-6,
            max_iter: int = 1000, tol: float = 1e-8, n_candidates: int = 10,
            short_iter: int = 10, covariance_type: str = "full",
-           missing: str = "marginalize", sample_weight=None) -> PointEstimate:
+           missing: str = "marginalize", sample_weight=None,
+           noise: bool | str = False) -> PointEstimate:
     """Maximum likelihood by EM: the best of several starts of scikit-learn's GaussianMixture.
 
     The starts cycle through :data:`EM_STRATEGIES` and views of the data: a model-based
@@ -284,6 +285,15 @@ def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: f
         search on the rows unweighted, then EM with the weights continues from every
         optimum found, as for missing entries; ``log_likelihood``, BIC and AIC are
         weighted (N is the total weight).
+    noise : bool or {"box", "hypvol", "hull"}, default False
+        Add a uniform noise component over the data's region, as mclust's EM with
+        ``noise`` (and :func:`bayesgmm.fit`'s ``noise``, so that the two compare like for
+        like; :mod:`bayesgmm.likelihood.noise` describes the regions). EM with it
+        (:func:`~bayesgmm.ml.missing.em_missing`) runs from every optimum of the search
+        (noise weight 0.05) and from the K + 1 component optimum with each component in
+        turn made the noise; the best by log-likelihood is kept. The estimate then has
+        ``noise_weight`` and ``noise_region``, its ``weights`` sum to 1 minus the noise
+        weight, and its responsibilities have a last column, the noise's.
 
     Returns
     -------
@@ -326,11 +336,14 @@ def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: f
     check_model_size(n, d, k, covariance_type)
     if sample_weight is not None:
         sample_weight = check_sample_weight(sample_weight, n)
-    if np.isnan(X).any() or sample_weight is not None:
+    from ..params import check_params
+
+    noise = check_params({"noise": noise})["noise"]
+    if np.isnan(X).any() or sample_weight is not None or noise:
         return _fit_em_with_missing(
             X, names, k, n_init=n_init, rng=rng, reg_covar=reg_covar, max_iter=max_iter,
             tol=tol, n_candidates=n_candidates, short_iter=short_iter,
-            covariance_type=covariance_type, sample_weight=sample_weight)
+            covariance_type=covariance_type, sample_weight=sample_weight, noise=noise)
     std = Standardizer.fit(X)
     views = _views(X, std.transform(X))  # the starting partitions use the usual views
     std = Standardizer.for_structure(X, covariance_type)
@@ -425,11 +438,12 @@ def fit_em(X, n_components, *, n_init: int = 10, random_state=None, reg_covar: f
 
 def _fit_em_with_missing(X, names, k, *, n_init, rng, reg_covar, max_iter, tol,
                          n_candidates, short_iter, covariance_type,
-                         sample_weight=None) -> PointEstimate:
-    """:func:`fit_em` on data with NaN entries or weighted rows.
+                         sample_weight=None, noise: str | bool = False) -> PointEstimate:
+    """:func:`fit_em` on data with NaN entries or weighted rows, or with a noise component.
 
-    See ``missing`` and ``sample_weight`` there.
+    See ``missing``, ``sample_weight`` and ``noise`` there.
     """
+    from ..likelihood.noise import noise_region
     from .missing import em_missing
 
     n, d = X.shape
@@ -447,15 +461,28 @@ def _fit_em_with_missing(X, names, k, *, n_init, rng, reg_covar, max_iter, tol,
     candidates = search.info["optima"] or [{
         "start": search.info["best_start"], "weights": search.weights,
         "means": search.means, "covariances": search.covariances}]
+    region = noise_ld = None
+    if noise:
+        region = noise_region(X, noise)
+        noise_ld = region.rescaled(std.scale).log_density(Z)
+        candidates = [{**opt, "noise_weight": 0.05, "weights": 0.95 * opt["weights"]}
+                      for opt in candidates] + _dropped_candidates(
+            filled, k, search, n_init=n_init, rng=rng, reg_covar=reg_covar,
+            max_iter=max_iter, tol=tol, n_candidates=n_candidates, short_iter=short_iter,
+            covariance_type=covariance_type)
     starts, fits = [], []
     for opt in candidates:
         record = {"start": opt["start"], **{key: search.info["starts"][opt["start"]][key]
                                             for key in ("strategy", "view", "seed")}}
+        if noise:
+            record["noise_start"] = opt.get("noise_from", "weight 0.05")
         try:
             out = em_missing(Z, opt["weights"], std.means_to_model(opt["means"]),
                              std.covariances_to_model(opt["covariances"]),
                              covariance_type=covariance_type, reg_covar=reg_covar,
-                             max_iter=max_iter, tol=tol, sample_weight=sample_weight)
+                             max_iter=max_iter, tol=tol, sample_weight=sample_weight,
+                             noise_log_density=noise_ld,
+                             noise_weight=opt.get("noise_weight", 0.05))
         except np.linalg.LinAlgError as exc:
             record.update(log_likelihood=None, converged=False, degenerate=None,
                           error=str(exc))
@@ -501,7 +528,38 @@ def _fit_em_with_missing(X, names, k, *, n_init, rng, reg_covar, max_iter, tol,
     return PointEstimate.from_parameters(
         X, out["weights"], std.means_to_user(out["means"]),
         shape.covariances_to_user(reduced, k, d, std), converged=out["converged"],
-        method="em", info=info, covariance_type=covariance_type, sample_weight=sample_weight)
+        method="em", info=info, covariance_type=covariance_type, sample_weight=sample_weight,
+        noise_weight=out.get("noise_weight"), noise_region=region)
+
+
+def _dropped_candidates(filled, k, search, **kwargs) -> list[dict]:
+    """Starts for EM with noise: the best K + 1 component optimum, each component made noise.
+
+    Each component in turn becomes the noise (its weight the noise weight): Gaussian EM
+    gives far outliers a component of their own, and dropping it is the start that EM with
+    noise needs.
+    """
+    if search.info.get("best_start") is None:
+        return []
+    with warnings.catch_warnings():  # a K + 1 search's troubles are not the fit's
+        warnings.simplefilter("ignore")
+        try:
+            extra = fit_em(filled, k + 1, n_init=kwargs["n_init"],
+                           random_state=draw_seed(kwargs["rng"]),
+                           reg_covar=kwargs["reg_covar"], max_iter=kwargs["max_iter"],
+                           tol=kwargs["tol"], n_candidates=kwargs["n_candidates"],
+                           short_iter=kwargs["short_iter"],
+                           covariance_type=kwargs["covariance_type"])
+        except ValueError:  # too few rows for K + 1 components
+            return []
+    start = search.info["best_start"]
+    return [{"start": start, "noise_from": f"component {j} of {k + 1}",
+             "noise_weight": float(np.clip(extra.weights[j], 1e-3, 0.5)),
+             "weights": np.delete(extra.weights, j) * (1 - np.clip(extra.weights[j], 1e-3, 0.5))
+             / np.delete(extra.weights, j).sum(),
+             "means": np.delete(extra.means, j, axis=0),
+             "covariances": np.delete(extra.covariances, j, axis=0)}
+            for j in range(k + 1)]
 
 
 # EM for the start: fit_em's strategies run on at most EM_START_ROWS rows, then one EM

@@ -40,16 +40,20 @@ def conditional_moments(x_obs: np.ndarray, mean: np.ndarray, cov: np.ndarray,
     return cond_mean, 0.5 * (cond_cov + cond_cov.T)
 
 
-def _e_step(Z, patterns, weights, means, covs, row_weights, labels=None):
+def _e_step(Z, patterns, weights, means, covs, row_weights, labels=None, noise=None):
     """Observed-data log-likelihood and the expected sufficient statistics (rows weighted).
 
     A row with a known component (``labels[n] >= 0``) belongs to it: its other components
     get probability 0, and its log-likelihood is that component's term alone.
+
+    ``noise``: ``(weight, log density per row (N,))`` of a noise component; the
+    responsibility it takes is returned as a fifth value.
     """
     n, d = Z.shape
     k = weights.size
     chols = np.linalg.cholesky(covs)
     s0, s1, s2 = np.zeros(k), np.zeros((k, d)), np.zeros((k, d, d))
+    s_noise = 0.0
     total = 0.0
     for p in patterns:
         o = p.observed
@@ -57,16 +61,21 @@ def _e_step(Z, patterns, weights, means, covs, row_weights, labels=None):
         x = Z[np.ix_(p.rows, o)]
         lp = weighted_log_densities(x, weights[None], means[None][:, :, o],
                                     marginal_chols(chols, o)[None])[0]
+        if noise is not None:
+            with np.errstate(divide="ignore"):
+                lp = np.column_stack([lp, np.log(noise[0]) + noise[1][p.rows]])
         if labels is not None:
             own = labels[p.rows]
             known = own >= 0
             if known.any():
-                mask = np.full((known.sum(), k), -np.inf)
+                mask = np.full((known.sum(), lp.shape[1]), -np.inf)
                 mask[np.arange(mask.shape[0]), own[known]] = 0.0
                 lp[known] = lp[known] + mask
         rw = row_weights[p.rows]
         total += float(rw @ logsumexp(lp, axis=1))
         r = normalised(lp) * rw[:, None]
+        if noise is not None:
+            s_noise += float(r[:, k].sum())
         for j in range(k):
             rj = r[:, j]
             full = np.empty((x.shape[0], d))
@@ -79,13 +88,15 @@ def _e_step(Z, patterns, weights, means, covs, row_weights, labels=None):
             s2[j] += (full * rj[:, None]).T @ full
             if extra is not None:
                 s2[j][np.ix_(m, m)] += rj.sum() * extra
-    return total, s0, s1, s2
+    return total, s0, s1, s2, s_noise
 
 
 def em_missing(Z: np.ndarray, weights: np.ndarray, means: np.ndarray, covs: np.ndarray, *,
                covariance_type: str = "full", reg_covar: float = 1e-6, max_iter: int = 1000,
                tol: float = 1e-8, sample_weight: np.ndarray | None = None,
-               labels: np.ndarray | None = None):
+               labels: np.ndarray | None = None,
+               noise_log_density: float | np.ndarray | None = None,
+               noise_weight: float = 0.05):
     """EM on data with NaN entries (or complete data), from the given parameters.
 
     Parameters
@@ -106,12 +117,20 @@ def em_missing(Z: np.ndarray, weights: np.ndarray, means: np.ndarray, covs: np.n
         Known components (semi-supervised EM): a row with ``labels[n] = j >= 0`` belongs to
         component j (responsibility 1) and contributes log w_j + log N(x_n | theta_j);
         -1 where unknown.
+    noise_log_density : float or ndarray of shape (N,), optional
+        Add a uniform noise component of this log density (``-log V``, per row for rows
+        with missing entries: see :mod:`bayesgmm.likelihood.noise`), as mclust's EM with
+        ``noise``: its weight is estimated with the others. ``weights`` then sum to 1
+        minus ``noise_weight``, the noise component's starting weight.
+    noise_weight : float, default 0.05
 
     Returns
     -------
     dict
         ``weights``, ``means``, ``covariances`` (K, D, D), ``log_likelihood`` (observed
-        data, at the returned parameters), ``n_iter``, ``converged``.
+        data, at the returned parameters), ``n_iter``, ``converged``; with a noise
+        component also ``noise_weight`` (the components' ``weights`` summing to 1 minus
+        it).
 
     Examples
     --------
@@ -134,22 +153,33 @@ def em_missing(Z: np.ndarray, weights: np.ndarray, means: np.ndarray, covs: np.n
     shape = structure(covariance_type)
     weights, means = np.asarray(weights, float), np.asarray(means, float)
     covs = np.asarray(covs, float)
+    noise = None
+    if noise_log_density is not None:
+        ld = np.broadcast_to(np.asarray(noise_log_density, dtype=float), (Z.shape[0],))
+        noise = (float(noise_weight), ld)
     previous = -np.inf
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):  # noqa: B007 (n_iter is reported)
-        loglik, s0, s1, s2 = _e_step(Z, patterns, weights, means, covs, row_weights, labels)
+        loglik, s0, s1, s2, s_noise = _e_step(Z, patterns, weights, means, covs,
+                                              row_weights, labels, noise)
         if abs(loglik - previous) / n < tol:
             converged = True
             break
         previous = loglik
         counts = np.maximum(s0, 10 * np.finfo(float).eps)
-        weights = counts / counts.sum()
+        total = counts.sum() + s_noise
+        if noise is not None:
+            noise = (max(s_noise, 10 * np.finfo(float).eps) / total, noise[1])
+        weights = counts / total
         means = s1 / counts[:, None]
         covs = s2 / counts[:, None, None] - means[:, :, None] * means[:, None, :]
         covs = shape.project(weights, 0.5 * (covs + np.swapaxes(covs, 1, 2)))
         covs = covs + reg_covar * np.eye(d)
     else:
-        loglik = _e_step(Z, patterns, weights, means, covs, row_weights, labels)[0]
-    return {"weights": weights, "means": means, "covariances": covs,
-            "log_likelihood": loglik, "n_iter": n_iter, "converged": converged}
+        loglik = _e_step(Z, patterns, weights, means, covs, row_weights, labels, noise)[0]
+    out = {"weights": weights, "means": means, "covariances": covs,
+           "log_likelihood": loglik, "n_iter": n_iter, "converged": converged}
+    if noise is not None:
+        out["noise_weight"] = noise[0]
+    return out

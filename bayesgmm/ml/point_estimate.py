@@ -9,6 +9,7 @@ import numpy as np
 
 from ..covariance import n_parameters, structure
 from ..likelihood import pointwise_log_likelihood, reference
+from ..likelihood.noise import NoiseRegion, NoiseTerm
 from ..validation import check_data
 
 __all__ = ["PointEstimate", "one_thread", "check_number", "constant_column_advice"]
@@ -39,6 +40,13 @@ class PointEstimate:
         "full" (default), "diag", "spherical" or "tied": the structure the covariances were
         fitted with (see :data:`COVARIANCE_TYPES`). ``covariances`` always holds the K full
         D x D matrices; the structure sets the number of free parameters.
+    noise_weight : float or None
+        The weight of a uniform noise component (``fit_em(..., noise=True)``); ``weights``
+        then sum to 1 minus it, ``responsibilities`` and :meth:`predict_proba` have a last
+        column for it, :meth:`predict` returns -1 for the rows it takes, and it counts as
+        one more free parameter. None without one.
+    noise_region : NoiseRegion or None
+        Its region (:mod:`bayesgmm.likelihood.noise`).
 
     Examples
     --------
@@ -61,6 +69,8 @@ class PointEstimate:
     method: str
     info: dict = field(default_factory=dict)
     covariance_type: str = "full"
+    noise_weight: float | None = None
+    noise_region: NoiseRegion | None = None
 
     @property
     def n_components(self) -> int:
@@ -74,7 +84,8 @@ class PointEstimate:
         Covariance parameters: "full" K D (D + 1) / 2, "diag" K D, "spherical" K, "tied"
         D (D + 1) / 2.
         """
-        return n_parameters(*self.means.shape, self.covariance_type)
+        return n_parameters(*self.means.shape, self.covariance_type) + (
+            self.noise_weight is not None)
 
     def _chols(self) -> np.ndarray:
         return np.linalg.cholesky(self.covariances)
@@ -86,27 +97,39 @@ class PointEstimate:
         """
         return check_data(X, n_features=self.means.shape[1], missing="marginalize")[0]
 
+    def _noise(self) -> NoiseTerm | None:
+        if self.noise_weight is None:
+            return None
+        return NoiseTerm(np.array([self.noise_weight]), self.noise_region)
+
     def predict_proba(self, X) -> np.ndarray:
-        """P(z = k | x) for each row of ``X`` (Bayes' rule with the point estimate)."""
+        """P(z = k | x) for each row of ``X`` (Bayes' rule with the point estimate).
+
+        With a noise component, a last column: P(noise | x).
+        """
         X = self._check_X(X)
         return reference.responsibilities(X, self.weights[None], self.means[None],
-                                      self._chols()[None])[0]
+                                          self._chols()[None], None, self._noise())[0]
 
     def predict(self, X) -> np.ndarray:
-        """Most probable component of each row."""
-        return self.predict_proba(X).argmax(axis=1)
+        """Most probable component of each row (-1: a noise component)."""
+        label = self.predict_proba(X).argmax(axis=1)
+        label[label == self.n_components] = -1
+        return label
 
     def score_samples(self, X) -> np.ndarray:
         """Log density log p(x) of each row under the point estimate."""
         X = self._check_X(X)
         return pointwise_log_likelihood(X, self.weights[None], self.means[None],
-                                      self._chols()[None])[0]
+                                        self._chols()[None], None, self._noise())[0]
 
     @classmethod
     def from_parameters(cls, X, weights, means, covariances, *, converged: bool = True,
                         method: str = "em", info: dict | None = None,
                         covariance_type: str = "full",
-                        sample_weight: np.ndarray | None = None) -> PointEstimate:
+                        sample_weight: np.ndarray | None = None,
+                        noise_weight: float | None = None,
+                        noise_region: NoiseRegion | None = None) -> PointEstimate:
         """Build an estimate from parameters, computing its fit statistics on ``X``.
 
         Parameters
@@ -125,6 +148,10 @@ class PointEstimate:
         sample_weight : ndarray of shape (N,), optional
             Frequency weights of the rows: the log-likelihood is their weighted sum, and the
             BIC's N their total.
+        noise_weight : float, optional
+            A uniform noise component's weight (``weights`` summing to 1 minus it).
+        noise_region : NoiseRegion, optional
+            Its region (required with ``noise_weight``).
 
         Returns
         -------
@@ -137,17 +164,24 @@ class PointEstimate:
         covariance = structure(covariance_type)
         covariance.check(covariances)  # any covariances are "full" ones
         chols = np.linalg.cholesky(covariances)
-        pointwise = pointwise_log_likelihood(X, weights[None], means[None], chols[None])[0]
+        noise = None
+        if noise_weight is not None:
+            noise_weight = float(noise_weight)
+            noise = NoiseTerm(np.array([noise_weight]), noise_region)
+        pointwise = pointwise_log_likelihood(X, weights[None], means[None], chols[None],
+                                             None, noise)[0]
         if sample_weight is None:
             loglik, n = float(pointwise.sum()), X.shape[0]
         else:
             loglik, n = float(pointwise @ sample_weight), float(np.sum(sample_weight))
-        resp = reference.responsibilities(X, weights[None], means[None], chols[None])[0]
-        p = n_parameters(*means.shape, covariance.name)
+        resp = reference.responsibilities(X, weights[None], means[None], chols[None], None,
+                                          noise)[0]
+        p = n_parameters(*means.shape, covariance.name) + (noise is not None)
         return cls(weights=weights, means=means, covariances=covariances, log_likelihood=loglik,
                    responsibilities=resp, bic=-2.0 * loglik + p * math.log(n),
                    aic=-2.0 * loglik + 2.0 * p, converged=bool(converged), method=method,
-                   info=dict(info or {}), covariance_type=covariance.name)
+                   info=dict(info or {}), covariance_type=covariance.name,
+                   noise_weight=noise_weight, noise_region=noise_region)
 
     def to_sklearn(self):
         """The same mixture as a fitted ``sklearn.mixture.GaussianMixture``.
@@ -167,6 +201,10 @@ class PointEstimate:
         """
         from sklearn.mixture import GaussianMixture
 
+        if self.noise_weight is not None:
+            raise ValueError("scikit-learn's GaussianMixture has no noise component: this "
+                             "estimate (fitted with noise) has no GaussianMixture "
+                             "equivalent; fit_em(X, k) without noise has one.")
         k, d = self.means.shape
         covariance = structure(self.covariance_type)
         gm = GaussianMixture(n_components=k, covariance_type=covariance.name)
