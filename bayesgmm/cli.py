@@ -330,7 +330,8 @@ def _compare(args) -> int:
     t0 = _stage(f"Fitting {args.components} components by {args.method} and by EM ...")
     model = _model_from_args(args, args.components).fit(df)
     em = fit_em(df, args.components, covariance_type=args.covariance_type,
-                random_state=args.seed, missing=args.missing)
+                random_state=args.seed, missing=args.missing,
+                noise=_noise_setting(args.noise))  # like for like: EM with the same noise
     print(f"  done in {time.perf_counter() - t0:.1f} s")
     result = compare_assignments(model, em, df)
     print(result)

@@ -292,3 +292,89 @@ def test_noise_nuts_recovers_and_loo_prefers_it(contaminated):
     se = {name: loo(f).se for name, f in fits.items()}
     assert elpd["noise"] - elpd["gaussian"] > 2 * se["noise"]
     assert elpd["student_t"] - elpd["gaussian"] > 2 * se["student_t"]
+
+
+# ------------------------------------------------------------------ the EM baseline
+@pytest.fixture(scope="module")
+def em_noise(contaminated):
+    from bayesgmm.ml import fit_em
+
+    return fit_em(contaminated.X, 3, random_state=0, noise=True)
+
+
+def test_fit_em_with_noise_is_the_noise_mixtures_ml(contaminated, em_noise):
+    from bayesgmm.ml import fit_em
+
+    plain = fit_em(contaminated.X, 3, random_state=0)
+    assert mean_error(plain.means, contaminated) > 1.0  # the outliers took a component
+    assert mean_error(em_noise.means, contaminated) < 0.3
+    precision, recall = precision_recall(em_noise.predict(contaminated.X) == -1,
+                                         contaminated.labels == -1)
+    assert precision >= 0.9 and recall >= 0.9
+    # One more free parameter, and its log-likelihood from its own parameters.
+    assert em_noise.n_parameters == plain.n_parameters + 1
+    assert em_noise.responsibilities.shape == (400, 4)
+    widths = contaminated.X.max(axis=0) - contaminated.X.min(axis=0)
+    dens = sum(em_noise.weights[j] * multivariate_normal(
+        em_noise.means[j], em_noise.covariances[j]).pdf(contaminated.X) for j in range(3))
+    ll = np.log(dens + em_noise.noise_weight / widths.prod())
+    assert em_noise.log_likelihood == pytest.approx(ll.sum(), rel=1e-10)
+    np.testing.assert_allclose(em_noise.score_samples(contaminated.X), ll, rtol=1e-10)
+    assert em_noise.bic < plain.bic  # BIC prefers the noise component here
+    with pytest.raises(ValueError, match="no noise component"):
+        em_noise.to_sklearn()
+
+
+def test_compare_with_em_is_like_for_like(contaminated, noise_map, em_noise):
+    from bayesgmm import compare_assignments
+    from bayesgmm.ml import fit_em
+
+    result = compare_assignments(noise_map, em_noise, contaminated.X,
+                                 y_true=contaminated.labels)
+    # The noise is a label of its own (-1) on both sides: they agree on the outliers.
+    assert result.metrics["agreement"] > 0.97
+    out = contaminated.labels == -1
+    assert (result.points["label_bayes"].to_numpy()[out] == -1).mean() >= 0.9
+    assert (result.points["label_other"].to_numpy()[out] == -1).mean() >= 0.9
+    assert result.metrics["ari_bayes_true"] > 0.9
+    with pytest.raises(ValueError, match="like for like"):
+        compare_assignments(noise_map, fit_em(contaminated.X, 3, random_state=0),
+                            contaminated.X)
+
+
+def test_cluster_plot_marks_the_noise(noise_map, contaminated):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bayesgmm.plotting import plot_clusters
+
+    ax = plot_clusters(noise_map, contaminated.X)
+    called = int((noise_map.predict(contaminated.X) == -1).sum())
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == [f"noise ({called})"]
+    # The marked points are the ones the posterior calls noise.
+    marked = [c for c in ax.collections if c.get_label().startswith("noise")][0]
+    np.testing.assert_array_equal(marked.get_offsets(),
+                                  contaminated.X[noise_map.predict(contaminated.X) == -1])
+    plt.close(ax.figure)
+
+
+def test_cli_fit_and_compare_with_noise(contaminated, tmp_path, capsys):
+    import pandas as pd
+
+    from bayesgmm.cli import main
+
+    csv = tmp_path / "data.csv"
+    pd.DataFrame(contaminated.X, columns=["a", "b"]).to_csv(csv, index=False)
+    out = tmp_path / "out"
+    assert main(["fit", str(csv), "-k", "3", "--method", "map", "--noise", "box",
+                 "--out", str(out)]) == 0
+    table = pd.read_csv(out / "assignments.csv")
+    precision, recall = precision_recall(table["label"].to_numpy() == -1,
+                                         contaminated.labels == -1)
+    assert precision >= 0.9 and recall >= 0.9 and "p_noise" in table
+    assert main(["compare", str(csv), "-k", "3", "--method", "map", "--noise", "box",
+                 "--out", str(tmp_path / "cmp")]) == 0
+    assert "label agreement" in capsys.readouterr().out
