@@ -35,7 +35,7 @@ from .params import COMPONENTS, check_params
 from .priors import Priors
 from .validation import default_feature_names
 
-__all__ = ["build_model", "packed_cholesky", "log_posterior",
+__all__ = ["build_model", "packed_cholesky", "log_posterior", "mode_log_jacobian",
            "point_from_params", "unpack_point", "COMPONENTS"]
 
 COMPONENT, FEATURE, OBS = "component", "feature", "obs"
@@ -363,14 +363,56 @@ def point_from_params(weights: np.ndarray, means: np.ndarray, chols: np.ndarray,
     return point
 
 
+def mode_log_jacobian(model: pm.Model):
+    r"""What the MAP adds to the model's log density: 0, or the change to log-scale coordinates.
+
+    The model's density is over the packed Cholesky entries of each scale matrix. Their
+    volume element is :math:`\prod_i \sigma_i^{i}` times that of the standard deviations
+    and correlations the priors are set on, so for every unit by which a maximiser lowers
+    all log sigma of a component it gains D(D-1)/2 nats (78 at D = 13), plus (a+1) D from
+    the inverse-gamma prior (39). A Gaussian likelihood stops that at once; a Student-t one
+    loses only about ``dof`` nats per point, nothing as dof -> 0: on wine (D = 13, K = 3)
+    the model's density peaked at every dof 0.3 with scale matrices shrunk 20-fold (ARI
+    0.74), 397 nats above the near-Gaussian solution although 373 nats lower in
+    likelihood, and 442 nats below it over (log sigma, correlations, log dof).
+
+    With Student-t components of free degrees of freedom the MAP is therefore the mode of
+    the density over (log sigma, correlations, log dof): this returns log |d(L entries) /
+    d(log sigma, correlations)| of each packed factor (sum log sigma for "diag" and
+    "spherical"), plus sum log dof, as a PyTensor scalar of the model's value variables.
+    Otherwise 0: the Gaussian model's MAP is unchanged.
+    """
+    if "dof" not in model.named_vars:
+        return pt.as_tensor(0.0)
+    d = len(model.coords[FEATURE])
+    rows, cols = np.tril_indices(d)
+    names = [name for name in model.named_vars
+             if name == "chol_cov" or name.startswith("chol_cov_")]
+    scales = [name for name in ("sigma",) if name in model.named_vars]
+    rvs = [model[name] for name in names + scales + ["dof"]]
+    values = model.replace_rvs_by_values(rvs)
+    total = pt.log(values[-1]).sum()
+    for packed in values[:len(names)]:
+        chol = pt.zeros((d, d))[rows, cols].set(packed)
+        sd = pt.sqrt((chol ** 2).sum(axis=1))
+        corr_diag = pt.diagonal(chol) / sd
+        # PyMC's LKJCholeskyCov density holds log |d(sd, corr) / dL| =
+        # sum_i (log corr_diag_i - i log sd_i); take it out, and add sum log sd.
+        total = total + ((np.arange(d) + 1.0) * pt.log(sd) - pt.log(corr_diag)).sum()
+    for sigma in values[len(names):len(names) + len(scales)]:
+        total = total + pt.log(sigma).sum()
+    return total
+
+
 def log_posterior(model: pm.Model):
     """Compile the unnormalised log posterior on the constrained (untransformed) scale.
 
     Returns a function of a constrained point (see :func:`point_from_params`). No Jacobian
-    of the sampler's transforms is included: this is the density whose maximiser is the MAP.
+    of the sampler's transforms is included, but :func:`mode_log_jacobian` is: this is the
+    density whose maximiser is the MAP.
     """
     from pymc.model.transform.conditioning import remove_value_transforms
 
     plain = remove_value_transforms(model)
-    fn = plain.compile_logp(jacobian=False)
-    return fn
+    logp = plain.logp(jacobian=False) + mode_log_jacobian(plain)
+    return plain.compile_fn(logp, inputs=plain.value_vars, point_fn=True)

@@ -248,8 +248,10 @@ def test_noise_sample_draws_outliers_in_the_box(noise_map, contaminated):
 
 
 def test_noise_fit_is_reproducible_with_every_method_setting(contaminated):
-    a = fit(contaminated.X, 3, method="advi", noise=True, draws=50, random_state=5)
-    b = fit(contaminated.X, 3, method="advi", noise=True, draws=50, random_state=5)
+    a = fit(contaminated.X, 3, method="advi", noise=True, draws=50, max_iter=1500,
+            random_state=5)
+    b = fit(contaminated.X, 3, method="advi", noise=True, draws=50, max_iter=1500,
+            random_state=5)
     np.testing.assert_array_equal(a["posterior"]["noise_weight"].values,
                                   b["posterior"]["noise_weight"].values)
     assert mean_error(a["posterior"]["means"].values.mean(axis=(0, 1)), contaminated) < 0.3

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..covariance import covariance_names
-from ..model import unpack_point
+from ..model import mode_log_jacobian, unpack_point
 from .start import Start
 
 __all__ = ["MODE_GAP_NATS", "MODE_SEARCH_MAX_ROWS", "OPTIMIZER_CACHE_SIZE", "PosteriorOptimizer",
@@ -60,7 +60,9 @@ class PosteriorOptimizer:
 
     The Jacobian of the transforms is left out, so the optimum is the MAP of the model's
     own parametrisation (weights, means, covariances), the point :func:`bayesgmm.fit`'s
-    ``method="map"`` returns.
+    ``method="map"`` returns; with Student-t components of free degrees of freedom, of the
+    density over log standard deviations, correlations and log degrees of freedom instead
+    (:func:`bayesgmm.model.mode_log_jacobian`).
     """
 
     def __init__(self, model, start: Start, *, compile_kwargs: dict):
@@ -75,7 +77,8 @@ class PosteriorOptimizer:
         # The pool's first start is polished next: keep its point (no jitter, so the seed
         # does not change it) rather than compile the initial-point function for it again.
         self._first = (start, point)
-        self._fn = ValueGradFunction([model.logp(jacobian=False)], model.continuous_value_vars,
+        objective = model.logp(jacobian=False) + mode_log_jacobian(model)
+        self._fn = ValueGradFunction([objective], model.continuous_value_vars,
                                      {}, model=model, initial_point=point,
                                      ravel_inputs=True, **compile_kwargs)
         self._fn.set_extra_values({})
