@@ -337,7 +337,8 @@ def plot_singularity_path(table, ax=None):
 def plot_selection(selection, ax=None):
     """PSIS-LOO ELPD (with two standard errors) against K, and EM's BIC on a twin axis.
 
-    With several covariance structures, one line per structure on each axis. Models that
+    With several covariance structures (or component families), one line per structure
+    (and family) on each axis. Models that
     did not converge are crossed out in red (their ELPD estimates nothing, and they are
     never suggested).
 
@@ -356,9 +357,12 @@ def plot_selection(selection, ax=None):
     t = selection.table
     ax = _axes(ax)
     right = ax.twinx()
-    if isinstance(t.index, pd.MultiIndex):
-        groups = [(name, t.xs(name, level="covariance_type"))
-                  for name in t.index.get_level_values("covariance_type").unique()]
+    if isinstance(t.index, pd.MultiIndex):  # one line per structure (and family)
+        others = [n for n in t.index.names if n != "n_components"]
+        groups = [(", ".join(map(str, name if isinstance(name, tuple) else (name,))),
+                   sub.droplevel(others))
+                  for name, sub in t.groupby(level=others if len(others) > 1 else others[0],
+                                             sort=False)]
     else:
         groups = [("", t)]
     for i, (name, sub) in enumerate(groups):
@@ -388,6 +392,8 @@ def plot_selection(selection, ax=None):
     elif len(groups) > 1:
         title = (f"Choosing K: suggested K = {selection.best}, "
                  f"{selection.best_covariance_type}")
+        if "family" in t.index.names:
+            title += f", {selection.best_family}"
     else:
         title = f"Choosing K: suggested K = {selection.best}"
     ax.set_title(title)

@@ -9,8 +9,12 @@ The rule it suggests: the smallest K whose ELPD is within two standard errors of
 difference from the best K (a larger K must earn its extra parameters). With several
 covariance structures (``covariance_types=("full", "diag", ...)``, like mclust's families)
 the grid of structures and K is compared the same way, the simplest model being the one
-with the fewest free parameters. The fits are independent and run in parallel through
-joblib (``n_jobs``), locally or on a Dask or Ray cluster through joblib's backends.
+with the fewest free parameters. ``families=("gaussian", "student_t", "gaussian+noise")``
+adds the component families to the grid: Student-t components (K more parameters, their
+degrees of freedom) and a uniform noise component (one more, its weight), so that the
+comparison says whether the data's tails or outliers need them. The fits are independent
+and run in parallel through joblib (``n_jobs``), locally or on a Dask or Ray cluster through
+joblib's backends.
 
 :func:`sparse_mixture` answers the same question with one fit instead of many: an
 overfitted mixture (K larger than needed) with a sparse Dirichlet prior on the weights
@@ -51,7 +55,8 @@ from .priors import Priors
 from .seeds import check_random_state, draw_seed
 from .validation import check_data, check_positive_int, default_feature_names
 
-__all__ = ["select_components", "Selection", "sparse_mixture", "SparseMixture", "loo"]
+__all__ = ["select_components", "Selection", "FAMILIES", "family_settings", "sparse_mixture",
+           "SparseMixture", "loo"]
 
 
 def loo(fitted):
@@ -165,21 +170,29 @@ class Selection:
     best_covariance_type : str or None
         The suggested covariance structure.
     fits : dict
-        The fitted :class:`BayesianGMM` models, keyed by K (one structure) or by
-        (covariance_type, K).
+        The fitted :class:`BayesianGMM` models, keyed by K (one structure), by
+        (covariance_type, K), or with ``families`` by (family, covariance_type, K).
+    best_family : str or None
+        The suggested component family ("gaussian", "student_t", "gaussian+noise",
+        "student_t+noise"); the one fitted where ``families`` was not given.
     """
 
     table: pd.DataFrame
     best: int | None
     fits: dict = field(repr=False, default_factory=dict)
     best_covariance_type: str | None = "full"
+    best_family: str | None = "gaussian"
 
     def __str__(self) -> str:
         with pd.option_context("display.width", 120, "display.max_columns", 20):
             body = self.table.round(2).to_string()
         grid = isinstance(self.table.index, pd.MultiIndex)
+        families = grid and "family" in self.table.index.names
         if self.best is None:
             choice = "no model converged, so none is suggested"
+        elif families:
+            choice = (f"suggested K = {self.best}, covariance_type = "
+                      f"{self.best_covariance_type!r}, family {self.best_family!r}")
         elif grid:
             choice = (f"suggested K = {self.best}, covariance_type = "
                       f"{self.best_covariance_type!r}")
@@ -201,19 +214,42 @@ class Selection:
         return str(self)
 
 
+#: The component families :func:`select_components` compares: the components' distribution,
+#: and "+noise" for a uniform noise component over the data's bounding box.
+FAMILIES = ("gaussian", "student_t", "gaussian+noise", "student_t+noise")
+
+
+def family_settings(family: str) -> dict:
+    """``component`` and ``noise`` of :func:`bayesgmm.fit` for a family of :data:`FAMILIES`."""
+    if family not in FAMILIES:
+        raise ValueError(f"Unknown family {family!r}; choose from {FAMILIES}.")
+    component, _, noise = family.partition("+")
+    return {"component": component, "noise": "box" if noise else False}
+
+
+def _family_of(settings: dict) -> str:
+    """The family of fit settings (their ``component`` and ``noise``)."""
+    component = settings.get("component", DEFAULTS["component"])
+    return component + ("+noise" if settings.get("noise", DEFAULTS["noise"]) else "")
+
+
 def _fit_one(X, covariance_type: str, k: int, method: str, random_state, fit_kwargs: dict):
     """Fit one model of the grid and score it; runs in a joblib worker.
 
     Warnings are recorded and returned, so that the caller can show them whatever the
-    joblib backend (worker processes do not forward warnings).
+    joblib backend (worker processes do not forward warnings). EM's BIC and AIC are those
+    of EM with the same noise component; Student-t components have no EM baseline here
+    (NaN), and their degrees of freedom count as K more free parameters when free.
     """
+    student = fit_kwargs.get("component", DEFAULTS["component"]) == "student_t"
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         t0 = time.perf_counter()
         model = BayesianGMM(k, covariance_type=covariance_type, method=method,
                             random_state=random_state, **fit_kwargs).fit(X)
         seconds = time.perf_counter() - t0
-        em = fit_em(X, k, covariance_type=covariance_type, random_state=random_state)
+        em = fit_em(X, k, covariance_type=covariance_type, random_state=random_state,
+                    noise=fit_kwargs.get("noise", DEFAULTS["noise"]))
         diag = diagnose(model)
     shown = [(w.category, str(w.message)) for w in record
              # ArviZ warns about high Pareto k; the table reports them. LOO below does
@@ -224,10 +260,13 @@ def _fit_one(X, covariance_type: str, k: int, method: str, random_state, fit_kwa
         warnings.filterwarnings("ignore", message=".*[Pp]areto.*")
         res = loo(model)
     k_hat = np.asarray(res.pareto_k).ravel()
-    row = {"covariance_type": covariance_type, "n_components": k, "elpd_loo": float(res.elpd),
+    free_dof = student and fit_kwargs.get("dof") is None
+    row = {"family": _family_of(fit_kwargs), "covariance_type": covariance_type,
+           "n_components": k, "elpd_loo": float(res.elpd),
            "se": float(res.se), "p_loo": float(res.p),
            "n_bad_pareto_k": int((k_hat > res.good_k).sum()), "max_pareto_k": float(k_hat.max()),
-           "n_parameters": em.n_parameters, "bic_em": em.bic, "aic_em": em.aic,
+           "n_parameters": em.n_parameters + (k if free_dof else 0),
+           "bic_em": np.nan if student else em.bic, "aic_em": np.nan if student else em.aic,
            "max_rhat": np.nan if diag.max_rhat is None else diag.max_rhat,
            "min_ess": (np.nan if diag.min_ess_bulk is None
                        else min(diag.min_ess_bulk, diag.min_ess_tail)),
@@ -241,7 +280,7 @@ def _fit_one(X, covariance_type: str, k: int, method: str, random_state, fit_kwa
 def select_components(X, max_components: int, *, min_components: int = 1,
                       covariance_types=("full",), method: str = "nuts", n_se: float = 2.0,
                       n_jobs: int | None = 1, backend: str | None = None, random_state=None,
-                      **fit_kwargs) -> Selection:
+                      families=None, **fit_kwargs) -> Selection:
     """Fit K = ``min_components`` .. ``max_components`` and compare them by PSIS-LOO.
 
     Parameters
@@ -268,6 +307,15 @@ def select_components(X, max_components: int, *, min_components: int = 1,
     random_state : int, optional
         Seed; every model of the grid gets the same one, so the table does not depend on
         ``n_jobs`` or the backend.
+    families : sequence of str, optional
+        Component families to compare as well (from :data:`FAMILIES`: "gaussian",
+        "student_t", "gaussian+noise", "student_t+noise"; "+noise" is a uniform noise
+        component over the bounding box, see :func:`bayesgmm.fit`): the grid is then every
+        family with every structure and K, the table indexed by (family, covariance_type,
+        n_components), and the simplest model within ``n_se`` of the best is suggested
+        (Student-t components count K more parameters, a noise component one). Then
+        ``component`` and ``noise`` are not passed in ``fit_kwargs``. Default: the one
+        family of ``fit_kwargs`` (Gaussian unless they say otherwise).
     **fit_kwargs
         Passed to :class:`bayesgmm.BayesianGMM` (draws, tune, chains, priors, ...).
 
@@ -311,22 +359,49 @@ def select_components(X, max_components: int, *, min_components: int = 1,
                           missing=fit_kwargs.get("missing", DEFAULTS["missing"]))
     if names != default_feature_names(X.shape[1]):
         X = pd.DataFrame(X, columns=names)  # keep the names for the fits' coords
-    grid = [(t, k) for t in types for k in range(lo, hi + 1)]
-    results = Parallel(n_jobs=n_jobs, backend=backend)(
-        delayed(_fit_one)(X, t, k, method, random_state, fit_kwargs) for t, k in grid)
+    by_family = families is not None
+    if by_family:
+        if isinstance(families, str):
+            families = (families,)
+        families = list(families)
+        for name in families:
+            family_settings(name)
+        if not families or len(set(families)) != len(families):
+            raise ValueError(f"families must name each family once, got {families}.")
+        clash = sorted({"component", "noise"} & set(fit_kwargs))
+        if clash:
+            raise ValueError(f"With families, the family sets {clash}: pass them in "
+                             f"families (e.g. 'student_t+noise'), not as settings.")
+    else:
+        families = [_family_of(fit_kwargs)]
+    grid = [(f, t, k) for f in families for t in types for k in range(lo, hi + 1)]
 
-    single = len(types) == 1
+    def settings(family: str) -> dict:
+        if not by_family:
+            return fit_kwargs
+        extra = family_settings(family)
+        if extra["component"] != "student_t":  # a fixed dof is a t setting only
+            return {**{k_: v for k_, v in fit_kwargs.items() if k_ != "dof"}, **extra}
+        return {**fit_kwargs, **extra}
+
+    results = Parallel(n_jobs=n_jobs, backend=backend)(
+        delayed(_fit_one)(X, t, k, method, random_state, settings(f)) for f, t, k in grid)
+
+    single = len(types) == 1 and not by_family
+    levels = (["family"] if by_family else []) + ([] if single else ["covariance_type"]) \
+        + ["n_components"]
     rows, fits, pointwise = [], {}, {}
-    for (t, k), (row, elpd_i, model, shown) in zip(grid, results, strict=True):
-        key = k if single else (t, k)
+    for (f, t, k), (row, elpd_i, model, shown) in zip(grid, results, strict=True):
+        key = k if single else tuple({"family": f, "covariance_type": t,
+                                      "n_components": k}[name] for name in levels)
         rows.append(row)
         fits[key], pointwise[key] = model, elpd_i
-        label = f"K={k}" if single else f"K={k}, {t}"
+        label = _label(key, levels)
         for category, message in shown:
             warnings.warn(f"[{label}] {message}", category, stacklevel=2)
-    table = pd.DataFrame(rows)
-    table = (table.drop(columns="covariance_type").set_index("n_components") if single
-             else table.set_index(["covariance_type", "n_components"]))
+    table = pd.DataFrame(rows).drop(columns=[c for c in ("family", "covariance_type")
+                                             if c not in levels])
+    table = table.set_index(levels[0] if single else levels)
     converged = table["converged"].to_numpy(bool)
     # The reference row (elpd_diff 0) is the best converged model: an unconverged fit's
     # ELPD is not an estimate of anything.
@@ -341,24 +416,35 @@ def select_components(X, max_components: int, *, min_components: int = 1,
     table.insert(4, "dse", dses)
     failed = [key for key, ok in zip(table.index, converged, strict=True) if not ok]
     if failed:
-        warnings.warn(_refit_advice(table, failed, bool(converged.any()), single),
+        warnings.warn(_refit_advice(table, failed, bool(converged.any()), levels),
                       ConvergenceWarning, stacklevel=2)
     if not converged.any():
-        return Selection(table=table, best=None, fits=fits, best_covariance_type=None)
+        return Selection(table=table, best=None, fits=fits, best_covariance_type=None,
+                         best_family=None)
     # The simplest converged model (fewest free parameters) not worse than the best by more
     # than n_se standard errors; for one structure, the smallest such K.
     ok = table[converged & (table["elpd_diff"] >= -n_se * table["dse"]).to_numpy()]
     chosen = ok.sort_values(["n_parameters", "elpd_loo"], ascending=[True, False]).index[0]
-    best_t, best_k = (types[0], chosen) if single else chosen
-    return Selection(table=table, best=int(best_k), fits=fits, best_covariance_type=best_t)
+    named = dict(zip(levels, (chosen,) if single else chosen, strict=True))
+    return Selection(table=table, best=int(named["n_components"]), fits=fits,
+                     best_covariance_type=named.get("covariance_type", types[0]),
+                     best_family=named.get("family", families[0]))
 
 
-def _refit_advice(table: pd.DataFrame, failed: list, any_converged: bool, single: bool) -> str:
+def _label(key, levels: list[str]) -> str:
+    """A grid model's name in messages: "K=3", "K=3, diag" or "K=3, diag, student_t"."""
+    named = dict(zip(levels, key if isinstance(key, tuple) else (key,), strict=True))
+    return ", ".join([f"K={named['n_components']}"]
+                     + [str(named[n]) for n in ("covariance_type", "family") if n in named])
+
+
+def _refit_advice(table: pd.DataFrame, failed: list, any_converged: bool,
+                  levels: list[str]) -> str:
     """Which models did not converge, why, and how to refit them."""
     parts = []
     for key in failed:
         row = table.loc[key]
-        label = f"K={key}" if single else f"K={key[1]}, {key[0]}"
+        label = _label(key, levels)
         stats = [] if np.isnan(row["max_rhat"]) else [
             f"max R-hat {row['max_rhat']:.2f}", f"min ESS {row['min_ess']:.0f}"]
         parts.append(f"{label} ({'; '.join(stats + [row['problems']])})")

@@ -380,3 +380,36 @@ def test_cli_fit_and_compare_with_noise(contaminated, tmp_path, capsys):
     assert main(["compare", str(csv), "-k", "3", "--method", "map", "--noise", "box",
                  "--out", str(tmp_path / "cmp")]) == 0
     assert "label agreement" in capsys.readouterr().out
+
+
+def test_select_components_compares_families_by_loo(contaminated):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bayesgmm.plotting import plot_selection
+    from bayesgmm.selection import select_components
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the Gaussian fit's high Pareto k at the outliers
+        sel = select_components(contaminated.X, 3, min_components=3, method="advi",
+                                draws=100, max_iter=1500, random_state=0,
+                                families=("gaussian", "gaussian+noise"))
+    table = sel.table
+    assert table.index.names == ["family", "covariance_type", "n_components"]
+    gauss, noise = table.loc[("gaussian", "full", 3)], table.loc[("gaussian+noise", "full", 3)]
+    # The noise component is worth its one parameter many standard errors over.
+    assert noise["elpd_loo"] - gauss["elpd_loo"] > 4 * gauss["dse"]
+    assert noise["n_parameters"] == gauss["n_parameters"] + 1
+    assert noise["bic_em"] < gauss["bic_em"]  # EM with noise, like for like
+    assert sel.best == 3 and sel.best_family == "gaussian+noise"
+    assert isinstance(sel.fits[("gaussian+noise", "full", 3)].noise_weight_, float)
+    ax = plot_selection(sel)
+    assert ax.get_title().endswith("gaussian+noise")
+    plt.close(ax.figure)
+    with pytest.raises(ValueError, match="pass them in families"):
+        select_components(contaminated.X, 3, method="advi", families=("gaussian",),
+                          noise=True)
+    with pytest.raises(ValueError, match="Unknown family"):
+        select_components(contaminated.X, 3, method="advi", families=("cauchy",))
