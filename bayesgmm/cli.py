@@ -178,6 +178,16 @@ def _stage(message: str) -> float:
     return time.perf_counter()
 
 
+def _family_args(args) -> dict:
+    """The select command's --families, or its --component and --noise (not both)."""
+    if args.families is None:
+        return {"component": args.component, "noise": _noise_setting(args.noise)}
+    if args.component != "gaussian" or args.noise != "none":
+        raise ValueError("--families sets the component and the noise of each model: drop "
+                         "--component/--noise, or drop --families.")
+    return {"families": args.families}
+
+
 def _noise_setting(value: str):
     """The CLI's --noise as fit's noise setting (False for "none")."""
     return False if value == "none" else value
@@ -366,6 +376,7 @@ def _select(args) -> int:
     from .plotting import plot_selection
     from .selection import select_components
 
+    families = _family_args(args)  # refused before anything is read or written
     df = _read_csv(args.data, args.columns, args.missing)
     if args.min_components > args.max_components:
         raise ValueError(f"--min-components ({args.min_components}) must not exceed "
@@ -380,8 +391,7 @@ def _select(args) -> int:
                             method=args.method, draws=args.draws, tune=args.tune,
                             chains=args.chains, sampler=args.sampler, random_state=args.seed,
                             progressbar=args.progress, missing=args.missing,
-                            component=args.component, dof=args.dof,
-                            noise=_noise_setting(args.noise))
+                            dof=args.dof, **families)
     print(f"  done in {time.perf_counter() - t0:.1f} s")
     print(sel)
     written: list[Path] = []
@@ -423,6 +433,10 @@ def _add_fit_options(p: argparse.ArgumentParser, components: bool = True) -> Non
         p.add_argument("--covariance-types", type=_covariance_types, default=("full",),
                        help="comma-separated structures to compare, e.g. full,diag,spherical,"
                             "tied (default full)")
+        p.add_argument("--families", type=_families, default=None,
+                       help="comma-separated component families to compare as well, e.g. "
+                            "gaussian,student_t,gaussian+noise (from "
+                            f"{','.join(FAMILIES)}; then without --component/--noise)")
         p.add_argument("--jobs", type=_positive_int, default=1,
                        help="fits run in parallel (joblib worker processes; default 1)")
         methods = None
@@ -495,6 +509,17 @@ def _select_method(text: str) -> str:
 COVARIANCE_TYPES = ["full", "diag", "spherical", "tied"]
 COMPONENTS = ["gaussian", "student_t"]  # bayesgmm.params.COMPONENTS, likewise
 NOISE_REGIONS = ("box", "hypvol", "hull")  # bayesgmm.likelihood.noise.NOISE_REGIONS, likewise
+FAMILIES = ("gaussian", "student_t", "gaussian+noise", "student_t+noise")  # selection's
+
+
+def _families(text: str) -> tuple[str, ...]:
+    names = tuple(t.strip() for t in text.split(",") if t.strip())
+    bad = [t for t in names if t not in FAMILIES]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(f"{text!r}: choose from {', '.join(FAMILIES)}")
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"{text!r} names a family twice")
+    return names
 
 
 def _covariance_types(text: str) -> tuple[str, ...]:

@@ -413,3 +413,23 @@ def test_select_components_compares_families_by_loo(contaminated):
                           noise=True)
     with pytest.raises(ValueError, match="Unknown family"):
         select_components(contaminated.X, 3, method="advi", families=("cauchy",))
+
+
+def test_cli_select_takes_families(contaminated, tmp_path, capsys):
+    import pandas as pd
+
+    from bayesgmm.cli import build_parser, main
+
+    args = build_parser().parse_args(["select", "d.csv", "--max-components", "3",
+                                      "--families", "gaussian, student_t+noise"])
+    assert args.families == ("gaussian", "student_t+noise")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["select", "d.csv", "--max-components", "3",
+                                   "--families", "gaussian,cauchy"])
+    assert "cauchy" in capsys.readouterr().err
+    csv = tmp_path / "data.csv"
+    pd.DataFrame(contaminated.X, columns=["a", "b"]).to_csv(csv, index=False)
+    assert main(["select", str(csv), "--max-components", "3", "--families", "gaussian",
+                 "--noise", "box", "--method", "advi", "--out", str(tmp_path / "o")]) != 0
+    printed = capsys.readouterr()
+    assert "drop --component/--noise" in printed.err and "Fitting" not in printed.out
