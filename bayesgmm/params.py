@@ -20,8 +20,8 @@ from .priors import Priors
 from .seeds import check_random_state
 from .validation import MISSING, check_positive_int
 
-__all__ = ["BACKENDS", "COMPONENTS", "DEFAULTS", "METHODS", "PARAMETER_CONSTRAINTS",
-           "SAMPLERS", "check_params"]
+__all__ = ["BACKENDS", "COMPONENTS", "DEFAULTS", "METHODS", "NOISE_REGIONS",
+           "PARAMETER_CONSTRAINTS", "SAMPLERS", "check_params"]
 
 METHODS = ("nuts", "advi", "fullrank_advi", "map")
 SAMPLERS = ("auto", "pymc", "nutpie", "numpyro", "blackjax")
@@ -29,6 +29,8 @@ BACKENDS = ("auto", "jax", "numba", "c")
 #: The component distributions: Gaussian, or multivariate Student-t (degrees of freedom per
 #: component, free under a Gamma prior or fixed by the ``dof`` setting).
 COMPONENTS = ("gaussian", "student_t")
+#: The regions of a uniform noise component (see :mod:`bayesgmm.likelihood.noise`).
+NOISE_REGIONS = ("box", "hypvol", "hull")
 
 
 class _Integer:
@@ -98,8 +100,6 @@ def _dof(value, name: str) -> float | None:
 
 def _noise(value, name: str) -> str | bool:
     """False (no noise component; None too), True ("box") or a region's name."""
-    from .likelihood.noise import NOISE_REGIONS
-
     if value is None or value is False or (isinstance(value, np.bool_) and not value):
         return False
     if value is True or isinstance(value, np.bool_):

@@ -17,6 +17,7 @@ from bayesgmm.cli import build_parser
 from bayesgmm.covariance import COVARIANCE_TYPES
 from bayesgmm.likelihood.noise import NOISE_REGIONS
 from bayesgmm.params import COMPONENTS, DEFAULTS, PARAMETER_CONSTRAINTS, SAMPLERS, check_params
+from bayesgmm.params import NOISE_REGIONS as PARAMS_NOISE_REGIONS
 from bayesgmm.selection import FAMILIES
 
 GOOD = np.random.default_rng(0).normal(size=(30, 2))
@@ -90,7 +91,7 @@ def test_command_line_defaults_agree_with_the_package():
         assert args[name] == DEFAULTS[name], name
     assert tuple(CLI_COVARIANCE_TYPES) == COVARIANCE_TYPES
     assert tuple(CLI_COMPONENTS) == COMPONENTS
-    assert tuple(CLI_NOISE_REGIONS) == NOISE_REGIONS
+    assert tuple(CLI_NOISE_REGIONS) == NOISE_REGIONS == PARAMS_NOISE_REGIONS
     assert cli.FAMILIES == FAMILIES
     assert cli._noise_setting(args["noise"]) is DEFAULTS["noise"]
     for sampler in SAMPLERS:  # every sampler is accepted, and nothing else

@@ -30,6 +30,8 @@ import numpy as np
 
 __all__ = ["NOISE_REGIONS", "HULL_MAX_FEATURES", "NoiseRegion", "NoiseTerm", "noise_region"]
 
+# The same as bayesgmm.params.NOISE_REGIONS (the likelihood layer imports no other layer;
+# tests/test_params.py checks that they agree).
 NOISE_REGIONS = ("box", "hypvol", "hull")
 #: Qhull's cost grows exponentially with the dimension: beyond this many features the hull
 #: is refused (use "box" or "hypvol").
