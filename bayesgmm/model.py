@@ -27,6 +27,7 @@ from .likelihood.missing import (
     pattern_table,
 )
 from .likelihood.ops import (
+    component_dof,
     core_parameters,
     mixture_log_likelihood,
     student_t_mixture_log_likelihood,
@@ -109,7 +110,10 @@ def build_model(
         (:func:`~bayesgmm.likelihood.ops.student_t_mixture_log_likelihood`) with location
         ``mu``, scale matrix from the covariance variables and degrees of freedom ``dof``
         (component), each under a Gamma(``priors.dof_shape``, ``priors.dof_rate``) prior.
-        Not yet with missing entries or known labels.
+        With missing entries a row's term is the t marginal of its observed coordinates (the
+        t of the same degrees of freedom), one complete-data term per missingness pattern
+        (the graph grows with the number of patterns); not with minibatches and missing
+        entries.
     dof : float, optional
         Student-t components only: degrees of freedom fixed for every component (> 0)
         instead of the free ``dof`` variable.
@@ -141,11 +145,10 @@ def build_model(
         raise ValueError(f"component must be one of {list(COMPONENTS)}, got {component!r}.")
     student = component == "student_t"
     dof = check_params({"component": component, "dof": dof})["dof"]  # fit's own checks
-    if student and (np.isnan(Z).any() or (labels is not None and (np.asarray(labels) >= 0)
-                                          .any())):
+    if student and batch_size is not None and np.isnan(Z).any():
         raise NotImplementedError(
-            "Student-t components do not take missing entries or known labels yet: use "
-            "component='gaussian', or drop the incomplete rows / the labels.")
+            "Minibatch ADVI with Student-t components does not take missing entries yet: "
+            "fit without batch_size, or component='gaussian'.")
     n, d = Z.shape
     k = int(n_components)
     names = list(feature_names) if feature_names is not None else default_feature_names(d)
@@ -207,25 +210,45 @@ def build_model(
 
         row_weights = None if sample_weight is None else np.asarray(sample_weight, float)
 
-        def term(rows: np.ndarray, w, m, c, kk: int):
-            """Log-likelihood of the constant rows ``Z[rows]`` under a mixture of kk."""
+        def t_term(nu):
+            """The complete-data t term with degrees of freedom ``nu``, as ``term=``."""
+            def complete(x, w, m, c, n_components, n_features):
+                return student_t_mixture_log_likelihood(x, w, m, c, nu,
+                                                        n_components=n_components,
+                                                        n_features=n_features)
+            return complete
+
+        def term(rows: np.ndarray, w, m, c, kk: int, nu=None):
+            """Log-likelihood of the constant rows ``Z[rows]`` under a mixture of kk.
+
+            ``nu``: Student-t components' degrees of freedom (kk,).
+            """
             sub = Z[rows]
             if np.isnan(sub).any():
+                if nu is not None:  # the t marginal, one complete-data term per pattern
+                    return marginal_log_likelihood_graph(sub, w, m, c, n_components=kk,
+                                                         dense=covariances.dense,
+                                                         graph="per pattern",
+                                                         term=t_term(nu))
                 return marginal_log_likelihood_graph(sub, w, m, c, n_components=kk,
                                                      dense=covariances.dense)
+            if nu is not None:
+                return student_t_mixture_log_likelihood(pt.as_tensor(sub), w, m, c, nu,
+                                                        n_components=kk, n_features=d)
             return mixture_log_likelihood(pt.as_tensor(sub), w, m, c, n_components=kk,
                                           n_features=d)
 
-        def labelled_loglik(w, m, c):
+        def labelled_loglik(w, m, c, nu=None):
             w, m, c, _ = core_parameters(w, m, c, k)
             ll = pt.zeros((n,))
             unknown = np.flatnonzero(labels < 0)
             if unknown.size:
-                ll = pt.set_subtensor(ll[unknown], term(unknown, w, m, c, k))
+                ll = pt.set_subtensor(ll[unknown], term(unknown, w, m, c, k, nu))
             for j in range(k):
                 rows = np.flatnonzero(labels == j)
                 if rows.size:
-                    own = term(rows, pt.ones((1,)), m[j:j + 1], c[j:j + 1], 1)
+                    own = term(rows, pt.ones((1,)), m[j:j + 1], c[j:j + 1], 1,
+                               None if nu is None else nu[j:j + 1])
                     ll = pt.set_subtensor(ll[rows], own + pt.log(w[j]))
             return ll
 
@@ -245,11 +268,15 @@ def build_model(
             return both if known_rows is None else pt.where(known_rows, own, both)
 
         def row_loglik(value, w, m, c, *dof):
-            if dof:  # Student-t components: complete rows, no labels (refused above)
-                return student_t_mixture_log_likelihood(value, w, m, c, dof[0],
-                                                        n_components=k, n_features=d)
+            # Student-t components' degrees of freedom, (K,) without CustomDist's batch dims
+            nu = component_dof(dof[0], k) if dof else None
             if labels is not None:  # reads the constant data, as with missing entries
-                return labelled_loglik(w, m, c)
+                return labelled_loglik(w, m, c, nu)
+            if nu is not None and missing:
+                return term(np.arange(n), w, m, c, k, nu)
+            if nu is not None:  # complete rows (minibatches with missing entries refused)
+                return student_t_mixture_log_likelihood(value, w, m, c, nu,
+                                                        n_components=k, n_features=d)
             if batch_patterns is not None:  # a minibatch: its rows' patterns drawn with it
                 w, m, c, _ = core_parameters(w, m, c, k)
                 which, masks = batch_patterns

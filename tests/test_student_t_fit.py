@@ -92,11 +92,9 @@ def test_what_t_fits_do_not_take_yet_is_refused(contaminated, t_map):
 
     X = contaminated.X.copy()
     X[0, 0] = np.nan
-    with pytest.raises(NotImplementedError, match="missing entries"):
-        fit(X, 3, method="map", component="student_t")
-    with pytest.raises(NotImplementedError, match="known labels"):
-        fit(contaminated.X, 3, method="map", component="student_t",
-            y=np.r_[0, np.full(X.shape[0] - 1, -1)])
+    with warnings.catch_warnings(), pytest.raises(NotImplementedError, match="missing"):
+        warnings.simplefilter("ignore")  # the missing entries' DataWarning
+        fit(X, 3, method="advi", batch_size=100, component="student_t")
     with pytest.raises(NotImplementedError, match="Student-t"):
         impute(t_map, X[:5])
     with pytest.raises(NotImplementedError, match="Student-t"):
@@ -143,3 +141,32 @@ def test_t_map_on_wine_keeps_the_scale_matrices_and_dof():
     model = BayesianGMM(3, method="map", component="student_t", random_state=0).fit(X)
     assert (model.dof_ > 5).all()
     assert adjusted_rand_score(y, model.predict(X)) > 0.78
+
+
+def test_t_fit_with_missing_entries_and_known_labels(contaminated):
+    """A row's term is the t marginal of its observed entries; a labelled row's its own."""
+    X = contaminated.X.copy()
+    rng = np.random.default_rng(0)
+    X[rng.random(X.shape) < 0.1] = np.nan
+    X[np.isnan(X).all(axis=1), 0] = 0.0
+    y = np.full(X.shape[0], -1)
+    inliers = np.flatnonzero(contaminated.labels >= 0)[:30]
+    y[inliers] = contaminated.labels[inliers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the missing entries' DataWarning
+        res = fit(X, 3, method="map", component="student_t", y=y, random_state=0)
+    post = res["posterior"]
+    w = post["weights"].values[0, 0]
+    m, cov = post["means"].values[0, 0], post["covariances"].values[0, 0]
+    nu = post["dof"].values[0, 0]
+    expected = np.empty(X.shape[0])
+    for n, row in enumerate(X):
+        o = ~np.isnan(row)
+        dens = [w[j] * multivariate_t(m[j, o], cov[j][np.ix_(o, o)], df=nu[j]).pdf(row[o])
+                for j in range(3)]
+        expected[n] = np.log(dens[y[n]] if y[n] >= 0 else sum(dens))
+    np.testing.assert_allclose(res["log_likelihood"]["x"].values[0, 0], expected,
+                               rtol=1e-10, atol=1e-10)
+    # Component j is the labelled class j, and the means are still kept from the outliers.
+    truth = contaminated.means[np.unique(contaminated.labels[inliers])]
+    assert np.linalg.norm(m - truth, axis=1).max() < 0.4

@@ -11,14 +11,12 @@ finish in a background thread, which the interpreter waits for at exit.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import replace
 
 import numpy as np
 import xarray as xr
 
 from ..diagnostics import check
-from ..exceptions import DataWarning
 from ..likelihood.noise import noise_region
 from ..likelihood.ops import exact_numba
 from ..model import build_model
@@ -180,7 +178,9 @@ def fit(
         variable, per component), under a Gamma(``priors.dof_shape``, ``priors.dof_rate``)
         prior (Gamma(2, 0.1): Juarez and Steel 2010), whose density vanishes at 0 and lets
         large values (near-Gaussian components) through. Every method, sampler and
-        covariance structure; not yet with missing entries or known labels.
+        covariance structure, with missing entries (a row's t marginal on its observed
+        features: the t of the same degrees of freedom; not with minibatches) and known
+        labels.
     dof : float, optional
         Student-t components only: fix every component's degrees of freedom to this value
         (> 0) instead of giving them a prior (``dof=1``: Cauchy components). The
@@ -251,16 +251,8 @@ def fit(
     rng = check_random_state(random_state)
 
     named_features = has_feature_names(X)
-    with warnings.catch_warnings():
-        if student:  # t fits refuse missing entries below, rather than marginalise them
-            warnings.filterwarnings("ignore", message=".*missing entries.*marginalised",
-                                    category=DataWarning)
-        X, names = check_data(X, n_components=k, missing=checked["missing"])
+    X, names = check_data(X, n_components=k, missing=checked["missing"])
     n, d = X.shape
-    if student and np.isnan(X).any():
-        raise NotImplementedError(
-            "Student-t components do not take missing entries yet: fit "
-            "component='gaussian' (which marginalises them), or drop the incomplete rows.")
     if sample_weight is not None:
         sample_weight = check_sample_weight(sample_weight, n)
     labels = classes = None
@@ -268,15 +260,17 @@ def fit(
         labels, classes = check_labels(y, n, k)
         if classes.size == 0:  # nothing known: an unsupervised fit
             labels = classes = None
-        elif student:
-            raise NotImplementedError("Student-t components do not take known labels (y) "
-                                      "yet: fit component='gaussian', or without y.")
         elif checked["order_by"] is not None:
             raise ValueError("order_by and known labels (y) both fix which component is "
                              "which: pass one of them.")
         elif batch_size is not None and batch_size < n:
             raise NotImplementedError("Minibatch ADVI (batch_size) does not handle known "
                                       "labels yet: fit without batch_size.")
+    if student and batch_size is not None and batch_size < n and np.isnan(X).any():
+        raise NotImplementedError(
+            "Minibatch ADVI with Student-t components does not take missing entries yet: "
+            "fit without batch_size (the t marginals are then exact), or "
+            "component='gaussian'.")
     check_model_size(n, d, k, covariance_type,
                      n_draws={"nuts": chains * draws, "map": 1}.get(method, draws),
                      batch_size=batch_size)

@@ -195,7 +195,7 @@ def assemble(X, names, std, start, out, *, method, sampler, priors,
                 stacklevel=3)
     if store_log_likelihood:
         ll = pointwise_log_likelihood(X, w, means, chols_user, dof, noise_term)
-        ll = labelled_terms(ll, X, labels, w, means, chols_user).reshape(shape + (n,))
+        ll = labelled_terms(ll, X, labels, w, means, chols_user, dof).reshape(shape + (n,))
         tree["log_likelihood"] = xr.Dataset(
             {"x": (cd + ("obs",), ll)}, coords={**coords, "obs": np.arange(n)}, attrs=attrs)
     tree["observed_data"] = xr.Dataset(
@@ -347,13 +347,13 @@ def checked_data(fitted, X=None, *, name: str = "X") -> np.ndarray:
 
 
 def labelled_terms(ll: np.ndarray, X: np.ndarray, labels: np.ndarray | None, weights,
-                   means, chols) -> np.ndarray:
+                   means, chols, dof=None) -> np.ndarray:
     """Pointwise log-likelihood (S, N) with each labelled row's term its own component's.
 
     Under known labels (``labels >= 0``; see :func:`bayesgmm.fit`'s ``y``) row n's term is
     ``log w_j + log N(x_n | theta_j)``; ``ll`` holds the mixture's terms of all rows and is
     changed in place. Draws (S) flattened: ``weights`` (S, K), ``means`` (S, K, D),
-    ``chols`` (S, K, D, D).
+    ``chols`` (S, K, D, D), and ``dof`` (S, K) for Student-t components.
     """
     if labels is None:
         return ll
@@ -361,7 +361,7 @@ def labelled_terms(ll: np.ndarray, X: np.ndarray, labels: np.ndarray | None, wei
     s, k, d = means.shape
     for sl in point_blocks(rows.size, s * k * d):
         own = labels[rows[sl]]
-        joint = weighted_log_densities(X[rows[sl]], weights, means, chols)  # (S, n, K)
+        joint = weighted_log_densities(X[rows[sl]], weights, means, chols, dof)  # (S, n, K)
         ll[:, rows[sl]] = np.take_along_axis(
             joint, np.broadcast_to(own[None, :, None], (s, own.size, 1)), axis=-1)[..., 0]
     return ll
@@ -498,7 +498,7 @@ def log_likelihood_blocks(fitted, X: np.ndarray, draws: np.ndarray | None = None
         if noise is not None:
             block = np.logaddexp(block, noise.log_joint(X[sl]))
         if labels is not None:
-            block = labelled_terms(block, X[sl], labels[sl], w, means, chols)
+            block = labelled_terms(block, X[sl], labels[sl], w, means, chols, dof)
         yield sl, block.reshape(c, s, -1)
 
 

@@ -95,7 +95,9 @@ def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
     :func:`bayesgmm.model.build_model`). The search's solution is then matched to them
     (component j is the one holding most of the rows labelled j) and refined by
     semi-supervised EM (:func:`~bayesgmm.ml.missing.em_missing` with ``labels``); ``pool``
-    is not filled.
+    receives no other optimum of the search, only the candidates of t or noise starts,
+    each matched to the labels in the same way, and scored with the labelled rows' own
+    terms.
 
     ``sample_weight``: frequency weights of the rows (see
     :func:`~bayesgmm.ml.em.em_for_start`). ``pool``: a list that receives the other
@@ -153,15 +155,17 @@ def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
     if t_dof is None and noise is None:
         return best
     candidates = [best] + ([] if pool is None else list(pool))
-    if labels is None:
-        extra = em_for_start(Z, k + 1, n_init, random_state, covariance_type,
-                             count_distinct_rows(Z, k + 1), raw, sample_weight=sample_weight)
-        if extra[0].size == k + 1:
-            for j in range(k + 1):
-                c = _inside_priors(np.delete(extra[0], j), np.delete(extra[1], j, axis=0),
-                                   np.delete(extra[2], j, axis=0), covariance_type)
-                candidates.append(c if noise is None else
-                                  replace(c, noise_weight=float(extra[0][j])))
+    extra = em_for_start(Z, k + 1, n_init, random_state, covariance_type,
+                         count_distinct_rows(Z, k + 1), raw, sample_weight=sample_weight)
+    if extra[0].size == k + 1:
+        for j in range(k + 1):
+            parts = (np.delete(extra[0], j), np.delete(extra[1], j, axis=0),
+                     np.delete(extra[2], j, axis=0))
+            if labels is not None:  # component j holding the rows labelled j, again
+                parts = _matched_to_labels(Z, labels, *parts, covariance_type, sample_weight)
+            c = _inside_priors(*parts, covariance_type)
+            candidates.append(c if noise is None else
+                              replace(c, noise_weight=float(extra[0][j])))
     if noise is not None:
         candidates = [_refined_with_noise(Z, c, noise, sample_weight, labels)
                       for c in candidates]
@@ -169,7 +173,7 @@ def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
     chosen, scores = [], []
     for c in candidates:
         tried = [c if nu is None else c.with_dof(nu) for nu in grid]
-        ll = [_start_log_likelihood(Z, t, sample_weight, noise) for t in tried]
+        ll = [_start_log_likelihood(Z, t, sample_weight, noise, labels) for t in tried]
         chosen.append(tried[int(np.argmax(ll))])
         scores.append(max(ll))
     order = sorted(range(len(chosen)), key=lambda i: -scores[i])
@@ -202,22 +206,33 @@ def _refined_with_noise(Z, start: Start, noise_log_density, sample_weight, label
     return replace(refined, noise_weight=w0)
 
 
-def _start_log_likelihood(Z, start: Start, sample_weight, noise_log_density=None) -> float:
+def _start_log_likelihood(Z, start: Start, sample_weight, noise_log_density=None,
+                          labels=None) -> float:
     """The start's mixture log-likelihood of at most ``EM_REFINE_ROWS`` rows of Z.
 
-    Its t components and its noise component included, where it has them.
+    Its t components and its noise component included, where it has them; a row with a
+    known label (``labels >= 0``) scored by its own component's term.
     """
-    from ..likelihood.reference import pointwise_log_likelihood_numpy
+    from scipy.special import logsumexp
+
+    from ..likelihood.reference import weighted_log_densities
 
     step = max(1, Z.shape[0] // EM_REFINE_ROWS)
     w0 = start.noise_weight
     weights = start.weights if w0 is None else (1 - w0) * start.weights
-    ll = pointwise_log_likelihood_numpy(
-        Z[::step], weights[None], start.means[None], start.chols[None],
-        None if start.dof is None else start.dof[None])[0]
+    joint = weighted_log_densities(Z[::step], weights[None], start.means[None],
+                                   start.chols[None],
+                                   None if start.dof is None else start.dof[None])[0]
+    ll = logsumexp(joint, axis=-1)
+    if labels is not None:
+        own = labels[::step]
+        known = own >= 0
+        ll[known] = joint[np.flatnonzero(known), own[known]]
     if w0 is not None:
         ld = np.broadcast_to(np.asarray(noise_log_density, float), (Z.shape[0],))[::step]
-        ll = np.logaddexp(ll, np.log(w0) + ld)
+        free = slice(None) if labels is None else labels[::step] < 0
+        # (A labelled row's term, its component's, holds the factor 1 - w0 already.)
+        ll[free] = np.logaddexp(ll[free], np.log(w0) + ld[free])
     if sample_weight is not None:
         ll = ll * np.asarray(sample_weight, float)[::step]
     total = float(ll.sum())

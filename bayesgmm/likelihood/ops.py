@@ -44,7 +44,7 @@ __all__ = ["MixtureLogLik", "MixtureLogLikGrad", "MaskedMixtureLogLik", "MaskedM
            "mixture_log_likelihood", "mixture_log_likelihood_graph", "exact_numba",
            "kernel_version", "StudentTMixtureLogLik", "StudentTMixtureLogLikGrad",
            "student_t_log_constants", "student_t_mixture_log_likelihood",
-           "student_t_mixture_log_likelihood_graph"]
+           "student_t_mixture_log_likelihood_graph", "component_dof"]
 
 
 def _as_float64(x):
@@ -433,14 +433,14 @@ def student_t_mixture_log_likelihood(value, weights, means, chols, dof,
     TensorVariable of shape (N,)
     """
     weights, means, chols, k = core_parameters(weights, means, chols, n_components)
-    dof = _component_dof(dof, k)
+    dof = component_dof(dof, k)
     d = _n_features(means, n_features)
     _register_backends()
     consts = student_t_log_constants(pt.log(weights), dof, d)
     return StudentTMixtureLogLik()(value, consts, means, _inverse_factors(chols, k, d), dof)[0]
 
 
-def _component_dof(dof, k: int):
+def component_dof(dof, k: int):
     """The degrees of freedom as a (K,) vector.
 
     Batch dimensions (CustomDist's) dropped; one value is broadcast to every component.
@@ -456,7 +456,7 @@ def student_t_mixture_log_likelihood_graph(value, weights, means, chols, dof,
                                            n_features: int | None = None):
     """:func:`student_t_mixture_log_likelihood` as a PyTensor graph: the fused Op's oracle."""
     weights, means, chols, k = core_parameters(weights, means, chols, n_components)
-    dof = _component_dof(dof, k)
+    dof = component_dof(dof, k)
     d = _n_features(means, n_features)
     eye = pt.eye(d)
     idx = np.arange(d)
