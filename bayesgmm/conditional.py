@@ -66,6 +66,11 @@ def _draws(post, max_draws):
             "impute and conditional do not handle Student-t components yet (a t "
             "component's conditional is a t with more degrees of freedom and a scale that "
             "depends on the given values): use a fit with component='gaussian' for them.")
+    if "noise_weight" in post:
+        raise NotImplementedError(
+            "impute and conditional do not handle a noise component yet (the noise's "
+            "conditional is uniform over the rest of its region, and it changes which "
+            "component the given values come from): use a fit without noise for them.")
     c, s = post.sizes["chain"], post.sizes["draw"]
     if max_draws is not None:
         max_draws = check_positive_int(max_draws, "max_draws")

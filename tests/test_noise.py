@@ -237,6 +237,17 @@ def test_noise_save_load_and_damage(noise_map, contaminated, tmp_path):
         check_posterior(tree, 3, "fit.nc")
 
 
+def test_impute_and_conditional_refuse_noise_fits(noise_map, contaminated):
+    from bayesgmm import conditional, impute
+
+    X = contaminated.X[:5].copy()
+    X[0, 0] = np.nan
+    with pytest.raises(NotImplementedError, match="noise component"):
+        impute(noise_map, X)
+    with pytest.raises(NotImplementedError, match="noise component"):
+        conditional(noise_map, [[0.0]], given=[0])
+
+
 def test_noise_sample_draws_outliers_in_the_box(noise_map, contaminated):
     X, labels = noise_map.sample(4000, random_state=0)
     lo, hi = contaminated.X.min(axis=0), contaminated.X.max(axis=0)

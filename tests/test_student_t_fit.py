@@ -170,3 +170,21 @@ def test_t_fit_with_missing_entries_and_known_labels(contaminated):
     # Component j is the labelled class j, and the means are still kept from the outliers.
     truth = contaminated.means[np.unique(contaminated.labels[inliers])]
     assert np.linalg.norm(m - truth, axis=1).max() < 0.4
+
+
+@pytest.mark.slow
+def test_t_on_clean_data_moves_dof_up_and_matches_the_gaussian_loo():
+    """On Gaussian data the t fit's degrees of freedom go large and its LOO is the same."""
+    from bayesgmm.selection import loo
+
+    truth = make_mixture(300, 2, 2, random_state=0)
+    t = fit(truth.X, 2, method="nuts", component="student_t", draws=400, tune=600,
+            random_state=2)
+    g = fit(truth.X, 2, method="nuts", draws=400, tune=600, random_state=2)
+    dof = t["posterior"]["dof"].values.reshape(-1, 2)
+    # The prior Gamma(2, 0.1) puts 9% below 5 and has median 16.8: the data push up.
+    assert (np.median(dof, axis=0) > 16.8).all()
+    assert ((dof < 5).mean(axis=0) < 0.02).all()
+    lt, lg = loo(t), loo(g)
+    diff = np.asarray(lt.elpd_i).ravel() - np.asarray(lg.elpd_i).ravel()
+    assert abs(diff.sum()) < 2 * np.sqrt(diff.size * diff.var()) + 1.0
