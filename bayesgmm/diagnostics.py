@@ -89,8 +89,9 @@ class Diagnostics:
     treedepth_fraction : float or None
         Fraction of draws that hit the maximum tree depth (NUTS, where recorded).
     max_rhat, min_ess_bulk, min_ess_tail : float or None
-        Over weights, means and sigmas, after relabelling (NUTS with two or more chains);
-        over the ``checked_components`` only. ESS is in total over the chains.
+        Over weights, means and sigmas (and ``dof``, ``noise_weight`` where the fit has
+        them), after relabelling (NUTS with two or more chains); over the
+        ``checked_components`` only. ESS is in total over the chains.
     loglik_rhat : float or None
         R-hat of the label-free total log-likelihood log p(X | theta) across chains.
     chain_permutations : ndarray of shape (n_chains, K)
@@ -554,8 +555,10 @@ def _nuts_checks(result: xr.DataTree, diag: Diagnostics, sub: xr.Dataset) -> Non
                 ConvergenceWarning))
 
     if n_chains > 1 and n_draws >= 4:
-        diag.max_rhat, diag.min_ess_bulk, diag.min_ess_tail = _rhat_ess(
-            sub, ("weights", "means", "sigmas"))
+        # Student-t components' dof and a noise component's weight mix with the others.
+        names = ("weights", "means", "sigmas") + tuple(
+            v for v in ("dof", "noise_weight") if v in sub.data_vars)
+        diag.max_rhat, diag.min_ess_bulk, diag.min_ess_tail = _rhat_ess(sub, names)
         # From the stored group, or computed block by block when the fit did not store it.
         total = total_log_likelihood(result)
         if total is not None:
