@@ -12,7 +12,8 @@ from .fitting.result import as_tree, posterior_draws
 from .likelihood import pointwise_log_likelihood
 
 __all__ = ["plot_clusters", "plot_density", "plot_pairs", "plot_elbo", "plot_disagreements",
-           "plot_singularity_path", "plot_selection", "plot_nonempty"]
+           "plot_singularity_path", "plot_selection", "plot_nonempty", "plot_coclustering",
+           "plot_partition", "plot_merge_tree"]
 
 
 def _axes(ax):
@@ -416,11 +417,157 @@ def plot_nonempty(result, ax=None):
     t = result.table
     ax = _axes(ax)
     ks = t.index.to_numpy()
-    ax.bar(ks, t["probability"], color="C0")
+    if "prior" in t:  # the prior the concentration implies, beside the posterior
+        ax.bar(ks - 0.2, t["prior"], width=0.4, color="0.7", label="prior")
+        ax.bar(ks + 0.2, t["probability"], width=0.4, color="C0", label="posterior")
+        ax.legend(loc="best", fontsize="small")
+    else:
+        ax.bar(ks, t["probability"], color="C0")
     ax.set_xticks(ks)
     ax.set_ylim(0, 1)
     ax.set_xlabel("number of non-empty components K+")
-    ax.set_ylabel("posterior probability")
+    ax.set_ylabel("probability")
     ax.set_title(f"Overfitted mixture, K = {ks.max()}, Dirichlet({result.concentration:g}): "
                  f"most probable K+ = {result.best}", fontsize="medium")
+    return ax
+
+
+def plot_coclustering(fitted, partition=None, X=None, *, ax=None, max_obs: int = 1000,
+                      random_state=0):
+    """The co-clustering matrix P(z_i = z_j), its points ordered by a partition estimate.
+
+    Parameters
+    ----------
+    fitted : BayesianGMM or xarray.DataTree
+    partition : Partition, optional
+        From :func:`bayesgmm.clusters.partition` on the same points; computed (VI loss)
+        when not given. Points are ordered by its clusters, and within each by their
+        probability; lines separate the clusters.
+    X : array-like, optional
+        Default: the fitted data.
+    ax : matplotlib Axes, optional
+    max_obs : int, default 1000
+        With more points, a random subset (seeded by ``random_state``) is shown.
+    random_state : int, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    from .assignments import coclustering
+    from .clusters import partition as partition_estimate
+
+    if partition is None:
+        partition = partition_estimate(fitted, X, random_state=random_state)
+    cc = coclustering(fitted, X, max_obs=max_obs, random_state=random_state)
+    obs = cc["obs"].to_numpy()
+    if partition.labels.size < obs.max() + 1:
+        raise ValueError(f"The partition has {partition.labels.size} points, the data "
+                         f"{obs.max() + 1}: pass the partition of the same points.")
+    labels, prob = partition.labels[obs], partition.probability[obs]
+    order = np.lexsort((-prob, labels))
+    ax = _axes(ax)
+    image = ax.imshow(cc.to_numpy()[np.ix_(order, order)], vmin=0, vmax=1, cmap="viridis",
+                      interpolation="nearest")
+    edges = np.flatnonzero(np.diff(labels[order])) + 0.5
+    for e in edges:
+        ax.axhline(e, color="w", lw=0.8)
+        ax.axvline(e, color="w", lw=0.8)
+    ax.figure.colorbar(image, ax=ax, label="P(z_i = z_j)")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(f"Co-clustering, ordered by the {partition.loss} estimate "
+                 f"({partition.n_clusters} clusters)", fontsize="medium")
+    return ax
+
+
+def plot_partition(partition, X, *, features=(0, 1), ax=None, threshold: float = 0.1):
+    """The partition estimate on the data, its uncertain points marked.
+
+    Parameters
+    ----------
+    partition : Partition
+        From :func:`bayesgmm.clusters.partition`.
+    X : array-like of shape (n_samples, n_features)
+        The points it clusters.
+    features : pair of int or str, default (0, 1)
+        Positions, or column names of a data frame ``X``.
+    ax : matplotlib Axes, optional
+    threshold : float, default 0.1
+        Points whose :attr:`~bayesgmm.clusters.Partition.uncertainty` exceeds it are
+        circled.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    import matplotlib.pyplot as plt
+
+    names = list(X.columns) if hasattr(X, "columns") else None
+    idx = [names.index(f) if isinstance(f, str) and names else int(f) for f in features]
+    Xa = _as_array(X)
+    if Xa.shape[0] != partition.labels.size:
+        raise ValueError(f"X has {Xa.shape[0]} rows, the partition {partition.labels.size}: "
+                         f"pass the points it clusters.")
+    ax = _axes(ax)
+    colors = plt.get_cmap("tab10")(partition.labels % 10)
+    ax.scatter(Xa[:, idx[0]], Xa[:, idx[1]], c=colors, s=14, edgecolors="none")
+    unsure = partition.uncertainty > threshold
+    if unsure.any():
+        ax.scatter(Xa[unsure, idx[0]], Xa[unsure, idx[1]], s=60, facecolors="none",
+                   edgecolors="k", linewidths=0.8,
+                   label=f"uncertainty > {threshold:g} ({int(unsure.sum())})")
+        ax.legend(loc="best", fontsize="small")
+    label = (lambda j: names[j]) if names else (lambda j: f"x{j}")
+    ax.set_xlabel(label(idx[0]))
+    ax.set_ylabel(label(idx[1]))
+    ax.set_title(f"Partition estimate ({partition.loss}): {partition.n_clusters} clusters",
+                 fontsize="medium")
+    return ax
+
+
+def plot_merge_tree(merge, ax=None):
+    """The merge tree of :func:`bayesgmm.clusters.merge_components` as a dendrogram.
+
+    Leaves are the components; each join is one merge, at the height of its step, labelled
+    with its posterior probability. A dashed line cuts the tree at the chosen clusters.
+
+    Parameters
+    ----------
+    merge : Merge
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    from scipy.cluster.hierarchy import dendrogram
+
+    tree = merge.tree
+    k = len(tree) + 1
+    node = {(j,): j for j in range(k)}
+    sizes = {j: 1 for j in range(k)}
+    linkage = np.zeros((k - 1, 4))
+    for step, (a, b) in enumerate(tree["merged"]):
+        i, j = node[tuple(a)], node[tuple(b)]
+        linkage[step] = [i, j, step + 1, sizes[i] + sizes[j]]
+        new = k + step
+        node[tuple(sorted(tuple(a) + tuple(b)))] = new
+        sizes[new] = sizes[i] + sizes[j]
+    ax = _axes(ax)
+    if k == 1:
+        ax.set_title("One component: nothing to merge", fontsize="medium")
+        return ax
+    info = dendrogram(linkage, ax=ax, labels=[str(j) for j in range(k)], color_threshold=0,
+                      above_threshold_color="C0")
+    probability = tree["probability"].to_numpy()
+    for xs, ys in zip(info["icoord"], info["dcoord"], strict=True):
+        p = probability[int(round(ys[1])) - 1]  # a join's height is its step
+        ax.annotate(f"{p:.2f}", (0.5 * (xs[1] + xs[2]), ys[1]), textcoords="offset points",
+                    xytext=(0, 3), ha="center", fontsize="small")
+    ax.axhline(k - merge.n_clusters + 0.5, color="k", ls="--", lw=0.8)
+    ax.set_xlabel("component")
+    ax.set_ylabel("merge step")
+    ax.set_title(f"Merge tree ({merge.method}); cut: {merge.n_clusters} clusters, "
+                 f"probability {merge.probability:.2f}", fontsize="medium")
     return ax

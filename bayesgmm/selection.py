@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .assignments import assignment_summary
+from .clusters.prior import nonempty_prior
 from .covariance import check_covariance_type
 from .diagnostics import diagnose
 from .estimator import BayesianGMM
@@ -158,7 +160,11 @@ class Selection:
         (effective number of parameters), ``elpd_diff`` and ``dse`` (difference from the
         best model and its standard error, paired over points), ``n_bad_pareto_k`` and
         ``max_pareto_k``, ``n_parameters`` (free parameters of the structure),
-        ``bic_em`` and ``aic_em`` (EM fits of the same structure, lower is better),
+        ``bic_em``, ``aic_em`` and ``icl_em`` (EM fits of the same structure, lower is
+        better; see :meth:`bayesgmm.ml.PointEstimate.icl`), ``entropy`` (the
+        classification entropy of the fit's posterior mean responsibilities, summed over
+        the points, in nats: large where components overlap; ICL's penalty is twice its
+        hard version),
         ``max_rhat`` and ``min_ess`` (the smaller of bulk and tail ESS; NaN for VI),
         ``mode_repairs`` (chains the NUTS mode repair restarted),
         ``converged`` (:attr:`bayesgmm.diagnostics.Diagnostics.converged`), ``problems``
@@ -267,6 +273,8 @@ def _fit_one(X, covariance_type: str, k: int, method: str, random_state, fit_kwa
            "n_bad_pareto_k": int((k_hat > res.good_k).sum()), "max_pareto_k": float(k_hat.max()),
            "n_parameters": em.n_parameters + (k if free_dof else 0),
            "bic_em": np.nan if student else em.bic, "aic_em": np.nan if student else em.aic,
+           "icl_em": np.nan if student else em.icl(),
+           "entropy": float(assignment_summary(model, max_draws=200)["entropy"].sum()),
            "max_rhat": np.nan if diag.max_rhat is None else diag.max_rhat,
            "min_ess": (np.nan if diag.min_ess_bulk is None
                        else min(diag.min_ess_bulk, diag.min_ess_tail)),
@@ -464,7 +472,9 @@ class SparseMixture:
     ----------
     table : pandas.DataFrame
         Index ``n_nonempty`` (1 .. K); column ``probability``, the posterior probability
-        that exactly that many components hold at least one point.
+        that exactly that many components hold at least one point, and ``prior``, the
+        probability the Dirichlet concentration gives it before seeing the data
+        (:func:`bayesgmm.clusters.nonempty_prior`).
     best : int
         The most probable number of non-empty components.
     n_nonempty : xarray.DataArray
@@ -483,9 +493,9 @@ class SparseMixture:
 
     def __str__(self) -> str:
         k = self.model.n_components
-        shown = self.table[self.table["probability"] > 0]
+        shown = self.table[(self.table["probability"] > 0) | (self.table["prior"] > 5e-4)]
         lines = [f"Overfitted mixture: K = {k}, sparse Dirichlet({self.concentration:g}) "
-                 f"weights; posterior of the number of non-empty components "
+                 f"weights; prior and posterior of the number of non-empty components "
                  f"(most probable: {self.best})",
                  shown.round(3).to_string()]
         return "\n".join(lines)
@@ -600,7 +610,10 @@ def sparse_mixture(X, max_components: int = 10, *, concentration: float = 0.01,
                                     rng)
     counts = n_nonempty.to_numpy()
     probs = np.bincount(counts.ravel(), minlength=k + 1)[1:] / counts.size
-    table = pd.DataFrame({"probability": probs},
+    n_obs = model.idata_["observed_data"].sizes["obs"]
+    prior = nonempty_prior(n_obs, k, float(concentration)).reindex(np.arange(1, k + 1),
+                                                                    fill_value=0.0)
+    table = pd.DataFrame({"probability": probs, "prior": prior.to_numpy()},
                          index=pd.Index(np.arange(1, k + 1), name="n_nonempty"))
     if probs[-1] > 0.05:
         warnings.warn(

@@ -25,12 +25,16 @@ MODULES = {
     "bayesgmm.singularity": ["singularity_path"],
     "bayesgmm.selection": ["select_components", "Selection", "sparse_mixture", "SparseMixture",
                            "loo"],
+    "bayesgmm.clusters": ["partition", "Partition", "CredibleBall", "credible_ball",
+                          "draw_labels", "partition_distance", "expected_loss",
+                          "merge_components", "Merge", "nonempty_prior"],
     "bayesgmm.diagnostics": ["Diagnostics", "Problem", "check"],
     "bayesgmm.permutations": ["stephens_permutations", "pivot_permutations",
                               "gaussian_kl_cost", "apply_permutations"],
     "bayesgmm.plotting": ["plot_clusters", "plot_density", "plot_pairs", "plot_elbo",
                           "plot_disagreements", "plot_singularity_path", "plot_selection",
-                          "plot_nonempty"],
+                          "plot_nonempty", "plot_coclustering", "plot_partition",
+                          "plot_merge_tree"],
     "bayesgmm.datasets": ["make_mixture", "load_iris"],
 }
 OUT = Path(__file__).resolve().parent / "api.md"

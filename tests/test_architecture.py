@@ -257,7 +257,7 @@ LAYERS = [
     ["model", "permutations"],
     ["fitting", "diagnostics"],
     ["estimator", "assignments", "relabel", "singularity", "selection", "compare",
-     "plotting", "io", "datasets", "classifier", "conditional"],
+     "plotting", "io", "datasets", "classifier", "conditional", "clusters"],
     ["cli", ""],
 ]
 

@@ -32,6 +32,17 @@ def test_loo_chooses_three_well_separated_clusters_advi(blobs):
             "aic_em"} <= set(sel.table.columns)
     assert set(sel.fits) == {2, 3, 4}
     check_three_is_chosen(sel)
+    # ICL beside BIC, and the classification entropy of each fit beside its LOO.
+    from bayesgmm.assignments import assignment_summary
+    from bayesgmm.ml import fit_em
+
+    em = fit_em(blobs.X, 3, random_state=0)
+    assert sel.table.loc[3, "icl_em"] == pytest.approx(em.icl(), rel=1e-6)  # EM tolerance
+    assert (sel.table["icl_em"] >= sel.table["bic_em"]).all()
+    assert sel.table.loc[3, "entropy"] == pytest.approx(
+        assignment_summary(sel.fits[3], max_draws=200)["entropy"].sum(), rel=1e-12)
+    # Well-separated groups: the third split leaves little doubt, a fourth component much.
+    assert sel.table.loc[4, "entropy"] > sel.table.loc[3, "entropy"]
     # VI has no R-hat or ESS; every fit converged, and no problem was found.
     assert sel.table["converged"].all() and sel.table["max_rhat"].isna().all()
     assert (sel.table["problems"] == "").all()
@@ -138,6 +149,11 @@ def test_sparse_mixture_empties_the_extra_components_advi(blobs):
     np.testing.assert_allclose(probs.to_numpy(), [np.mean(counts == j) for j in range(1, 9)],
                                rtol=0, atol=1e-12)
     assert result.best == 3 and probs[3] > 0.5
+    # Beside it, the prior the concentration implies on K+ (before the data).
+    from bayesgmm.clusters import nonempty_prior
+
+    np.testing.assert_allclose(result.table["prior"].to_numpy(),
+                               nonempty_prior(len(blobs.X), 8, 0.01).to_numpy(), atol=1e-12)
     # The three clusters sit in three components that hold them; the rest hold ~nothing.
     weights = np.sort(result.model.weights_)[::-1]
     assert weights[:3].sum() > 0.95
@@ -292,6 +308,7 @@ def test_select_components_without_the_stored_group_gives_arviz_elpd(blobs):
         assert sel.table.loc[k, "p_loo"] == pytest.approx(expected.p, abs=1e-10)
 
 
+@pytest.mark.slow  # 52 s; the default run fits with missing entries in tests/test_missing.py
 def test_selection_with_missing_entries_marginalises_them(blobs):
     """20% of the entries missing (no row empty): every fit of the grid keeps the rows with
     holes, marginalised, and LOO and EM's BIC still choose the true K; missing="error"
