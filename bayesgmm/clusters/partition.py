@@ -303,7 +303,8 @@ def partition(fitted, X=None, *, loss: str = "vi", max_draws: int = 500, n_runs:
         partitions, so the estimate's expected loss is never above theirs.
     max_clusters : int, optional
         Most clusters the estimate may have (default: the components plus the points a
-        noise component takes in some draw, up to N).
+        noise component takes in some draw, at most 100 of them, so that such points can
+        stand alone; the search's time grows with it).
     level : float, default 0.95
         Of the credible ball.
     random_state : int or numpy.random.Generator, default 0
@@ -339,7 +340,7 @@ def partition(fitted, X=None, *, loss: str = "vi", max_draws: int = 500, n_runs:
     n = Z.shape[1]
     n_labels = int(Z.max()) + 1 if (Z >= 0).any() else 1
     alone = int((Z < 0).any(axis=0).sum())
-    capacity = min(n, n_labels + alone) if max_clusters is None else min(
+    capacity = min(n, n_labels + min(alone, 100)) if max_clusters is None else min(
         n, check_positive_int(max_clusters, "max_clusters"))
     capacity = max(capacity, 1)
     Z = np.ascontiguousarray(Z)

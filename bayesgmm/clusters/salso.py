@@ -146,35 +146,46 @@ def _sweeten(fl, c, Z, T, sizes, kind, order, max_sweeps):
 
 @numba.njit(cache=True)
 def _zealous(fl, c, Z, T, sizes, kind, rng_order):
-    """Dissolve each cluster in turn and allocate its points again; keep what helps."""
+    """Dissolve each cluster of two or more points in turn and allocate its points again.
+
+    The loss's change is summed move by move (no full recomputation, no copy of the
+    tables); a dissolution that does not lower the loss is undone.
+    """
     capacity = sizes.shape[0]
+    # Members at the start of the pass, cluster by cluster, in the run's order.
+    by_cluster = np.argsort(c[rng_order], kind="mergesort")
+    members_all = rng_order[by_cluster]
+    starts = np.zeros(capacity + 1, dtype=np.int64)
+    for i in range(c.shape[0]):
+        starts[c[i] + 1] += 1
+    for k in range(capacity):
+        starts[k + 1] += starts[k]
     improved = 0
     for k in range(capacity):
-        if sizes[k] == 0:
+        if starts[k + 1] - starts[k] < 2:
             continue
-        before = _partial_loss(fl, Z, T, sizes, kind)
-        saved_c = c.copy()
-        saved_T = T.copy()
-        saved_sizes = sizes.copy()
-        members = np.empty(sizes[k], dtype=np.int64)
-        m = 0
-        for i in rng_order:
-            if c[i] == k:
-                members[m] = i
-                m += 1
+        candidates = members_all[starts[k]:starts[k + 1]]
+        members = candidates[c[candidates] == k]
+        if members.size < 2:
+            continue
+        delta = 0.0
         for i in members:
             _remove(i, k, Z, T, sizes)
+            delta -= _insertion_cost(fl, i, k, Z, T, sizes, kind)
             c[i] = -1
         for i in members:
             b = _best_cluster(fl, i, Z, T, sizes, kind)
+            delta += _insertion_cost(fl, i, b, Z, T, sizes, kind)
             _add(i, b, Z, T, sizes)
             c[i] = b
-        if _partial_loss(fl, Z, T, sizes, kind) < before - 1e-9:
+        if delta < -1e-9:
             improved += 1
         else:
-            c[:] = saved_c
-            T[:] = saved_T
-            sizes[:] = saved_sizes
+            for i in members:
+                _remove(i, c[i], Z, T, sizes)
+            for i in members:
+                _add(i, k, Z, T, sizes)
+                c[i] = k
     return improved
 
 
