@@ -27,22 +27,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..fitting.result import (
-    as_tree,
-    checked_data,
-    known_labels,
-    posterior_draws,
-    thinned_draws,
-    with_known_labels,
-)
-from ..likelihood.reference import responsibilities as draw_responsibilities
+from ..fitting.result import as_tree, checked_data, known_labels, posterior_draws, thinned_draws
 from ..validation import check_positive_int
+from .partition import responsibility_blocks
 
 __all__ = ["MERGE_METHODS", "Merge", "merge_components", "merge_sequence"]
 
 #: The merging criteria of :func:`merge_components`.
 MERGE_METHODS = ("entropy", "demp")
-_BLOCK = 4_000_000
 
 
 def _xlogx(p: np.ndarray) -> np.ndarray:
@@ -233,10 +225,7 @@ def merge_components(fitted, X=None, *, method: str = "entropy",
     nodes: dict = {}  # cluster (tuple of components) -> number of draws whose tree has it
     levels: dict = {}  # (n_clusters, grouping) -> draws
     chosen = np.empty(total, dtype=int)
-    block = max(1, _BLOCK // max(1, n * (k + 1)))
-    for start in range(0, total, block):
-        sl = slice(start, min(total, start + block))
-        r = with_known_labels(draw_responsibilities(X, *params.sliced(sl)), codes)
+    for sl, r in responsibility_blocks(X, params, codes):
         mean += r.sum(axis=0)
         for j in range(r.shape[0]):
             rj = r[j, :, :k]
@@ -246,7 +235,7 @@ def merge_components(fitted, X=None, *, method: str = "entropy",
             for groups in history:
                 key = (len(groups), tuple(sorted(groups)))
                 levels[key] = levels.get(key, 0) + 1
-            chosen[start + j] = (n_clusters if n_clusters is not None
+            chosen[sl.start + j] = (n_clusters if n_clusters is not None
                                  else _n_clusters(steps, k, method, rj, threshold))
     mean /= total
     steps, history = merge_sequence(mean[:, :k], method)

@@ -34,7 +34,7 @@ from ..validation import check_positive_int
 from . import salso
 
 __all__ = ["LOSSES", "MAX_LABELS", "Partition", "CredibleBall", "partition", "draw_labels",
-           "expected_loss", "partition_distance", "credible_ball"]
+           "expected_loss", "partition_distance", "credible_ball", "responsibility_blocks"]
 
 #: The losses :func:`partition` minimises.
 LOSSES = ("vi", "binder")
@@ -142,6 +142,19 @@ def _check_loss(loss: str) -> int:
     return salso.VI if loss == "vi" else salso.BINDER
 
 
+def responsibility_blocks(X: np.ndarray, params, codes: np.ndarray | None):
+    """Yield (slice, r): per-draw responsibilities (b, N, K[+1]) a block of draws at a time.
+
+    ``params``: :class:`~bayesgmm.fitting.result.Draws`; ``codes``: known labels (or None),
+    given to their components. A block holds about 4 million values.
+    """
+    total, k = params.weights.shape
+    block = max(1, _BLOCK // max(1, X.shape[0] * (k + 1)))
+    for start in range(0, total, block):
+        sl = slice(start, min(total, start + block))
+        yield sl, with_known_labels(draw_responsibilities(X, *params.sliced(sl)), codes)
+
+
 def draw_labels(fitted, X=None, *, max_draws: int = 500, min_draws: int = 200,
                 random_state=0) -> np.ndarray:
     """Posterior draws of the partition: z_n ~ Categorical(r_{s,n}) in each parameter draw.
@@ -181,11 +194,8 @@ def draw_labels(fitted, X=None, *, max_draws: int = 500, min_draws: int = 200,
     total = params.weights.shape[0]
     repeats = max(1, min(-(-min_draws // total), cap // total))
     out = np.empty((total * repeats, n), dtype=np.int16)
-    block = max(1, _BLOCK // max(1, n * (k + 1)))
     row = 0
-    for start in range(0, total, block):
-        sl = slice(start, min(total, start + block))
-        r = with_known_labels(draw_responsibilities(X, *params.sliced(sl)), codes)
+    for _, r in responsibility_blocks(X, params, codes):
         cum = np.cumsum(r, axis=-1)
         for _ in range(repeats):
             u = rng.random(r.shape[:-1] + (1,))
@@ -230,9 +240,13 @@ def partition_distance(a, b, loss: str = "vi") -> float:
     return (f(rows) + f(cols) - 2.0 * f(cells)) / n
 
 
+def _distances(labels, Z: np.ndarray, loss: str) -> np.ndarray:
+    return np.array([partition_distance(labels, z, loss) for z in Z])
+
+
 def expected_loss(labels, Z: np.ndarray, loss: str = "vi") -> float:
     """The mean of :func:`partition_distance` between ``labels`` and each row of ``Z``."""
-    return float(np.mean([partition_distance(labels, z, loss) for z in Z]))
+    return float(np.mean(_distances(labels, Z, loss)))
 
 
 def _relabelled(c: np.ndarray) -> np.ndarray:
@@ -249,7 +263,11 @@ def credible_ball(labels, Z: np.ndarray, loss: str = "vi", level: float = 0.95) 
     """Wade and Ghahramani's credible ball of the partition draws ``Z`` around ``labels``."""
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level!r}.")
-    distances = np.array([partition_distance(labels, z, loss) for z in Z])
+    return _ball(Z, _distances(labels, Z, loss), level)
+
+
+def _ball(Z: np.ndarray, distances: np.ndarray, level: float) -> CredibleBall:
+    """The credible ball from each draw's distance to the estimate."""
     radius = float(np.quantile(distances, level, method="inverted_cdf"))
     inside = np.flatnonzero(distances <= radius + 1e-12)
     n_clusters = np.array([np.unique(z[z >= 0]).size + int((z < 0).sum()) for z in Z])
@@ -334,6 +352,8 @@ def partition(fitted, X=None, *, loss: str = "vi", max_draws: int = 500, n_runs:
     (2, [40, 40])
     """
     kind = _check_loss(loss)
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level!r}.")
     n_runs = check_positive_int(n_runs, "n_runs")
     rng = check_random_state(random_state)
     Z = draw_labels(fitted, X, max_draws=max_draws, random_state=rng)
@@ -359,7 +379,7 @@ def partition(fitted, X=None, *, loss: str = "vi", max_draws: int = 500, n_runs:
     labels = _relabelled(best)
     n_clusters = int(labels.max()) + 1
     probability = salso.mate_probability(labels, Z, n_clusters)
-    return Partition(labels=labels, loss=loss, expected_loss=expected_loss(labels, Z, loss),
-                     probability=probability,
-                     credible_ball=credible_ball(labels, Z, loss, level),
+    distances = _distances(labels, Z, loss)  # for the expected loss and the ball alike
+    return Partition(labels=labels, loss=loss, expected_loss=float(distances.mean()),
+                     probability=probability, credible_ball=_ball(Z, distances, level),
                      n_draws=Z.shape[0], runs=len(inits))
