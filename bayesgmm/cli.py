@@ -74,12 +74,52 @@ def _demo(args) -> int:
     return 0
 
 
-def _read_csv(path: str, columns: str | None, missing: str = "error"):
-    """The numeric data of a CSV file, optionally restricted to some columns.
+_SEPARATORS = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "vertical bars"}
 
-    Every problem a user can fix in the file or the options is a ValueError (or
-    FileNotFoundError) whose message names the file, the columns or rows at fault, or the
-    option to change.
+
+def _header(file: Path) -> str:
+    """The first non-blank line of a file (at most 1 MB of it), for finding its separator."""
+    with open(file, "rb") as f:
+        for raw in f:
+            line = raw[:1 << 20].decode("utf-8", errors="replace").strip("\r\n")
+            if line.strip():
+                return line
+    return ""
+
+
+def _count_outside_quotes(line: str, sep: str) -> int:
+    """How often ``sep`` occurs in ``line`` outside double-quoted fields."""
+    count, quoted = 0, False
+    for char in line:
+        if char == '"':
+            quoted = not quoted
+        elif char == sep and not quoted:
+            count += 1
+    return count
+
+
+def _separator(header: str) -> str:
+    """The separator of a CSV file, from its header.
+
+    Commas if it has any, else the most frequent of semicolons, tabs and vertical bars,
+    else commas (a single column).
+    """
+    counts = {sep: _count_outside_quotes(header, sep) for sep in _SEPARATORS}
+    if counts[","]:
+        return ","
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
+
+
+def _sep_name(sep: str) -> str:
+    return "'\\t' (tab)" if sep == "\t" else repr(sep)
+
+
+def _read_table(path: str, sep: str | None = None, decimal: str = "."):
+    """A CSV file as a DataFrame, all its columns.
+
+    The separator is found from the header unless ``sep`` is given. Every problem is a
+    ValueError (or FileNotFoundError) that says what to change.
     """
     import pandas as pd
 
@@ -88,14 +128,46 @@ def _read_csv(path: str, columns: str | None, missing: str = "error"):
         raise ValueError(f"{path} is a directory, not a CSV file")
     if not file.is_file():
         raise FileNotFoundError(f"no such file: {path}")
+    header = _header(file)
+    chosen = _separator(header) if sep is None else sep
+    if chosen == decimal:
+        raise ValueError(f"the separator and the decimal mark are both {chosen!r}: pass "
+                         f"--sep or --decimal to tell them apart")
     try:
-        df = pd.read_csv(file)
+        df = pd.read_csv(file, sep=chosen, decimal=decimal)
     except UnicodeDecodeError as exc:
         raise ValueError(f"could not parse {path} as CSV: it is not UTF-8 text ({exc.reason} "
                          f"at byte {exc.start}); save it as a UTF-8 CSV file") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise ValueError(f"could not parse {path} as CSV: {reason}") from None
+    if df.shape[1] == 1:
+        others = [other for other in _SEPARATORS
+                  if other != chosen and _count_outside_quotes(header, other)]
+        if others:
+            raise ValueError(f"{path} parses as one column, {str(df.columns[0])!r}, with the "
+                             f"separator {_sep_name(chosen)}, but its header holds "
+                             f"{_SEPARATORS[others[0]]}: pass --sep {_sep_name(others[0])}")
+    return df
+
+
+def _read_csv(path: str, columns: str | None, missing: str = "error", *,
+              sep: str | None = None, decimal: str = ".", exclude: tuple[str, ...] = (),
+              df=None):
+    """The numeric data of a CSV file, optionally restricted to some columns.
+
+    ``exclude`` names columns that are not data (``compare --labels``): left out of the
+    default selection and refused in ``columns``. ``df`` is the file already read by
+    :func:`_read_table`. Every problem a user can fix in the file or the options is a
+    ValueError (or FileNotFoundError) whose message names the file, the columns or rows at
+    fault, or the option to change.
+    """
+    import pandas as pd
+
+    if df is None:
+        df = _read_table(path, sep, decimal)
+    if exclude and columns is None:
+        df = df.drop(columns=list(exclude))
     if columns is not None:
         wanted = _column_names(columns)
         if not wanted:
@@ -105,9 +177,13 @@ def _read_csv(path: str, columns: str | None, missing: str = "error"):
         if repeated:
             raise ValueError(f"column(s) {repeated} named more than once in --columns; name "
                              f"each column once")
-        missing = [c for c in wanted if c not in df.columns]
-        if missing:
-            raise ValueError(f"column(s) {missing} not in {path}; it has {list(df.columns)}")
+        clash = [c for c in wanted if c in exclude]
+        if clash:
+            raise ValueError(f"column(s) {clash} are the true labels (--labels) and cannot "
+                             f"also be data: leave them out of --columns")
+        absent = [c for c in wanted if c not in df.columns]
+        if absent:
+            raise ValueError(f"column(s) {absent} not in {path}; it has {list(df.columns)}")
         df = df[wanted]
     if df.shape[0] == 0:
         raise ValueError(f"{path} has no data rows (only a header); it needs one row per "
@@ -115,8 +191,12 @@ def _read_csv(path: str, columns: str | None, missing: str = "error"):
     non_numeric = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])
                    or pd.api.types.is_bool_dtype(df[c])]
     if non_numeric:
-        raise ValueError(f"non-numeric column(s) {non_numeric} in {path}: choose numeric "
-                         f"ones with --columns")
+        hint = ""
+        if decimal == "." and any(_decimal_commas(df[c]) for c in non_numeric):
+            hint = (" (their values look like numbers written with decimal commas, e.g. "
+                    "'1,5': pass --decimal ,)")
+        raise ValueError(f"non-numeric column(s) {non_numeric} in {path}{hint}: choose "
+                         f"numeric ones with --columns")
     values = df.to_numpy(dtype=float, na_value=np.nan)
     holes = np.isnan(values)
     if missing != "error":  # marginalised by the fit; rows or columns with nothing refused
@@ -142,6 +222,16 @@ def _read_csv(path: str, columns: str | None, missing: str = "error"):
                              f"(counting from 1 below the header): fill in or remove those "
                              f"rows, or leave the column(s) out with --columns{hint}")
     return df
+
+
+def _decimal_commas(column) -> bool:
+    """Whether a text column's values read as numbers with a decimal comma ("1,5")."""
+    values = column.dropna().astype(str).str.strip()
+    values = values[values != ""]
+    if values.empty:
+        return False
+    return bool(values.str.fullmatch(r"[+-]?\d+(,\d+)?([eE][+-]?\d+)?").all()
+                and values.str.contains(",").any())
 
 
 def _column_names(text: str) -> list[str]:
@@ -295,7 +385,7 @@ def _save_plots(model, df, out: Path, written: list[Path]) -> None:
 def _fit(args) -> int:
     import pandas as pd
 
-    df = _read_csv(args.data, args.columns, args.missing)
+    df = _read_csv(args.data, args.columns, args.missing, sep=args.sep, decimal=args.decimal)
     _check_rows(df, args.data, args.components, "--components")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -333,7 +423,12 @@ def _compare(args) -> int:
     from .compare import compare_assignments
     from .ml.em import fit_em
 
-    df = _read_csv(args.data, args.columns, args.missing)
+    table = _read_table(args.data, args.sep, args.decimal)
+    labels = None
+    if args.labels is not None:
+        labels = _labels(table, args.labels, args.data)
+    df = _read_csv(args.data, args.columns, args.missing, df=table,
+                   exclude=() if args.labels is None else (args.labels,))
     _check_rows(df, args.data, args.components, "--components")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -343,11 +438,13 @@ def _compare(args) -> int:
                 random_state=args.seed, missing=args.missing,
                 noise=_noise_setting(args.noise))  # like for like: EM with the same noise
     print(f"  done in {time.perf_counter() - t0:.1f} s")
-    result = compare_assignments(model, em, df)
+    result = compare_assignments(model, em, df, y_true=labels)
     print(result)
+    points = result.points
+    if labels is not None:
+        points = points.assign(**{"label_true": labels.to_numpy()})
     written: list[Path] = []
-    _write(out / "comparison.csv", lambda p: result.points.to_csv(p, index_label="obs"),
-           written)
+    _write(out / "comparison.csv", lambda p: points.to_csv(p, index_label="obs"), written)
     if df.shape[1] >= 2:
         def disagreements(path):
             import matplotlib
@@ -360,6 +457,22 @@ def _compare(args) -> int:
         _optional(out / "disagreements.png", disagreements, written)
     _report(written)
     return 0
+
+
+def _labels(table, column: str, path: str):
+    """The true labels of ``compare --labels COLUMN``: any values, none missing."""
+    if column not in table.columns:
+        raise ValueError(f"--labels {column!r} is not a column of {path}; it has "
+                         f"{list(table.columns)}")
+    labels = table[column]
+    empty = np.flatnonzero(labels.isna().to_numpy()) + 1
+    if empty.size:
+        raise ValueError(f"the labels column {column!r} of {path} is empty in data row(s) "
+                         f"{', '.join(map(str, empty[:5]))}"
+                         f"{f' and {empty.size - 5} more' if empty.size > 5 else ''} "
+                         f"(counting from 1 below the header): give every row a label, or "
+                         f"drop --labels")
+    return labels.astype(str) if labels.dtype == object else labels
 
 
 def _plot_to(plot, *args):
@@ -377,7 +490,7 @@ def _select(args) -> int:
     from .selection import select_components
 
     families = _family_args(args)  # refused before anything is read or written
-    df = _read_csv(args.data, args.columns, args.missing)
+    df = _read_csv(args.data, args.columns, args.missing, sep=args.sep, decimal=args.decimal)
     if args.min_components > args.max_components:
         raise ValueError(f"--min-components ({args.min_components}) must not exceed "
                          f"--max-components ({args.max_components})")
@@ -440,6 +553,11 @@ def _add_fit_options(p: argparse.ArgumentParser, components: bool = True) -> Non
         p.add_argument("--jobs", type=_positive_int, default=1,
                        help="fits run in parallel (joblib worker processes; default 1)")
         methods = None
+    p.add_argument("--sep", type=_separator_option, default=None,
+                   help="the field separator: ',', ';', 'tab' or '|' (default: found from "
+                        "the header: commas if it has any, else semicolons, tabs or bars)")
+    p.add_argument("--decimal", default=".", choices=[".", ","],
+                   help="the decimal mark of the numbers (default '.')")
     p.add_argument("--columns",
                    help="comma-separated columns to use (default: all), read like a CSV "
                         "header: quote a name that contains a comma, e.g. --columns "
@@ -494,6 +612,14 @@ _positive_float = _argument(float, "a number", lambda v: 0 < v < float("inf"),
 _concentration = _argument(float, "a number", lambda v: 0 < v < 1, "must lie in (0, 1)")
 
 
+def _separator_option(text: str) -> str:
+    sep = {"tab": "\t", "\\t": "\t"}.get(text, text)
+    if len(sep) != 1 or sep in "\"\r\n" or sep.isalnum() or sep == ".":
+        raise argparse.ArgumentTypeError(f"{text!r}: give one character such as ',', ';' or "
+                                         f"'|', or 'tab'")
+    return sep
+
+
 def _select_method(text: str) -> str:
     if text == "map":
         raise argparse.ArgumentTypeError(
@@ -533,6 +659,16 @@ def _covariance_types(text: str) -> tuple[str, ...]:
     return names
 
 
+def _version() -> str:
+    """The installed version, without importing the package (and PyMC) itself."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bayesgmm")
+    except PackageNotFoundError:  # pragma: no cover - a source tree that is not installed
+        return "unknown (not installed)"
+
+
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line on stderr (exit status 2), no usage."""
 
@@ -545,6 +681,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``bayesgmm`` command."""
     parser = _Parser(prog="bayesgmm", description="Bayesian Gaussian mixture models.")
+    parser.add_argument("--version", action="version", version=f"bayesgmm {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="fit the iris data, print a summary, write plots")
     demo.add_argument("--out", default="out", help="output folder (default: out)")
@@ -558,6 +695,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.set_defaults(func=_fit)
     compare = sub.add_parser("compare", help="compare Bayesian and EM assignments on a CSV")
     _add_fit_options(compare)
+    compare.add_argument("--labels", metavar="COLUMN",
+                         help="a column of true labels (any values; not used as data): adds "
+                              "each fit's adjusted Rand index against them, and the labels "
+                              "to comparison.csv as label_true")
     compare.set_defaults(func=_compare)
     select = sub.add_parser("select", help="choose the number of components by PSIS-LOO")
     _add_fit_options(select, components=False)

@@ -238,6 +238,10 @@ class BayesianGMM(MissingEntriesTags, BaseEstimator):
 
         Raises
         ------
+        ValueError
+            ``path`` has an extension other than netCDF's (``.nc``, ``.nc4``, ``.netcdf``,
+            ``.h5``, ``.hdf5``) or zarr's (``.zarr``), e.g. ``fit.pkl``: the format follows
+            the extension.
         FileExistsError
             ``path`` exists and is not a bayesgmm save (or is a ``.zarr`` save holding
             other files too): nothing is replaced or deleted.

@@ -52,8 +52,26 @@ _SETTINGS_KEY = "settings"  # the checksum entry of the settings JSON
 _ZARR_METADATA = {"zarr.json", ".zattrs", ".zgroup", ".zarray", ".zmetadata"}
 
 
+NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".h5", ".hdf5")
+
+
+def _save_format(path: Path) -> None:
+    """Refuse a save name whose extension is neither netCDF's nor zarr's.
+
+    The format follows the extension, so ``fit.pkl`` (or a name without one) would get a
+    netCDF file under a name that says something else.
+    """
+    suffix = path.suffix.lower()
+    if suffix == ".zarr" or suffix in NETCDF_SUFFIXES:
+        return
+    stem = path.stem if suffix else path.name
+    what = f"extension {path.suffix!r}" if suffix else "no extension"
+    raise ValueError(f"cannot save to {str(path)!r}: it has {what}, and a fit is saved as "
+                     f"netCDF (.nc) or zarr (.zarr); name it {stem}.nc or {stem}.zarr")
+
+
 def _engine(path: Path) -> str:
-    if path.suffix == ".zarr":
+    if path.suffix.lower() == ".zarr":
         needed, engine = "zarr", "zarr"
     else:
         needed, engine = "h5netcdf", "h5netcdf"
@@ -338,6 +356,7 @@ def _errno_in(message: str) -> int | None:
 def save_tree(tree: xr.DataTree, path, params: dict) -> Path:
     """Write ``tree`` and ``params`` to ``path`` atomically (see the module docstring)."""
     path = Path(path)
+    _save_format(path)
     if path.is_symlink():  # replace the file it points to, not the link
         path = Path(os.path.realpath(path))
     engine = _engine(path)

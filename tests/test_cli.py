@@ -336,6 +336,11 @@ def test_cli_missing_cells_are_refused_or_marginalised(tmp_path, capsys):
         status = main(["fit", str(csv), "-k", "2", "--method", "map", "--missing",
                        "marginalize", "--out", str(out)])
     assert status == 0
+    # --columns must not let the holes through either (the name `missing` was once reused).
+    assert main(["fit", str(csv), "-k", "2", "--method", "map", "--columns", "b,a", "--out",
+                 str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "missing values in column(s) ['b', 'a']" in err and "--missing marginalize" in err
     assignments = pd.read_csv(out / "assignments.csv")
     assert len(assignments) == 300
     # The clusters differ along "a": rows that observe it are assigned as in complete data.
@@ -348,3 +353,78 @@ def test_cli_missing_cells_are_refused_or_marginalised(tmp_path, capsys):
     assert main(["fit", str(csv), "-k", "2", "--method", "map", "--missing", "marginalize",
                  "--out", str(out)]) == 2
     assert "every entry missing in column(s) ['b']" in capsys.readouterr().err
+
+
+def test_cli_version(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"bayesgmm {version('bayesgmm')}"
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_cli_reads_the_separator_from_the_header(tmp_path, sep):
+    """Semicolons, tabs and bars are found from the header; numbers come back exactly."""
+    from bayesgmm.cli import _read_csv
+
+    truth = make_mixture(40, 2, 3, random_state=3)
+    frame = pd.DataFrame(truth.X, columns=["x;1" if sep != ";" else "x 1", "y", "z"])
+    path = tmp_path / "data.csv"
+    frame.to_csv(path, index=False, sep=sep)
+    read = _read_csv(str(path), None)
+    assert list(read.columns) == list(frame.columns)
+    np.testing.assert_array_equal(read.to_numpy(), truth.X)  # repr round trip: exact
+    assert list(_read_csv(str(path), "z,y", sep=sep).columns) == ["z", "y"]
+
+
+def test_cli_separator_and_decimal_errors(tmp_path, capsys):
+    semi = tmp_path / "semi.csv"
+    semi.write_text("a;b\n1,5;2,25\n3;4,5\n-1,5;2e-3\n")
+    assert main(["fit", str(semi), "-k", "1", "--method", "map", "--sep", ","]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"bayesgmm: error: {semi} parses as one column, 'a;b', with the separator ',', but "
+        f"its header holds semicolons: pass --sep ';'")
+    assert main(["fit", str(semi), "-k", "1", "--method", "map"]) == 2
+    err = capsys.readouterr().err
+    assert "non-numeric column(s) ['a', 'b']" in err and "pass --decimal ," in err
+    from bayesgmm.cli import _read_csv
+
+    values = _read_csv(str(semi), None, decimal=",").to_numpy()
+    np.testing.assert_array_equal(values, [[1.5, 2.25], [3, 4.5], [-1.5, 2e-3]])
+    assert main(["fit", str(semi), "-k", "1", "--sep", ",", "--decimal", ","]) == 2
+    assert "the separator and the decimal mark are both ','" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["fit", str(semi), "-k", "1", "--sep", "ab"])
+    assert_usage_error(capsys, r"argument --sep: 'ab': give one character")
+
+
+def test_cli_compare_with_true_labels(tmp_path, capsys):
+    from sklearn.datasets import load_iris
+
+    iris = load_iris(as_frame=True)
+    frame = iris.data.copy()
+    frame.columns = ["sl", "sw", "pl", "pw"]
+    frame.insert(2, "species", iris.target_names[iris.target])  # text, between data columns
+    path = tmp_path / "iris.csv"
+    frame.to_csv(path, index=False)
+    out = tmp_path / "cmp"
+    assert main(["compare", str(path), "-k", "3", "--method", "map", "--labels", "species",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    points = pd.read_csv(out / "comparison.csv")
+    assert (points["label_true"] == frame["species"]).all()
+    ari_bayes = adjusted_rand_score(points["label_true"], points["label_bayes"])
+    ari_other = adjusted_rand_score(points["label_true"], points["label_other"])
+    assert ari_bayes > 0.8  # iris by 3 full Gaussians: about 0.9
+    assert f"ARI vs true labels: Bayes {ari_bayes:.3f}, EM {ari_other:.3f}" in printed
+    assert main(["compare", str(path), "-k", "3", "--labels", "species", "--columns",
+                 "sl,species"]) == 2
+    assert "true labels (--labels) and cannot also be data" in capsys.readouterr().err
+    assert main(["compare", str(path), "-k", "3", "--labels", "kind"]) == 2
+    assert "--labels 'kind' is not a column" in capsys.readouterr().err
+    frame.loc[[4, 9], "species"] = None
+    frame.to_csv(path, index=False)
+    assert main(["compare", str(path), "-k", "3", "--labels", "species"]) == 2
+    assert "is empty in data row(s) 5, 10" in capsys.readouterr().err

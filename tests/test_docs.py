@@ -22,3 +22,15 @@ def test_every_page_is_linked_and_links_resolve():
     for page in DOCS.glob("*.md"):
         for target in re.findall(r"\]\(([^)#]+\.md)\)", page.read_text()):
             assert (DOCS / target).exists(), (page.name, target)
+
+
+def test_license_is_declared_in_the_current_pyproject_form():
+    """An SPDX expression and a license file (PEP 639), which setuptools >= 77 reads without
+    the deprecation warning a ``{text = ...}`` table gets; the wheel carries the file."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "BSD-3-Clause"
+    for name in project["license-files"]:
+        assert "BSD 3-Clause License" in (root / name).read_text()

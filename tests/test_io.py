@@ -6,6 +6,7 @@ import copy
 import errno
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -288,6 +289,15 @@ def test_save_refuses_to_replace_what_bayesgmm_did_not_save(map_fit, tmp_path):
         map_fit.save(tmp_path / "file.zarr")
     assert sorted(os.listdir(tmp_path)) == ["dir.nc", "file.zarr", "fit.nc", "other.nc",
                                             "ours.zarr", "r.zarr"]
+
+
+def test_save_refuses_an_extension_that_is_not_its_format(map_fit, tmp_path):
+    for name, fix in (("fit.pkl", "fit.nc or fit.zarr"), ("fit", "fit.nc or fit.zarr"),
+                      ("fit.nc.bak", "fit.nc.nc or fit.nc.zarr")):
+        with pytest.raises(ValueError, match=rf"saved as netCDF \(\.nc\) or zarr \(\.zarr\); "
+                                             rf"name it {re.escape(fix)}"):
+            map_fit.save(tmp_path / name)
+    assert os.listdir(tmp_path) == []
 
 
 @pytest.mark.parametrize("suffix", SUFFIXES)
