@@ -249,7 +249,7 @@ class BayesianGMMClassifier(MissingEntriesTags, ClassifierMixin, BaseEstimator):
                              f"expecting {self.n_features_in_} features as input: pass the "
                              f"columns it was fitted on.")
         fitted = feature_names_in(self.estimators_[0].idata_)
-        return check_features(X, fitted, self.n_features_in_)
+        return check_features(X, fitted, self.n_features_in_, owner=type(self).__name__)
 
     def _log_joint(self, values: np.ndarray) -> np.ndarray:
         """Log pi_c^s + log p(x_n | theta_c^s) of checked rows: shape (S, N, C)."""

@@ -190,11 +190,20 @@ class Diagnostics:
             f"bayesgmm diagnostics: method={self.method}"
             + (f", sampler={self.sampler}" if self.sampler else "")
             + f", {self.n_chains} chain(s) x {self.n_draws} draw(s)",
-            f"  divergences: {fmt(self.n_divergent, 'd')}   "
-            f"max tree depth hit: {fmt(self.treedepth_fraction, '.1%')}",
-            f"  max R-hat: {fmt(self.max_rhat, '.3f')}   min bulk ESS: "
-            f"{fmt(self.min_ess_bulk, '.0f')}   min tail ESS: {fmt(self.min_ess_tail, '.0f')}",
-            f"  log-likelihood R-hat across chains: {fmt(self.loglik_rhat, '.3f')}",
+        ]
+        # What a method does not measure (R-hat of VI draws, divergences of a MAP fit) is
+        # left out, not printed as "n/a".
+        if self.n_divergent is not None or self.treedepth_fraction is not None:
+            lines.append(f"  divergences: {fmt(self.n_divergent, 'd')}   "
+                         f"max tree depth hit: {fmt(self.treedepth_fraction, '.1%')}")
+        if self.max_rhat is not None or self.min_ess_bulk is not None:
+            lines.append(f"  max R-hat: {fmt(self.max_rhat, '.3f')}   min bulk ESS: "
+                         f"{fmt(self.min_ess_bulk, '.0f')}   min tail ESS: "
+                         f"{fmt(self.min_ess_tail, '.0f')}")
+        if self.loglik_rhat is not None:
+            lines.append(f"  log-likelihood R-hat across chains: "
+                         f"{fmt(self.loglik_rhat, '.3f')}")
+        lines += [
             f"  mean weights: {np.round(self.mean_weights, 3).tolist()}",
             f"  smallest covariance eigenvalue (feature-sd units): "
             f"{[float(f'{v:.2g}') for v in self.min_eigenvalue]}",
@@ -229,6 +238,11 @@ class Diagnostics:
 
     def _repr_pretty_(self, p, cycle):  # IPython
         p.text(str(self))
+
+    def _repr_html_(self) -> str:  # Jupyter
+        from .display import diagnostics_html
+
+        return diagnostics_html(self)
 
 
 def _rhat_ess(post: xr.Dataset, var_names) -> tuple[float, float, float]:
@@ -724,4 +738,43 @@ def summary(fitted, var_names=("weights", "means", "sigmas")) -> pd.DataFrame:
     import arviz_stats as azs
 
     kind = "all" if post.sizes["chain"] > 1 else "stats"
-    return azs.summary(result, var_names=list(var_names), kind=kind)
+    return _intervals_at_value_precision(
+        azs.summary(result, var_names=list(var_names), kind=kind))
+
+
+def _decimals(table, idx) -> int | None:
+    """Decimal places of a row's mean: from 2 x its MCSE (ArviZ's rule), else its sd.
+
+    Without an MCSE (VI, one chain), the places that give the sd two significant figures.
+    None when neither is a positive finite number.
+    """
+    for col, offset in (("mcse_mean", 0), ("sd", 1)):
+        if col in table.columns:
+            v = float(table.loc[idx, col]) * (2 if offset == 0 else 1)
+            if np.isfinite(v) and v > 0:
+                return offset - int(np.floor(np.log10(v)))
+    return None
+
+
+def _intervals_at_value_precision(table):
+    """ArviZ's display of ``table`` with its mean and interval bounds at the same decimals.
+
+    ArviZ (1.x) shows the interval columns at two significant figures: a mean of 217.18
+    with an HDI of 216.25-218.03 read ``217.18 ... 220 220``. The values themselves (and
+    ``to_csv``) are never rounded; only the display is.
+    """
+    fmt_map = getattr(table, "_fmt_map", None)
+    if not fmt_map:
+        return table
+    columns = [c for c in ("mean", *table.columns) if c in table.columns
+               and (c == "mean" or c.endswith(("_lb", "_ub")))]
+    columns = list(dict.fromkeys(columns))
+    for idx in table.index:
+        places = _decimals(table, idx)
+        if places is None:
+            continue
+        for col in columns:
+            val = float(table.loc[idx, col])
+            if np.isfinite(val):
+                fmt_map.setdefault(col, {})[idx] = f"{round(val, places):.{max(places, 0)}f}"
+    return table

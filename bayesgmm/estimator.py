@@ -166,7 +166,7 @@ class BayesianGMM(MissingEntriesTags, BaseEstimator):
         self.noise = noise
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y=None, sample_weight=None) -> BayesianGMM:
+    def fit(self, X, y=None, sample_weight=None, *, labels=None) -> BayesianGMM:
         """Fit the mixture to ``X``.
 
         Parameters
@@ -174,12 +174,16 @@ class BayesianGMM(MissingEntriesTags, BaseEstimator):
         X : array-like or data frame of shape (n_samples, n_features)
             An array, or a pandas, polars or pyarrow frame; with string column names,
             later predictions check their columns by name.
-        y : array-like of shape (n_samples,), optional
+        y : None
+            Ignored, as by every scikit-learn clusterer, so that a pipeline or a
+            cross-validation that passes its target along fits as it should. Known labels
+            go in ``labels``.
+        sample_weight : array-like of shape (n_samples,), optional
+            Frequency weights of the rows (see :func:`bayesgmm.fit`).
+        labels : array-like of shape (n_samples,), optional
             Known components of some rows (semi-supervised), -1 or None where unknown: the
             distinct labels, sorted, name components 0, 1, ... (``classes_``); see
             :func:`bayesgmm.fit`. None (the default): an unsupervised fit.
-        sample_weight : array-like of shape (n_samples,), optional
-            Frequency weights of the rows (see :func:`bayesgmm.fit`).
 
         Returns
         -------
@@ -187,11 +191,12 @@ class BayesianGMM(MissingEntriesTags, BaseEstimator):
         """
         params = self.get_params(deep=False)
         self.idata_ = fit_tree(X, params.pop("n_components"), sample_weight=sample_weight,
-                               y=y, **params)
+                               labels=labels, **params)
         self._set_from_idata(self.idata_)
         return self
 
     def _set_from_idata(self, idata: xr.DataTree) -> None:
+        self._diagnostics = None
         post = idata["posterior"]
         names = [str(f) for f in post["feature"].to_numpy()]
         self.feature_names_in_ = np.asarray(names, dtype=object)
@@ -349,12 +354,13 @@ class BayesianGMM(MissingEntriesTags, BaseEstimator):
         model._set_from_idata(tree)
         return model
 
-    def fit_predict(self, X, y=None) -> np.ndarray:
-        """Fit (with known labels ``y``, if given), then the most probable component per row.
+    def fit_predict(self, X, y=None, sample_weight=None, *, labels=None) -> np.ndarray:
+        """Fit (with known ``labels``, if given), then the most probable component per row.
 
-        A row with a known label gets its own component, as the model says.
+        A row with a known label gets its own component, as the model says. ``y`` is
+        ignored, as in :meth:`fit`.
         """
-        proba = self.fit(X, y).predict_proba(X)
+        proba = self.fit(X, sample_weight=sample_weight, labels=labels).predict_proba(X)
         label = with_known_labels(proba, known_labels(self.idata_)).argmax(axis=1)
         label[label == self.n_components] = -1  # a noise component's column
         return label
@@ -362,7 +368,8 @@ class BayesianGMM(MissingEntriesTags, BaseEstimator):
     # ------------------------------------------------------------------ prediction
     def _check_X(self, X) -> np.ndarray:
         check_is_fitted(self, "idata_")
-        return check_features(X, feature_names_in(self.idata_), self.n_features_in_)
+        return check_features(X, feature_names_in(self.idata_), self.n_features_in_,
+                              owner=type(self).__name__)
 
     def predict_proba(self, X) -> np.ndarray:
         """Posterior mean of P(component | x) for each row, averaged over the draws.
@@ -455,6 +462,25 @@ class BayesianGMM(MissingEntriesTags, BaseEstimator):
         """
         check_is_fitted(self, "idata_")
         return diagnose(self.idata_)
+
+    # ------------------------------------------------------------------ display
+    def _cached_diagnostics(self) -> Diagnostics:
+        """:meth:`diagnose`, computed once per fit (for the notebook display)."""
+        if getattr(self, "_diagnostics", None) is None:
+            self._diagnostics = self.diagnose()
+        return self._diagnostics
+
+    def _html_repr(self) -> str:
+        """Jupyter's view: the fit's summary above scikit-learn's estimator diagram.
+
+        The summary (:func:`bayesgmm.display.fit_html`) only once the estimator is fitted.
+        """
+        from .display import fit_html
+
+        diagram = super()._html_repr()
+        if not hasattr(self, "idata_"):
+            return diagram
+        return fit_html(self) + diagram
 
 
 def as_estimator(fitted) -> BayesianGMM:

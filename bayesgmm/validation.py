@@ -127,7 +127,7 @@ def has_feature_names(X) -> bool:
 
 
 def check_features(X, fitted: list[str] | None, n_features: int, *,
-                   name: str = "X") -> np.ndarray:
+                   name: str = "X", owner: str = "the fit") -> np.ndarray:
     """Data to predict for against a fit: as :func:`check_data`, columns checked by name.
 
     As scikit-learn does: when the fit saw feature names, a data frame must have the same
@@ -144,6 +144,9 @@ def check_features(X, fitted: list[str] | None, n_features: int, *,
         The number of features the fit saw.
     name : str
         How to call the data in messages.
+    owner : str
+        How to call the fitted model in messages (an estimator's class name, which
+        scikit-learn's wording expects).
 
     Returns
     -------
@@ -164,7 +167,8 @@ def check_features(X, fitted: list[str] | None, n_features: int, *,
                 how += f": pass the fitted columns in that order, {name}[{fitted}]"
             raise ValueError(f"{name} has columns {given}, but the model was fitted on "
                              f"{fitted}; {how}.")
-    values = check_data(X, n_features=n_features, name=name, missing="marginalize")[0]
+    values = check_data(X, n_features=n_features, name=name, missing="marginalize",
+                        owner=owner)[0]
     if fitted is not None and frame is None:
         # (a frame with non-string column labels is taken by position, as an array)
         warnings.warn(f"{name} has no feature names, but the model was fitted with feature "
@@ -186,6 +190,7 @@ def check_data(
     name: str = "X",
     warn: bool = True,
     missing: str = "error",
+    owner: str = "the fit",
 ) -> tuple[np.ndarray, list[str]]:
     """Validate data and return it as a float64 array with feature names.
 
@@ -208,6 +213,8 @@ def check_data(
         keep them as NaN, to be marginalised out of the likelihood. With "marginalize",
         fitting data (``n_components`` given) must observe something in every row, and a
         :class:`DataWarning` (with ``warn``) says how many entries are missing.
+    owner : str
+        How to call the fitted model in messages about its features.
 
     Returns
     -------
@@ -282,8 +289,9 @@ def check_data(
         )
     if n_features is not None and d != n_features:
         raise ValueError(
-            f"{name} has {d} feature(s), but the model was fitted on {n_features}. Pass data "
-            f"with the same columns as in fit."
+            f"{name} has {d} features, but {owner} is expecting {n_features} features as "
+            f"input (it was fitted on {n_features} columns). Pass data with the same columns "
+            f"as in fit."
         )
     if names is None:
         if feature_names is not None:
@@ -299,8 +307,8 @@ def check_data(
         min_rows = max(2, n_components)
         if n < min_rows:
             raise ValueError(
-                f"{name} has {n} row(s), but fitting {n_components} component(s) needs at least "
-                f"{min_rows}. Reduce n_components or provide more data."
+                f"{name} has {n} sample(s) (rows), but fitting {n_components} component(s) "
+                f"needs at least {min_rows}. Reduce n_components or provide more data."
             )
         if warn:
             _warn_degenerate(X, names, n_components, name)
@@ -400,7 +408,7 @@ def check_labels(y, n_rows: int, n_components: int) -> tuple[np.ndarray, np.ndar
     if values.ndim == 2 and values.shape[1] == 1:
         values = values[:, 0]
     if values.ndim != 1 or values.shape[0] != n_rows:
-        raise ValueError(f"y must hold one label per row of X (-1 where unknown): shape "
+        raise ValueError(f"labels must hold one label per row of X (-1 where unknown): shape "
                          f"({n_rows},), got {values.shape}.")
     as_text = values.dtype.kind in "US"
     unknown = np.array([_is_unknown(v, as_text) for v in values.tolist()], dtype=bool)
@@ -414,10 +422,10 @@ def check_labels(y, n_rows: int, n_components: int) -> tuple[np.ndarray, np.ndar
         if integer and classes.dtype.kind == "f":  # integer labels with nulls: still ints
             classes = classes.astype(np.int64)
     except TypeError:
-        raise TypeError("The labels in y must be of one kind that sorts (numbers or "
+        raise TypeError("The labels must be of one kind that sorts (numbers or "
                         "strings), with -1 or None where unknown.") from None
     if classes.size > n_components:
-        raise ValueError(f"y has {classes.size} distinct labels, but the mixture has "
+        raise ValueError(f"labels has {classes.size} distinct values, but the mixture has "
                          f"{n_components} component(s): each label names a component, so "
                          f"raise n_components to at least {classes.size}.")
     codes = np.full(n_rows, -1, dtype=np.int64)

@@ -173,14 +173,15 @@ DATA_ERRORS = [
     pytest.param(lambda: [], 2, error(ValueError, r"X is empty \(shape \(0,\)\)"),
                  id="empty-list"),
     pytest.param(lambda: X2[:1], 2, error(
-        ValueError, r"X has 1 row\(s\), but fitting 2 component\(s\) needs at least 2\. "
-                    r"Reduce n_components or provide more data"), id="one-row"),
+        ValueError, r"X has 1 sample\(s\) \(rows\), but fitting 2 component\(s\) needs at "
+                    r"least 2\. Reduce n_components or provide more data"), id="one-row"),
     pytest.param(lambda: X2[:1], 1, error(
-        ValueError, r"X has 1 row\(s\), but fitting \d component\(s\) needs at least 2"),
+        ValueError, r"X has 1 sample\(s\) \(rows\), but fitting \d component\(s\) needs at "
+                    r"least 2"),
         id="one-row-one-component"),
     pytest.param(lambda: X2[:3], 5, error(
-        ValueError, r"X has 3 row\(s\), but fitting 5 component\(s\) needs at least 5\. "
-                    r"Reduce n_components"), id="fewer-rows-than-components"),
+        ValueError, r"X has 3 sample\(s\) \(rows\), but fitting 5 component\(s\) needs at "
+                    r"least 5\. Reduce n_components"), id="fewer-rows-than-components"),
     pytest.param(lambda: np.array([["a", "b"], ["c", "d"], ["e", "f"]]), 2, error(
         TypeError, r"X must be numeric, got an array of dtype <U1\. Convert it to floats"),
         id="strings"),
@@ -546,10 +547,12 @@ def test_bad_baseline_options(func, options, outcome):
 
 PREDICT_ERRORS = [
     pytest.param(np.ones((4, 3)), error(
-        ValueError, r"X has 3 feature\(s\), but the model was fitted on 2\. Pass data with the "
-                    r"same columns as in fit"), id="too-many-features"),
+        ValueError, r"X has 3 features, but (BayesianGMM|PointEstimate) is expecting 2 "
+                    r"features as input \(it was fitted on 2 columns\)\. Pass data with the "
+                    r"same columns as in fit"),
+        id="too-many-features"),
     pytest.param(np.ones((4, 1)), error(
-        ValueError, r"X has 1 feature\(s\), but the model was fitted on 2"),
+        ValueError, r"X has 1 features, but \w+ is expecting 2 features"),
         id="too-few-features"),
     pytest.param(np.ones(2), error(
         ValueError, r"1-D array of shape \(2,\)\. .*X\.reshape\(1, -1\) if it holds one sample"),

@@ -9,7 +9,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from bayesgmm import BayesianGMM
 from bayesgmm.datasets import make_mixture
-from bayesgmm.fitting.start import Start, best_separated_feature
+from bayesgmm.fitting.start import Start, best_separated_feature, em_start
 from bayesgmm.permutations import gaussian_kl_cost, pivot_permutations
 from bayesgmm.standardize import Standardizer
 
@@ -102,3 +102,29 @@ def test_em_start_finds_clusters_that_standardising_hides(seed):
     logp = np.stack([multivariate_normal(m, c).logpdf(Z)
                      for m, c in zip(start.means, start.covariances, strict=True)], axis=1)
     assert adjusted_rand_score(y, logp.argmax(axis=1)) == 1.0
+
+
+def test_the_start_ignores_row_order_and_takes_integer_weights_for_repeats():
+    # scikit-learn's contract (check_sample_weight_equivalence): integer weights are repeated
+    # rows, weight 0 a removed row. The start used to depend on the rows' order and on
+    # whether repeats came as rows or as weights, and the fit with it.
+    rng = np.random.default_rng(0)
+    data = make_mixture(60, 3, 2, separation=2.0, random_state=1).X
+    w = rng.integers(0, 4, 60)
+    repeated = np.repeat(data, w, axis=0)
+    order = rng.permutation(60)
+
+    def start(X, sample_weight=None):
+        std = Standardizer.for_structure(X, "full", sample_weight)
+        pool = []
+        s = em_start(std.transform(X), 3, random_state=0, raw=(X, std), pool=pool,
+                     sample_weight=sample_weight)
+        return std.means_to_user(s.means), s.weights, pool
+
+    ref_means, ref_weights, ref_pool = start(repeated)
+    for X, sw in [(data, w), (data[order], w[order]), (repeated[::-1], None)]:
+        means, weights, pool = start(X, sw)
+        np.testing.assert_allclose(means, ref_means, atol=1e-8)
+        np.testing.assert_allclose(weights, ref_weights, atol=1e-10)
+        assert len(pool) == len(ref_pool)
+    assert (np.diff(ref_weights) <= 0).all()  # numbered largest first

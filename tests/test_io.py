@@ -391,8 +391,10 @@ def test_corrupted_weights_are_named(map_fit, tmp_path):
     map_fit.save(path)
     raw = path.read_bytes()
     weights = map_fit.idata_["posterior"]["weights"].to_numpy().tobytes()
-    assert raw.count(weights) == 1
-    path.write_bytes(raw.replace(weights, np.array([np.nan, 0.5, 0.5]).tobytes()))
+    # The same bytes may be stored once more (the MAP's mode in ``mode_search``): the first
+    # copy is the posterior's, written first.
+    assert raw.count(weights) >= 1
+    path.write_bytes(raw.replace(weights, np.array([np.nan, 0.5, 0.5]).tobytes(), 1))
     with pytest.raises(SavedFitError, match=r"fit\.nc' is damaged: the checksum of "
                                             r"'posterior/weights' does not match"):
         BayesianGMM.load(path)

@@ -108,7 +108,7 @@ def semi_supervised():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # short chains: R-hat and ESS are checked below
         labelled = BayesianGMM(2, draws=300, tune=400, random_state=0).fit(
-            OVERLAP.X, np.where(known, names[np.maximum(y, 0)], None))
+            OVERLAP.X, labels=np.where(known, names[np.maximum(y, 0)], None))
         free = BayesianGMM(2, draws=300, tune=400, random_state=0).fit(OVERLAP.X)
     return labelled, free, known
 
@@ -139,9 +139,9 @@ def test_labelled_fits_save_and_refuse_what_they_cannot_do(semi_supervised, tmp_
     assert ((codes >= 0) == known).all()
     X = OVERLAP.X
     with pytest.raises(ValueError, match="order_by and known labels"):
-        fit(X, 2, y=np.r_[0, 1, np.full(len(X) - 2, -1)], order_by=0, method="map")
+        fit(X, 2, labels=np.r_[0, 1, np.full(len(X) - 2, -1)], order_by=0, method="map")
     with pytest.raises(NotImplementedError, match="known labels"):
-        fit(X, 2, y=np.r_[0, 1, np.full(len(X) - 2, -1)], method="advi", batch_size=50)
+        fit(X, 2, labels=np.r_[0, 1, np.full(len(X) - 2, -1)], method="advi", batch_size=50)
 
 
 def test_known_labels_hold_everywhere_the_fitted_rows_are_read():
@@ -161,8 +161,8 @@ def test_known_labels_hold_everywhere_the_fitted_rows_are_read():
     y[1:11] = 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        stored = fit(X, 2, y=y, method="map", random_state=0)
-        recomputed = fit(X, 2, y=y, method="map", random_state=0, store_log_likelihood=False)
+        stored = fit(X, 2, labels=y, method="map", random_state=0)
+        recomputed = fit(X, 2, labels=y, method="map", random_state=0, store_log_likelihood=False)
     assert list(stored["constant_data"]["class"].values) == [0, 1]
     assert responsibilities(stored).to_numpy()[0, 0, 0, 1] == 1.0
     np.testing.assert_allclose(log_likelihood(recomputed).to_numpy(),
@@ -172,5 +172,10 @@ def test_known_labels_hold_everywhere_the_fitted_rows_are_read():
     model = BayesianGMM(2, method="map", random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        labels = model.fit_predict(X, y)
+        labels = model.fit_predict(X, labels=y)
     assert labels[0] == 1 and model.predict(X[:1])[0] == 0
+    # y is a clusterer's ignored target (scikit-learn's contract), never known labels.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ignored = BayesianGMM(2, method="map", random_state=0).fit(X, y.fillna(1))
+    assert "labels" not in ignored.idata_["constant_data"]

@@ -74,9 +74,9 @@ def test_every_setting_has_a_default_and_a_constraint():
 
 
 def test_fit_and_estimator_share_the_defaults():
-    # sample_weight and y are data, passed to fit as X is (BayesianGMM.fit takes them too), not
-    # settings.
-    assert _defaults(fit, skip=("sample_weight", "y")) == DEFAULTS
+    # sample_weight and labels are data, passed to fit as X is (BayesianGMM.fit takes them
+    # too), not settings.
+    assert _defaults(fit, skip=("sample_weight", "labels")) == DEFAULTS
     assert _defaults(BayesianGMM.__init__) == DEFAULTS
     # scikit-learn reads the estimator's settings from its signature.
     assert BayesianGMM().get_params() == DEFAULTS

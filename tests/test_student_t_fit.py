@@ -154,7 +154,7 @@ def test_t_fit_with_missing_entries_and_known_labels(contaminated):
     y[inliers] = contaminated.labels[inliers]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the missing entries' DataWarning
-        res = fit(X, 3, method="map", component="student_t", y=y, random_state=0)
+        res = fit(X, 3, method="map", component="student_t", labels=y, random_state=0)
     post = res["posterior"]
     w = post["weights"].values[0, 0]
     m, cov = post["means"].values[0, 0], post["covariances"].values[0, 0]

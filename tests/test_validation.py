@@ -33,7 +33,7 @@ GOOD = np.random.default_rng(0).normal(size=(30, 2))
         (np.arange(10.0), ValueError, "reshape\\(-1, 1\\)"),
         (np.empty((0, 2)), ValueError, "empty"),
         (np.empty((5, 0)), ValueError, "empty"),
-        (np.ones((1, 2)), ValueError, "has 1 row.*at least 2"),
+        (np.ones((1, 2)), ValueError, "has 1 sample.*at least 2"),
         (np.ones((2, 2, 2)), ValueError, "2-D array"),
         (np.array([["a", "b"], ["c", "d"]]), TypeError, "must be numeric"),
         (np.array([[1, "x"], [2, 3]], dtype=object), TypeError, "non-numeric"),
@@ -53,7 +53,8 @@ def test_bad_data_is_refused_with_advice(X, exc, match):
 
 
 def test_fewer_rows_than_components():
-    with pytest.raises(ValueError, match="has 3 row.*5 component.*Reduce n_components"):
+    with pytest.raises(ValueError,
+                       match=r"has 3 sample\(s\) \(rows\).*5 component.*Reduce n_components"):
         BayesianGMM(5, method="map").fit(GOOD[:3])
 
 
@@ -62,7 +63,7 @@ def test_predict_before_fit_and_wrong_width():
     with pytest.raises(NotFittedError):
         model.predict(GOOD)
     model.fit(blobs2(np.random.default_rng(1)))
-    with pytest.raises(ValueError, match="has 3 feature.*fitted on 2"):
+    with pytest.raises(ValueError, match="has 3 features, but BayesianGMM is expecting 2"):
         model.predict(np.ones((4, 3)))
     with pytest.raises(ValueError, match="reshape"):
         model.predict_proba(np.ones(2))

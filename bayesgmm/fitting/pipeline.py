@@ -11,6 +11,7 @@ finish in a background thread, which the interpreter waits for at exit.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -41,7 +42,7 @@ from .modes import (
     search_modes,
 )
 from .nuts import default_sampler, require_sampler, run_nuts
-from .result import assemble
+from .result import FIT_SECONDS_ATTR, assemble
 from .start import START_DOF, em_start, resolve_order_by
 from .vi import run_vi
 
@@ -75,7 +76,7 @@ def fit(
     dof: float | None = DEFAULTS["dof"],
     noise: bool | str = DEFAULTS["noise"],
     sample_weight=None,
-    y=None,
+    labels=None,
 ) -> xr.DataTree:
     """Fit a Bayesian Gaussian mixture and return the result as an ``xarray.DataTree``.
 
@@ -204,7 +205,7 @@ def fit(
         times. The standardisation and the EM start are weighted alike. The stored
         pointwise log-likelihood is per row, unweighted. The result keeps the weights in
         ``constant_data``.
-    y : array-like of shape (n_samples,), optional
+    labels : array-like of shape (n_samples,), optional
         Known components of some rows (semi-supervised), -1 (or None) where unknown. The
         distinct labels (any values that sort: numbers, strings) name components 0, 1,
         ... in sorted order, so ``n_components`` must be at least their number; further
@@ -231,6 +232,7 @@ def fit(
     >>> np.sort(result["posterior"]["means"].values.ravel()).round(0)
     array([-3.,  3.])
     """
+    began = time.perf_counter()
     checked = check_params(dict(
         n_components=n_components, method=method, sampler=sampler, draws=draws,
         chains=chains, tune=tune, max_iter=max_iter, n_init=n_init, cores=cores,
@@ -255,13 +257,13 @@ def fit(
     n, d = X.shape
     if sample_weight is not None:
         sample_weight = check_sample_weight(sample_weight, n)
-    labels = classes = None
-    if y is not None:
-        labels, classes = check_labels(y, n, k)
+    known, labels, classes = labels, None, None
+    if known is not None:
+        labels, classes = check_labels(known, n, k)
         if classes.size == 0:  # nothing known: an unsupervised fit
             labels = classes = None
         elif checked["order_by"] is not None:
-            raise ValueError("order_by and known labels (y) both fix which component is "
+            raise ValueError("order_by and known labels both fix which component is "
                              "which: pass one of them.")
         elif batch_size is not None and batch_size < n:
             raise NotImplementedError("Minibatch ADVI (batch_size) does not handle known "
@@ -351,5 +353,6 @@ def fit(
                       priors=priors, store_log_likelihood=store_log_likelihood,
                       named_features=named_features, sample_weight=sample_weight,
                       labels=labels, classes=classes, noise=region)
+    result["posterior"].attrs[FIT_SECONDS_ATTR] = round(time.perf_counter() - began, 3)
     check(result, stacklevel=2)
     return result

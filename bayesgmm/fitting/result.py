@@ -78,7 +78,7 @@ __all__ = ["LOG_LIKELIHOOD_MAX_BYTES", "LOG_LIKELIHOOD_NOT_STORED", "assemble", 
            "posterior_draws", "noise_region_of", "thinned_draws", "sample_coords", "point_blocks",
            "log_likelihood_blocks", "total_log_likelihood", "METHOD_ATTR", "SAMPLER_ATTR",
            "COVARIANCE_TYPE_ATTR", "WEIGHT_CONCENTRATION_ATTR", "ORDER_BY_ATTR",
-           "PRIORS_ATTR", "FEATURE_NAMES_ATTR", "start_weights"]
+           "PRIORS_ATTR", "FEATURE_NAMES_ATTR", "FIT_SECONDS_ATTR", "start_weights"]
 
 # Attributes of every group of a fit.
 METHOD_ATTR = "bayesgmm_method"  # "nuts", "advi", "fullrank_advi" or "map"
@@ -94,6 +94,9 @@ FEATURE_NAMES_ATTR = "bayesgmm_feature_names_in"
 # the log side lengths of the data's bounding box, in the user's units
 # (:class:`~bayesgmm.likelihood.noise.NoiseRegion`).
 NOISE_ATTR = "bayesgmm_noise"
+# Wall-clock seconds of the whole fit (validation, EM start, mode search, inference),
+# on the posterior group only; absent from fits saved before it existed.
+FIT_SECONDS_ATTR = "bayesgmm_fit_seconds"
 NOISE_LOG_VOLUME_ATTR = "bayesgmm_noise_log_volume"
 NOISE_LOG_WIDTHS_ATTR = "bayesgmm_noise_log_widths"
 

@@ -99,7 +99,8 @@ class PointEstimate:
 
         NaN entries are missing: they are marginalised out.
         """
-        return check_data(X, n_features=self.means.shape[1], missing="marginalize")[0]
+        return check_data(X, n_features=self.means.shape[1], missing="marginalize",
+                          owner=type(self).__name__)[0]
 
     def _noise(self) -> NoiseTerm | None:
         if self.noise_weight is None:
