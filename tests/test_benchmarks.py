@@ -31,8 +31,13 @@ def column(table, name):
     return [row.get(name) for row in table.rows]
 
 
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
+# The sections the default test run smokes; the first fit in a fresh process ("cold",
+# 17 s) and the real-data NUTS fits ("realdata", 9 s) run under --run-slow.
+DEFAULT_SECTIONS = ["nuts", "logp", "vi", "sklearn", "missing", "student_t"]
+SLOW_SECTIONS = ["cold", "realdata"]
+
+
+def run_smoke(tmp_path_factory, sections):
     out = tmp_path_factory.mktemp("bench") / "RESULTS.md"
     with pytest.MonkeyPatch.context() as mp:
         mp.syspath_prepend(str(ROOT))  # benchmarks/ is not an installed package
@@ -40,16 +45,29 @@ def smoke(tmp_path_factory):
 
         # The harness records every warning as a note (short chains warn by design), so
         # none reaches pytest's filterwarnings=error.
-        result = main([*SMOKE, "--out", str(out)])
+        result = main([*SMOKE, "--sections", ",".join(sections), "--out", str(out)])
     return result, out
 
 
-def test_every_section_ran_without_errors(smoke):
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    return run_smoke(tmp_path_factory, DEFAULT_SECTIONS)
+
+
+@pytest.fixture(scope="module")
+def smoke_slow(tmp_path_factory):
+    return run_smoke(tmp_path_factory, SLOW_SECTIONS)
+
+
+def test_the_smoke_runs_cover_every_section():
     from benchmarks.run import SECTIONS
 
-    result, _ = smoke
+    assert sorted(DEFAULT_SECTIONS + SLOW_SECTIONS) == sorted(SECTIONS)
+
+
+def check_sections_ran(result, keys):
     sections = result["sections"]
-    assert list(sections) == list(SECTIONS)
+    assert list(sections) == keys
     for key, section in sections.items():
         assert section.tables, key
         for table in section.tables:
@@ -58,6 +76,17 @@ def test_every_section_ran_without_errors(smoke):
                 # Short chains do not converge: the only failure a smoke run may report.
                 assert status in ("ok", "converged") or \
                     status.startswith("failed: not converged"), (key, table.title, status)
+
+
+def test_every_section_ran_without_errors(smoke):
+    check_sections_ran(smoke[0], DEFAULT_SECTIONS)
+
+
+@pytest.mark.slow
+def test_the_slow_sections_ran_without_errors(smoke_slow):
+    check_sections_ran(smoke_slow[0], SLOW_SECTIONS)
+    cold = smoke_slow[0]["sections"]["cold"].tables[0]
+    assert all(positive(v) for v in column(cold, "first fit s"))
 
 
 def test_nuts_numbers_and_ratios(smoke):
@@ -78,7 +107,7 @@ def test_nuts_numbers_and_ratios(smoke):
     assert steps[XLA] > 0
 
 
-def test_logp_cold_vi_sklearn_numbers(smoke):
+def test_logp_vi_sklearn_numbers(smoke):
     sections = smoke[0]["sections"]
     reference, by_n, by_d = sections["logp"].tables
     assert {"bayesgmm", "pm.Mixture"} <= set(column(reference, "model"))
@@ -86,8 +115,6 @@ def test_logp_cold_vi_sklearn_numbers(smoke):
     assert all(positive(v) for v in column(reference, "vs pm.Mixture (same backend)"))
     for table in (by_n, by_d):
         assert all(positive(v) for v in column(table, "pm.Mixture / bayesgmm"))
-    cold = sections["cold"].tables[0]
-    assert all(positive(v) for v in column(cold, "first fit s"))
     vi = sections["vi"].tables[0]
     assert all(positive(v) for v in column(vi, "wall s"))
     assert all(positive(v) for v in column(vi, "mean error"))
@@ -112,10 +139,11 @@ def test_results_files(smoke):
     assert len(doc["targets"]) == 8
 
 
-def test_realdata_rows(smoke):
+@pytest.mark.slow
+def test_realdata_rows(smoke_slow):
     # Iris at the smoke size: a short NUTS fit with its diagnosis, and its ARI against the
     # species beside EM's (0.90 for full covariances at K=3).
-    (row,) = smoke[0]["sections"]["realdata"].tables[0].rows
+    (row,) = smoke_slow[0]["sections"]["realdata"].tables[0].rows
     assert row["case"] == "iris" and row["status"] == "ok", row
     assert row["data"] == "150 x 4" and row["K"] == 3 and row["method"] == "nuts"
     assert row["ARI (EM)"] > 0.85 and row["ARI"] > 0.8, row

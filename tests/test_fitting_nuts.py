@@ -107,18 +107,22 @@ def test_numba_path_recovers_truth_and_is_reproducible(sampler, blobs):
     if sampler != "pymc":
         need(sampler)
 
-    def fit():
+    def fit(draws=1000, tune=600):
         # The settings of test_sampler_recovers_truth_and_agrees (R-hat <= 1.01 is checked
         # by every fit's diagnostics, which would warn).
-        return BayesianGMM(3, sampler=sampler, backend="numba", draws=1000, tune=600,
+        return BayesianGMM(3, sampler=sampler, backend="numba", draws=draws, tune=tune,
                            random_state=5).fit(blobs.X)
 
     model = fit()
     emp = label_means(blobs)
     np.testing.assert_allclose(model.means_[match(emp, model.means_)], emp, atol=0.1)
-    again = fit()
+    # Reproducibility on two short runs (tuning and sampling both; the long run's twice
+    # cost 40 s more): chains this short warn that they have not converged.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)
+        short, again = fit(150, 150), fit(150, 150)
     a = again.idata_["posterior"]["means"].to_numpy()
-    b = model.idata_["posterior"]["means"].to_numpy()
+    b = short.idata_["posterior"]["means"].to_numpy()
     # Exact. Where it fails, say where: a rounding-level difference during tuning spreads
     # to order-1 differences in every later draw, one that only changes stored values
     # does not (issue 17 saw chain 0 differ by at most 2.3e-5, and could not reproduce it).

@@ -110,7 +110,7 @@ def test_model_log_likelihood_against_scipy(component):
     model = build_model(Z, 2, component=component, noise_log_density=-region.log_volume,
                         labels=None if component == "student_t" else labels)
     plain = remove_value_transforms(model)
-    got = plain.compile_fn(plain.logp(vars=plain.observed_RVs, sum=False)[0])(
+    got = plain.compile_fn(plain.logp(vars=plain.observed_RVs, sum=False)[0], mode="JAX")(
         point_from_params(w, mu, np.linalg.cholesky(covs), dof=nu, noise_weight=w0))
     dens = [(multivariate_normal(mu[j], covs[j]) if nu is None else
              multivariate_t(mu[j], covs[j], df=nu[j])).pdf(Z) for j in range(2)]
@@ -142,7 +142,7 @@ def test_model_with_missing_entries_uses_each_rows_marginal_noise():
     covs = np.stack([np.eye(3), 0.5 * np.eye(3) + 0.1])
     model = build_model(Z, 2, noise_log_density=region.log_density(Z))
     plain = remove_value_transforms(model)
-    got = plain.compile_fn(plain.logp(vars=plain.observed_RVs, sum=False)[0])(
+    got = plain.compile_fn(plain.logp(vars=plain.observed_RVs, sum=False)[0], mode="JAX")(
         point_from_params(w, mu, np.linalg.cholesky(covs), noise_weight=w0))
     expected = np.empty(40)
     for n, row in enumerate(Z):
