@@ -588,7 +588,10 @@ def _add_fit_options(p: argparse.ArgumentParser, components: bool = True) -> Non
                         "in no cluster (label -1, p_noise in assignments.csv): box (the "
                         "bounding box), hypvol (mclust's) or hull (convex hull, up to 8 "
                         "features); default none")
-    p.add_argument("--progress", action="store_true", help="show the samplers' progress bars")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default="auto",
+                   help="report each step, the samplers' progress and the models as they "
+                        "finish, on stderr (default: when stderr is a terminal and CI is not "
+                        "set)")
     p.add_argument("--out", default="out", help="output folder (default: out)")
 
 

@@ -424,8 +424,12 @@ class BayesianGMM(MissingEntriesTags, BaseEstimator):
         check_is_fitted(self, "idata_")
         n = check_positive_int(n_samples, "n_samples")
         rng = np.random.default_rng(random_state)
+        return self._simulate(rng.integers(self._draws.weights.shape[0], size=n), rng)
+
+    def _simulate(self, s: np.ndarray, rng: np.random.Generator):
+        """One new row from posterior draw ``s[i]`` for each i: (X, labels), see sample."""
         w, means, chols, dof, noise = self._draws
-        s = rng.integers(w.shape[0], size=n)
+        n = s.size
         u = rng.random(n)[:, None]
         labels = np.minimum((u > np.cumsum(w[s], axis=1)).sum(axis=1), w.shape[1] - 1)
         if noise is not None:  # beyond the components' weights: the noise

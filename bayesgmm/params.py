@@ -78,6 +78,16 @@ def _boolean(optional: bool):
     return check
 
 
+def _progressbar(value, name: str):
+    """True, False, or "auto" (on where a person watches: see :mod:`bayesgmm.progress`)."""
+    if isinstance(value, str) and value == "auto":
+        return value
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True, False or 'auto', got {type(value).__name__} "
+                        f"{value!r}.")
+    return bool(value)
+
+
 def _random_state(value, name: str):
     if value is not None and not isinstance(value, np.random.Generator):
         check_random_state(value, name)
@@ -149,7 +159,7 @@ DEFAULTS = {
     "order_by": None,
     "store_log_likelihood": None,
     "repair_modes": True,
-    "progressbar": False,
+    "progressbar": "auto",
     "missing": "marginalize",
     "component": "gaussian",
     "dof": None,
@@ -176,7 +186,7 @@ PARAMETER_CONSTRAINTS = {
     "order_by": _order_by,
     "store_log_likelihood": _boolean(optional=True),
     "repair_modes": _boolean(optional=False),
-    "progressbar": _boolean(optional=False),
+    "progressbar": _progressbar,
     "missing": _OneOf(MISSING),
     "component": _OneOf(COMPONENTS),
     "dof": _dof,

@@ -54,6 +54,8 @@ from .likelihood.reference import draw_chunks, responsibilities
 from .ml.em import fit_em
 from .params import DEFAULTS
 from .priors import Priors
+from .progress import resolve as resolve_progress
+from .progress import say
 from .seeds import check_random_state, draw_seed
 from .validation import check_data, check_positive_int, default_feature_names
 
@@ -282,6 +284,10 @@ def _fit_one(X, covariance_type: str, k: int, method: str, random_state, fit_kwa
            "converged": diag.converged,
            "problems": ", ".join(p.kind for p in diag.problems),
            "seconds": seconds}
+    say(f"K={k} ({row['family']}, {covariance_type}): ELPD {row['elpd_loo']:.1f} +- "
+        f"{row['se']:.1f}, {'converged' if diag.converged else 'NOT converged'}, "
+        f"{seconds:.1f} s", resolve_progress(fit_kwargs.get("progressbar",
+                                                            DEFAULTS["progressbar"])))
     return row, np.asarray(res.elpd_i).ravel(), model, shown
 
 

@@ -278,7 +278,13 @@ def test_cluster_plots(overlapping_advi, moons):
     assert len(ax.lines) == 2 * (est.n_clusters - 1)
     assert np.all(np.diff(est.labels[order]) >= 0)
     ax = plot_partition(est, truth.X, threshold=0.1)
-    assert ax.collections[1].get_offsets().shape[0] == int((est.uncertainty > 0.1).sum())
+    # One scatter per cluster, then the circles round the uncertain points.
+    assert ax.collections[-1].get_offsets().shape[0] == int((est.uncertainty > 0.1).sum())
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts[:est.n_clusters] == [f"cluster {c} ({sizes[c]})" for c in
+                                      range(est.n_clusters)][:10]
+    assert texts[-1].startswith("uncertainty > 0.1 (")
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("x0", "x1")
     X, _, moons_fit = moons
     merged = merge_components(moons_fit)
     ax = plot_merge_tree(merged)

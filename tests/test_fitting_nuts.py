@@ -5,7 +5,11 @@ An optional sampler that is not installed is skipped, except where the environme
 BAYESGMM_REQUIRE_ALL_DEPS=1 is set (CI), where a missing one fails.
 """
 
+import contextlib
 import importlib.util
+import io
+import re
+import types
 import warnings
 
 import numpy as np
@@ -22,14 +26,20 @@ SAMPLERS = ["pymc", "nutpie", "numpyro", "blackjax"]
 def sampler_fit(blobs):
     """Each sampler's fit of ``blobs`` (same settings), made once: a case's reference may be
     another case's fit."""
-    cache = {}
+    cache, reports = {}, {}
 
     def get(sampler):
         if sampler not in cache:
-            cache[sampler] = BayesianGMM(3, sampler=sampler, draws=1000, tune=600,
-                                         random_state=5).fit(blobs.X)
+            # Progress on (the default "auto" is off here: no terminal): what it writes to
+            # standard error is kept for test_every_sampler_reports_its_progress.
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                cache[sampler] = BayesianGMM(3, sampler=sampler, draws=1000, tune=600,
+                                             random_state=5, progressbar=True).fit(blobs.X)
+            reports[sampler] = err.getvalue()
         return cache[sampler]
 
+    get.reports = reports
     return get
 
 
@@ -77,6 +87,61 @@ def test_sampler_recovers_truth_and_agrees(sampler, blobs, sampler_fit, referenc
                                err_msg=other)
     np.testing.assert_allclose(model.covariances_[order], ref.covariances_[ref_order],
                                atol=0.05, err_msg=other)
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_every_sampler_reports_its_progress(sampler, sampler_fit):
+    if sampler != "pymc":
+        need(sampler)
+    sampler_fit(sampler)
+    lines = sampler_fit.reports[sampler].replace("\r", "\n").splitlines()
+    ours = [line for line in lines if line.startswith("bayesgmm: ")]
+    assert re.fullmatch(r"bayesgmm: EM start, 400 x 2, K=3 \.\.\. [0-9.]+ s", ours[0]), ours
+    assert any(line.startswith("bayesgmm: mode search from ") for line in ours), ours
+    what = f"NUTS ({sampler}), 2 chain(s) x (600 warm-up + 1000 draws)"
+    assert re.fullmatch(rf"bayesgmm: {re.escape(what)} \.\.\. [0-9.:]+( s)?", ours[-1]), ours
+    if sampler == "blackjax":  # bayesgmm draws its bar: warm-up and draws, with an ETA
+        bars = [line for line in ours if line.startswith(f"bayesgmm: {what}: ")]
+        assert re.search(r"100% \|#+\| 3200/3200 \[[0-9.]+ s < 0.0 s\] 2/2 warmed up",
+                         bars[-1]), bars
+        assert bars[0].endswith("0% |                        | 0/3200 [0.0 s]"), bars
+    else:  # the library's own bar, between bayesgmm's lines
+        assert f"bayesgmm: {what}: compiling and sampling" in ours
+
+
+def test_a_bar_counts_with_an_eta_and_ends_its_line_once(monkeypatch, capsys):
+    from bayesgmm import progress
+
+    monkeypatch.setattr(progress, "REDRAW_SECONDS", 0.0)
+    clock = {"now": 0.0}
+    monkeypatch.setattr(progress, "time", types.SimpleNamespace(perf_counter=lambda:
+                                                                 clock["now"]))
+    bar = progress.Bar(4, "work", True, width=8)
+    clock["now"] = 2.0
+    bar.update(1, note="one")
+    clock["now"] = 8.0
+    bar.update(3)
+    bar.close()
+    out = capsys.readouterr().err
+    assert out == ("\rbayesgmm: work:   0% |        | 0/4 [0.0 s]"
+                   "\rbayesgmm: work:  25% |##      | 1/4 [2.0 s < 6.0 s] one"
+                   "\rbayesgmm: work: 100% |########| 4/4 [8.0 s < 0.0 s] one\n")
+
+
+def test_no_progress_where_nobody_watches(monkeypatch, capsys):
+    # The default "auto": nothing on a captured (non-terminal) stream, nor under CI.
+    from bayesgmm.progress import resolve
+
+    monkeypatch.delenv("CI", raising=False)
+    assert resolve("auto") is False  # pytest's capture is no terminal
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True, raising=False)
+    assert resolve("auto") is True
+    monkeypatch.setenv("CI", "true")
+    assert resolve("auto") is False
+    capsys.readouterr()
+    BayesianGMM(2, method="map", random_state=0).fit(np.r_[np.zeros(10), np.ones(10) * 5]
+                                                     [:, None] + np.arange(20)[:, None] * 0.01)
+    assert capsys.readouterr().err == ""
 
 
 def test_missing_sampler_names_the_extra(monkeypatch):

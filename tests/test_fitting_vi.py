@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from helpers import check_recovery
 
-from bayesgmm import BayesianGMM
+from bayesgmm import BayesianGMM, fit
 from bayesgmm.datasets import make_mixture
 
 
@@ -119,3 +119,29 @@ def test_a_diverged_full_rank_fit_is_reported(fullrank_fit):
     with pytest.warns(ConvergenceWarning, match="full-rank phase diverged .*-1e\\+73"):
         check(xr.DataTree.from_dict(tree))
     assert fullrank_fit.diagnose().ok  # the fit itself did not diverge
+
+
+def test_vi_reports_its_iterations_and_whether_it_converged():
+    import contextlib
+    import io
+    import re
+
+    from bayesgmm import ConvergenceWarning
+
+    X = np.random.default_rng(0).normal(size=(80, 1)) + np.repeat([[0.0], [6.0]], 40, 0)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        fit(X, 2, method="fullrank_advi", draws=50, random_state=0, progressbar=True)
+    lines = err.getvalue().replace("\r", "\n").splitlines()
+    for phase in ("mean field", "full rank"):
+        final = [line for line in lines if line.startswith(f"bayesgmm: ADVI ({phase}): 100%")]
+        assert len(final) == 1, lines
+        n = int(re.search(r"stopped rising after (\d+) iterations", final[0]).group(1))
+        assert f"| {n}/{n} [" in final[0]
+    # PyMC's own messages ("Interrupted at ...", which read as a failure) are not shown.
+    assert not any("Interrupted" in line for line in lines)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.warns(ConvergenceWarning, match="ELBO"):
+        fit(X, 2, method="advi", draws=50, max_iter=300, random_state=0, progressbar=True)
+    assert "not converged in max_iter=300 iterations (the ELBO was still rising): raise " \
+           "max_iter" in err.getvalue()

@@ -80,3 +80,112 @@ def test_density_pairs_elbo_disagreement_and_singularity_plots(blobs, map_fit_se
     assert saved_png(ax, tmp_path / "singular.png")
     with pytest.raises(ValueError, match="singularity_path"):
         plot_singularity_path(table.drop(columns="log_posterior"))
+
+
+def legend_texts(ax_or_fig):
+    legends = ([ax_or_fig.get_legend()] if hasattr(ax_or_fig, "get_legend")
+               else list(ax_or_fig.legends))
+    return [t.get_text() for lg in legends if lg is not None for t in lg.get_texts()]
+
+
+def test_every_plot_names_its_axes_and_has_a_legend(blobs, map_fit_seed0, advi_fit, nuts_fit,
+                                                    tmp_path):
+    import matplotlib.pyplot as plt
+    import pytest
+
+    from bayesgmm import compare_assignments
+    from bayesgmm.plotting import (
+        plot_density,
+        plot_disagreements,
+        plot_pairs,
+        plot_ppc,
+        plot_rank,
+        plot_trace,
+        plot_weights,
+    )
+
+    frame = pd.DataFrame(blobs.X, columns=["length", "width"])
+    ax = plot_clusters(advi_fit, blobs.X)
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("x0", "x1")
+    texts = legend_texts(ax)
+    counts = np.bincount(advi_fit.predict(blobs.X), minlength=3)
+    assert texts[:3] == [f"component {k} ({counts[k]} points)" for k in range(3)]
+    assert texts[3:] == ["2 sd ellipse: posterior mean", "2 sd ellipses: 20 draws"]
+    plt.close("all")
+
+    ax = plot_density(map_fit_seed0, grid_size=20)
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("x0", "x1")
+    assert legend_texts(ax) == ["data"]
+    assert ax.figure.axes[-1].get_ylabel() == "posterior predictive density"  # colour bar
+    plt.close("all")
+
+    # Feature names where plot_clusters takes them (they were refused: int('width')).
+    other = BayesianGMM(3, method="map", random_state=1).fit(blobs.X)
+    comparison = compare_assignments(map_fit_seed0, other, blobs.X)
+    ax = plot_disagreements(comparison, frame, features=("width", "length"))
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("width", "length")
+    assert "labels differ" in legend_texts(ax)
+    with pytest.raises(ValueError, match=r"Unknown feature 'depth'; the features are "
+                                         r"\['length', 'width'\]"):
+        plot_disagreements(comparison, frame, features=("depth", "length"))
+    plt.close("all")
+
+    axes = plot_pairs(map_fit_seed0, blobs.X)
+    assert [a.get_xlabel() for a in axes[-1]] == ["x0", "x1"]
+    assert axes[0, 1].get_xlabel() == "" and len(legend_texts(axes[0, 1])) == 4
+    assert legend_texts(axes[1, 0]) == []  # one legend only
+    # Tick labels on the outer panels only (they overlapped).
+    assert axes[0, 1].xaxis.get_tick_params()["labelbottom"] is False
+    assert axes[1, 1].yaxis.get_tick_params()["labelleft"] is False
+    assert axes[1, 0].xaxis.get_tick_params().get("labelbottom", True) is not False
+    plt.close("all")
+
+    ax = plot_weights(advi_fit)
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("component", "weight")
+    assert legend_texts(ax) == ["posterior density", "94% interval", "posterior mean"]
+    w = advi_fit.idata_["posterior"]["weights"].to_numpy().reshape(-1, 3)
+    means = ax.lines[-1].get_ydata()
+    np.testing.assert_allclose(means, w.mean(axis=0), rtol=1e-12)
+    assert legend_texts(plot_weights(map_fit_seed0)) == ["MAP"]
+    plt.close("all")
+
+    axes = plot_ppc(advi_fit, n_replicates=5)
+    assert axes.shape == (2, 2) and not axes[0, 1].axison
+    assert (axes[1, 0].get_xlabel(), axes[1, 0].get_ylabel()) == ("x0", "x1")
+    assert legend_texts(axes[0, 1]) == ["data", "posterior predictive (5 replicates)"]
+    assert len(axes[0, 0].patches) == 6  # five replicates' histograms and the data's
+    assert saved_png(axes[0, 0], tmp_path / "ppc.png")
+
+    pc = plot_trace(advi_fit, ["weights", "means"])
+    fig = pc.viz["figure"].item()
+    assert legend_texts(fig)[:3] == ["weights[0]", "weights[1]", "weights[2]"]
+    assert any(a.get_xlabel() == "Draw" for a in fig.axes)
+    pc.savefig(tmp_path / "trace.png")
+    assert (tmp_path / "trace.png").stat().st_size > 5_000
+    fig = plot_rank(nuts_fit).viz["figure"].item()
+    assert len(fig.axes) == 3  # one panel per weight
+    with pytest.raises(ValueError, match="compares chains; this fit has one"):
+        plot_rank(advi_fit)
+    with pytest.raises(ValueError, match="single point"):
+        plot_trace(map_fit_seed0)
+    with pytest.raises(ValueError, match=r"no \['mu'\]"):
+        plot_trace(advi_fit, ["mu"])
+    plt.close("all")
+
+
+def test_the_posterior_predictive_replicates_come_from_the_fit(advi_fit, blobs):
+    # The replicates' pooled mean and sd per feature are the posterior predictive's,
+    # within sampling error (5 x 400 points).
+    from bayesgmm.plotting import plot_ppc
+
+    axes = plot_ppc(advi_fit, n_replicates=5, random_state=1)
+    heights = [p.get_data()[0] for p in axes[1, 1].patches]  # stairs: (values, edges)
+    edges = axes[1, 1].patches[0].get_data()[1]
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    width = np.diff(edges)
+    for h in heights[:-1]:  # each replicate: a density, mean near the data's
+        assert abs((h * width).sum() - 1) < 1e-9
+        assert abs((h * width * centres).sum() - blobs.X[:, 1].mean()) < 0.5
+    import matplotlib.pyplot as plt
+
+    plt.close("all")

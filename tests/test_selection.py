@@ -1,5 +1,6 @@
 """Choosing K by PSIS-LOO, with EM's BIC beside it, and by an overfitted sparse mixture."""
 
+import re
 import warnings
 
 import numpy as np
@@ -48,7 +49,7 @@ def test_loo_chooses_three_well_separated_clusters_advi(blobs):
     assert (sel.table["problems"] == "").all()
 
 
-def test_a_model_that_did_not_converge_is_never_suggested(monkeypatch):
+def test_a_model_that_did_not_converge_is_never_suggested(monkeypatch, capsys):
     # Two clusters in 1-D: K=2 is the right answer. Its diagnosis is made to report R-hat
     # 1.6 and ESS 3 (what wine's K=4 fit showed): it must leave the suggestion, stop being
     # the reference row, and be named, with the way to refit it.
@@ -71,8 +72,14 @@ def test_a_model_that_did_not_converge_is_never_suggested(monkeypatch):
     monkeypatch.setattr(selection, "diagnose", failing({2}))
     with pytest.warns(ConvergenceWarning, match=r"1 model\(s\) did not converge, left out of "
                       r"the suggestion: K=2 \(max R-hat 1.60; min ESS 3; R-hat\)"):
-        sel = select_components(X, 3, **kwargs)
+        sel = select_components(X, 3, progressbar=True, **kwargs)
     t = sel.table
+    # With progress on, each model is reported as it finishes.
+    reported = re.findall(r"bayesgmm: K=(\d) \(gaussian, full\): ELPD (-?[0-9.]+) \+- [0-9.]+, "
+                          r"(converged|NOT converged), [0-9.]+ s", capsys.readouterr().err)
+    assert [(int(k), c) for k, _, c in reported] == [(1, "converged"), (2, "NOT converged"),
+                                                    (3, "converged")]
+    np.testing.assert_allclose([float(e) for _, e, _ in reported], t["elpd_loo"], atol=0.051)
     assert t["converged"].tolist() == [True, False, True]
     # K=2 has the highest ELPD: without its failure it would be the reference and the choice.
     assert t["elpd_loo"].idxmax() == 2
@@ -87,6 +94,10 @@ def test_a_model_that_did_not_converge_is_never_suggested(monkeypatch):
     ax = plot_selection(sel)
     crossed = [line for line in ax.lines if line.get_label() == "not converged"]
     assert len(crossed) == 1 and crossed[0].get_xdata().tolist() == [2]
+    # Words, not matplotlib's format codes ("o-", "s--"), in the labels and the legend.
+    assert ax.get_ylabel() == "ELPD, PSIS-LOO (circles; higher is better)"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "ELPD +- 2 se", "not converged", "EM BIC", "suggested K = 3"]
     # Nothing converged: nothing is suggested.
     monkeypatch.setattr(selection, "diagnose", failing({1}))
     with pytest.warns(ConvergenceWarning, match="so no K is suggested"):

@@ -32,6 +32,7 @@ import threading
 import numpy as np
 import xarray as xr
 
+from ..progress import Bar, step
 from .interrupt import abandon, wait_for, wait_interruptibly
 
 __all__ = ["sample_blackjax"]
@@ -168,6 +169,7 @@ def sample_blackjax(
     seed: int,
     cores: int | None = None,
     dense_mass_matrix: bool = False,
+    progressbar: bool = False,
 ) -> tuple[xr.Dataset, xr.Dataset]:
     """Sample a PyMC model with blackjax's NUTS after window adaptation.
 
@@ -194,6 +196,10 @@ def sample_blackjax(
         It is estimated from few draws in the warm-up's first windows, which then take long
         trajectories: measured, it cost more warm-up than it saved (docs/fitting.md, "Why
         these defaults"), so the default stays diagonal.
+    progressbar : bool, default False
+        Report the compilation, then one bar over all chains' warm-up and draws with an
+        ETA (:class:`bayesgmm.progress.Bar`): a chain's warm-up is one compiled call, so
+        it counts when it ends; its draws count chunk by chunk.
 
     Returns
     -------
@@ -249,10 +255,16 @@ def sample_blackjax(
         return warmup_c, sample_c
 
     # XLA's compilation holds the main thread for seconds: wait for it where SIGINT reaches.
-    warmup_c, sample_c = wait_interruptibly(compile_chain)
+    with step("NUTS (blackjax): compiling the warm-up and the draws", progressbar):
+        warmup_c, sample_c = wait_interruptibly(compile_chain)
+    bar = Bar(chains * (int(tune) + draws), f"NUTS (blackjax), {chains} chain(s) x "
+              f"({int(tune)} warm-up + {draws} draws)", progressbar)
+    warmed = []
 
     def run_chain(c, stop):
         state, params, tune_steps = warmup_c(warmup_keys[c], starts[c])
+        warmed.append(c)
+        bar.update(int(tune), note=f"{len(warmed)}/{chains} warmed up")
         pieces = []
         for lo in range(0, draws, chunk):
             if stop.is_set():
@@ -263,6 +275,7 @@ def sample_blackjax(
                 chunk_keys = jax.numpy.concatenate([chunk_keys, sample_keys[c][:short]])
             state, chunk_positions, chunk_stats = sample_c(state, params, chunk_keys)
             pieces.append(jax.device_get((chunk_positions, chunk_stats)))
+            bar.update(min(chunk, draws - lo))
         out_positions, out_stats = jax.tree.map(
             lambda *xs: np.concatenate(xs)[:draws], *pieces)
         out_stats["step_size"] = np.full(draws, float(params["step_size"]))
@@ -270,7 +283,10 @@ def sample_blackjax(
         return out_positions, out_stats
 
     workers = min(chains, os.cpu_count() or 1) if cores is None else int(cores)
-    outs = _run_chains(run_chain, chains, workers)
+    try:
+        outs = _run_chains(run_chain, chains, workers)
+    finally:
+        bar.close()
     raw, stats = jax.tree.map(lambda *xs: np.stack(xs), *outs)
 
     stored = list(model.free_RVs) + list(model.deterministics)

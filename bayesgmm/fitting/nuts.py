@@ -10,6 +10,7 @@ import xarray as xr
 
 from ..covariance import COLLINEAR_EIGENVALUE, covariance_names
 from ..model import point_from_params, unpack_point
+from ..progress import library_bars_work, say, step
 from ..seeds import draw_seed
 from .compile import BLACKJAX_MAX_ROWS, Compilation, default_cores, quiet_pymc
 from .interrupt import reraise_interrupts, wait_interruptibly
@@ -181,7 +182,8 @@ def _sample_blackjax(model, initvals: list[dict],
     from .blackjax_driver import sample_blackjax
 
     return sample_blackjax(model, initvals, draws=s.draws, tune=s.tune, chains=s.chains,
-                           target_accept=s.target_accept, seed=s.seed, cores=s.cores)
+                           target_accept=s.target_accept, seed=s.seed, cores=s.cores,
+                           progressbar=s.progressbar)
 
 
 #: One adapter per sampler, one interface: ``(model, initvals, settings)`` to the posterior
@@ -212,12 +214,17 @@ def run_nuts(model, start, *, sampler: str, draws: int, tune: int, chains: int,
     """
     k, d = start.means.shape
     initvals = [jittered(start, rng) for _ in range(chains)]
+    # The libraries' own bars where they work (bayesgmm draws blackjax's); in Jupyter
+    # without ipywidgets they would print warnings: there, bayesgmm's lines only.
+    bars = progressbar and (sampler == "blackjax" or library_bars_work())
     settings = NutsSettings(
         draws=draws, tune=tune, chains=chains,
         cores=default_cores(sampler, chains, compilation) if cores is None else cores,
-        target_accept=target_accept, seed=draw_seed(rng), progressbar=progressbar,
+        target_accept=target_accept, seed=draw_seed(rng), progressbar=bars,
         compilation=compilation)
-    with quiet_pymc(not progressbar):
+    what = f"NUTS ({sampler}), {chains} chain(s) x ({tune} warm-up + {draws} draws)"
+    say(f"{what}: compiling and sampling", progressbar and sampler != "blackjax")
+    with quiet_pymc(not progressbar), step(what, progressbar):
         posterior, stats = ADAPTERS[sampler](model, initvals, settings)
         out = {"draws": draws_from_posterior(posterior, k, d, start.covariance_type),
                "sample_stats": stats, "modes": []}
@@ -238,6 +245,8 @@ def run_nuts(model, start, *, sampler: str, draws: int, tune: int, chains: int,
             points = restart_points(out["draws"], best, lagging.size)
             again = replace(settings, chains=int(lagging.size), seed=draw_seed(rng),
                             cores=min(settings.cores, int(lagging.size)))
+            say(f"mode repair: chain(s) {lagging.tolist()} lag the best chain's log density; "
+                f"sampling them again from its states", progressbar)
             posterior, stats = ADAPTERS[sampler](
                 model, [point_from_params(w, m, c, start.order_by, start.covariance_type, nu,
                                           w0)

@@ -23,6 +23,8 @@ from ..likelihood.ops import exact_numba
 from ..model import build_model
 from ..params import DEFAULTS, check_params
 from ..priors import Priors
+from ..progress import resolve as resolve_progress
+from ..progress import step
 from ..seeds import check_random_state, draw_seed
 from ..standardize import Standardizer
 from ..validation import (
@@ -161,8 +163,12 @@ def fit(
         :mod:`bayesgmm.fitting.modes`, and docs/fitting.md for when to turn it off).
     random_state : int or numpy.random.Generator, optional
         Seed for every random step (EM start, jitter, sampler, VI draws).
-    progressbar : bool, default False
-        Show PyMC's progress bar and log messages.
+    progressbar : bool or "auto", default "auto"
+        Report progress on standard error: the EM start, the mode search, and the
+        sampler's warm-up and draws per chain with an ETA (or VI's iterations, ending with
+        whether the ELBO converged), and PyMC's log messages. "auto": where a person
+        watches (a terminal or a Jupyter kernel; not under CI, nor into a file or a pipe;
+        see :mod:`bayesgmm.progress`).
     missing : {"marginalize", "error"}, default "marginalize"
         Missing entries of ``X`` (NaN, or a data frame's nulls). "marginalize": a row's
         likelihood is that of its observed entries (each component's marginal on them),
@@ -241,6 +247,7 @@ def fit(
         order_by=order_by, store_log_likelihood=store_log_likelihood,
         repair_modes=repair_modes, progressbar=progressbar, missing=missing,
         component=component, dof=dof, noise=noise))
+    progressbar = resolve_progress(checked["progressbar"])
     k, draws, chains, tune = (checked["n_components"], checked["draws"], checked["chains"],
                               checked["tune"])
     max_iter, n_init, cores = checked["max_iter"], checked["n_init"], checked["cores"]
@@ -291,12 +298,13 @@ def fit(
     # MAP is unbounded, nor minibatches, whose log posterior is noisy).
     search = not sparse and not use_batches and n <= MODE_SEARCH_MAX_ROWS
     pool: list = []
-    start = em_start(Z, k, n_init=n_init, random_state=draw_seed(rng), sparse=sparse,
-                     covariance_type=covariance_type, raw=(X, std),
-                     pool=pool if search else None, sample_weight=sample_weight,
-                     labels=labels,
-                     t_dof=(START_DOF if dof is None else dof) if student else None,
-                     noise_log_density=noise_ld)
+    with step(f"EM start, {n} x {d}, K={k}", progressbar):
+        start = em_start(Z, k, n_init=n_init, random_state=draw_seed(rng), sparse=sparse,
+                         covariance_type=covariance_type, raw=(X, std),
+                         pool=pool if search else None, sample_weight=sample_weight,
+                         labels=labels,
+                         t_dof=(START_DOF if dof is None else dof) if student else None,
+                         noise_log_density=noise_ld)
     if student and dof is not None:  # fixed: not a variable of the model, nor of the start
         start = replace(start, dof=None)
         pool = [replace(p, dof=None) for p in pool]
@@ -323,7 +331,10 @@ def fit(
                 return PosteriorOptimizer(build_model(Z, k, priors, **model_args), start,
                                           compile_kwargs=compilation.compile_kwargs)
 
-            with quiet_pymc(not progressbar), reused_optimizer(key, build_optimizer) as optimizer:
+            with (step(f"mode search from {len(candidates)} EM optim"
+                       f"{'a' if len(candidates) > 1 else 'um'}", progressbar),
+                  quiet_pymc(not progressbar),
+                  reused_optimizer(key, build_optimizer) as optimizer):
                 modes = search_modes(optimizer, candidates, rng=rng, max_iter=max_iter)
         # Chains and VI start in the best mode. The MAP is that mode, and its start is the
         # EM optimum it was polished from.

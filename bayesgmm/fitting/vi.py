@@ -10,7 +10,7 @@ import pymc as pm
 from ..covariance import CholeskyStructure, structure
 from ..seeds import draw_seed
 from .compile import quiet_pymc
-from .interrupt import raise_if_interrupted, reraise_interrupts
+from .interrupt import _seen, raise_if_interrupted, reraise_interrupts
 from .nuts import draws_from_posterior
 
 __all__ = ["run_vi", "elbo_converged"]
@@ -27,6 +27,51 @@ class _ElboPlateau:
         # keeps, or the final check on that history can disagree and warn for nothing.
         if i % self.window == 0 and elbo_converged(-np.asarray(losses[:-1]), self.window):
             raise StopIteration("ELBO converged")
+
+
+class _Progress:
+    """Callback that moves a :class:`bayesgmm.progress.Bar` every ``every`` iterations."""
+
+    def __init__(self, bar, every: int = 100):
+        self.bar, self.every, self.counted = bar, every, 0
+
+    def __call__(self, approx, losses, i):
+        if not self.counted and i < self.every:  # compiled: time the iterations from here
+            self.bar.restart()
+            self.counted = i
+        if i and i % self.every == 0:
+            recent = np.asarray(losses[-self.every:], dtype=float)
+            self.bar.update(i - self.counted, note=f"ELBO {-recent.mean():.6g}")
+            self.counted = i
+
+
+def _vi_phase(inference, name, max_iter, callbacks, progressbar, **kwargs):
+    """``inference.fit`` with bayesgmm's bar in place of PyMC's (and its messages).
+
+    PyMC's bar warns in Jupyter without ipywidgets, and its log reads a converged run as
+    "Interrupted at 1,499 [14%]"; the bar's last line says whether the ELBO converged.
+    """
+    from ..progress import Bar
+
+    bar = Bar(max_iter, name, progressbar)
+    try:
+        with quiet_pymc(True):
+            approx = inference.fit(max_iter, callbacks=[_Progress(bar), *callbacks],
+                                   progressbar=False, **kwargs)
+    except BaseException:
+        bar.close(note="interrupted")
+        raise
+    n = len(approx.hist)
+    if _seen and _seen[-1]:  # PyMC returned its approximation so far on Ctrl-C
+        bar.close(note="interrupted")
+    elif n < max_iter:
+        bar.done = bar.total = n
+        bar.close(note=f"converged: the ELBO stopped rising after {n} iterations")
+    else:
+        bar.done = bar.total
+        bar.close(note=f"not converged in max_iter={max_iter} iterations (the ELBO was "
+                       f"still rising): raise max_iter")
+    return approx
 
 
 class _IterateAverage:
@@ -185,9 +230,10 @@ def run_vi(model, start, *, method, draws, max_iter, rng, compile_kwargs, progre
         # Steps on each mean in proportion to its start sd: 0.02 where the sd is the cap.
         steps = _raveled(inference.approx, sds) / _vi_start_scale(n_obs, k)
         averager = _IterateAverage()
-        approx = inference.fit(max_iter, obj_optimizer=_scaled_adam(0.02, steps),
-                               callbacks=[averager, _ElboPlateau(window)],
-                               progressbar=progressbar, compile_kwargs=compile_kwargs)
+        approx = _vi_phase(inference, "ADVI (mean field)", max_iter,
+                           [averager, _ElboPlateau(window)], progressbar,
+                           obj_optimizer=_scaled_adam(0.02, steps),
+                           compile_kwargs=compile_kwargs)
         raise_if_interrupted()  # PyMC returns its approximation so far on Ctrl-C
         averager.apply(approx)
         hist = np.asarray(approx.hist, dtype=float)
@@ -205,9 +251,10 @@ def run_vi(model, start, *, method, draws, max_iter, rng, compile_kwargs, progre
             rho = np.log(np.expm1(mf_std))
             params["L_tril"].set_value(np.where(rows == cols, rho[rows], 0.0))
             averager = _IterateAverage()
-            approx = inference.fit(max_iter, obj_optimizer=pm.adam(learning_rate=0.002),
-                                   callbacks=[averager, _ElboPlateau(window)],
-                                   progressbar=progressbar, compile_kwargs=compile_kwargs)
+            approx = _vi_phase(inference, "ADVI (full rank)", max_iter,
+                               [averager, _ElboPlateau(window)], progressbar,
+                               obj_optimizer=pm.adam(learning_rate=0.002),
+                               compile_kwargs=compile_kwargs)
             raise_if_interrupted()
             averager.apply(approx)
             full_rank = np.asarray(approx.hist, dtype=float)
