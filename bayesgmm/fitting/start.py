@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -75,6 +76,59 @@ class Start:
         return np.linalg.cholesky(self.covariances)
 
 
+#: Up to this many rows, the EM start collapses repeated rows into one weighted row.
+COLLAPSE_ROWS = 100_000
+
+
+def _collapsed(Z, raw, sample_weight, k):
+    """The distinct rows of ``Z``, in sorted order, each weighted by its total weight.
+
+    Rows of weight 0 are dropped. The start is then the same for the same data in any row
+    order, and for integer weights in place of repeated rows (scikit-learn's
+    ``check_sample_weight_equivalence``). Only for at most :data:`COLLAPSE_ROWS` rows
+    without missing entries, and with more distinct rows than components (data with fewer
+    have their own start), and only where it changes something: rows repeated or weighted.
+    """
+    n = Z.shape[0]
+    if n > COLLAPSE_ROWS or np.isnan(Z).any():
+        return Z, raw, sample_weight
+    unique, first, inverse = np.unique(Z, axis=0, return_index=True, return_inverse=True)
+    if unique.shape[0] <= k or (unique.shape[0] == n and sample_weight is None):
+        return Z, raw, sample_weight
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, float)
+    total = np.bincount(inverse.ravel(), weights=w, minlength=unique.shape[0])
+    keep = total > 0
+    if np.count_nonzero(keep) <= k:
+        return Z, raw, sample_weight
+    if raw is not None:
+        raw = (np.asarray(raw[0])[first[keep]], raw[1])
+    return unique[keep], raw, total[keep]
+
+
+def _canonical(search):
+    """``search`` (the EM start) on repeated rows collapsed, numbered largest first.
+
+    Without ``labels``: the rows go through :func:`_collapsed`, and the components of the
+    start returned and of those in ``pool`` are numbered largest weight first
+    (:meth:`Start.largest_first`). Known labels number the components themselves.
+    """
+    @functools.wraps(search)
+    def wrapper(Z, n_components, *, raw=None, pool=None, sample_weight=None, labels=None,
+                **kwargs):
+        if labels is not None:
+            return search(Z, n_components, raw=raw, pool=pool, sample_weight=sample_weight,
+                          labels=labels, **kwargs)
+        Z, raw, sample_weight = _collapsed(Z, raw, sample_weight, n_components)
+        start = search(Z, n_components, raw=raw, pool=pool, sample_weight=sample_weight,
+                       **kwargs)
+        if pool is not None:
+            pool[:] = [p.largest_first() for p in pool]
+        return start.largest_first()
+
+    return wrapper
+
+
+@_canonical
 def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
              random_state: int | None = None, sparse: bool = False,
              covariance_type: str = "full", raw=None, pool: list | None = None,
@@ -123,8 +177,11 @@ def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
     clusters 11 sd apart along one feature) EM on ``Z`` alone found them for 3 of 4 seeds,
     and at D=30, N=400 for none.
 
-    Without ``labels``, the components of the returned start and of those in ``pool`` are
-    numbered largest weight first (:meth:`Start.largest_first`), and so are the fit's.
+    Without ``labels``, repeated rows are collapsed into weighted ones first (up to
+    :data:`COLLAPSE_ROWS` rows; the same data in any row order, or integer weights in place
+    of repeats, then give the same start), and the components of the returned start and of
+    those in ``pool`` are numbered largest weight first (:meth:`Start.largest_first`), and
+    so are the fit's.
 
     The covariances are regularised (1e-3 on the diagonal, in feature standard deviations),
     and weights kept above 1e-3, so the start lies inside the support of the priors.
@@ -139,56 +196,6 @@ def em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
     them again), and a K-way split of the data would leave NUTS to merge components across
     low-probability valleys.
     """
-    if labels is None:
-        Z, raw, sample_weight = _collapsed(Z, raw, sample_weight, n_components)
-    start = _em_start(Z, n_components, n_init=n_init, random_state=random_state,
-                      sparse=sparse, covariance_type=covariance_type, raw=raw, pool=pool,
-                      sample_weight=sample_weight, labels=labels, t_dof=t_dof,
-                      noise_log_density=noise_log_density)
-    if labels is not None:  # known labels number the components themselves
-        return start
-    if pool is not None:
-        pool[:] = [p.largest_first() for p in pool]
-    return start.largest_first()
-
-
-#: Up to this many rows, the EM start collapses repeated rows into one weighted row.
-COLLAPSE_ROWS = 100_000
-
-
-def _collapsed(Z, raw, sample_weight, k):
-    """The distinct rows of ``Z``, in sorted order, each weighted by its total weight.
-
-    Rows of weight 0 are dropped. The start is then the same for the same data in any row
-    order, and for integer weights in place of repeated rows (scikit-learn's
-    ``check_sample_weight_equivalence``). Only for at most :data:`COLLAPSE_ROWS` rows
-    without missing entries, and with more distinct rows than components (data with fewer
-    have their own start), and only where it changes something: rows repeated or weighted.
-    """
-    n = Z.shape[0]
-    if n > COLLAPSE_ROWS or np.isnan(Z).any():
-        return Z, raw, sample_weight
-    unique, first, inverse = np.unique(Z, axis=0, return_index=True, return_inverse=True)
-    if unique.shape[0] <= k or (unique.shape[0] == n and sample_weight is None):
-        return Z, raw, sample_weight
-    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, float)
-    total = np.bincount(inverse.ravel(), weights=w, minlength=unique.shape[0])
-    keep = total > 0
-    if np.count_nonzero(keep) <= k:
-        return Z, raw, sample_weight
-    if raw is not None:
-        raw = (np.asarray(raw[0])[first[keep]], raw[1])
-    return unique[keep], raw, total[keep]
-
-
-def _em_start(Z: np.ndarray, n_components: int, *, n_init: int = 5,
-              random_state: int | None = None, sparse: bool = False,
-              covariance_type: str = "full", raw=None, pool: list | None = None,
-              sample_weight: np.ndarray | None = None,
-              labels: np.ndarray | None = None,
-              t_dof: float | Sequence[float] | None = None,
-              noise_log_density: float | np.ndarray | None = None) -> Start:
-    """:func:`em_start`, its components in the order the search found them."""
     k = n_components
     d = Z.shape[1]
     n_distinct = count_distinct_rows(Z, k)  # exact up to k: _em only compares it with K' <= k
