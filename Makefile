@@ -10,7 +10,7 @@ PY312  := $(shell for c in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.1
              $$c -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null \
              && { echo $$c; break; }; done)
 
-.PHONY: demo test test-all lint clean
+.PHONY: demo test test-all docs lint clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PY312)" || { echo "Python 3.12 not found: install it (e.g. apt-get install python3.12)"; exit 1; }
@@ -31,6 +31,11 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q --run-slow $(XDIST)
+
+# The documentation site, into site/: warnings are errors, the example notebooks run at
+# their small sizes.
+docs: $(STAMP)
+	BAYESGMM_EXAMPLES_SMALL=1 $(VENV)/bin/mkdocs build --strict
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bayesgmm tests

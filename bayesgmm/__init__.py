@@ -22,7 +22,10 @@ from .exceptions import (
 )
 from .fitting.pipeline import fit
 from .priors import Priors
+from .progress import quiet_notebook_imports
 from .relabel import relabel
+
+quiet_notebook_imports()
 
 try:
     __version__ = version("bayesgmm")

@@ -19,7 +19,7 @@ import threading
 import time
 from contextlib import contextmanager
 
-__all__ = ["resolve", "Bar", "step", "say", "library_bars_work"]
+__all__ = ["resolve", "Bar", "step", "say", "library_bars_work", "quiet_notebook_imports"]
 
 #: Seconds between redraws of a bar (its last state is always drawn).
 REDRAW_SECONDS = 0.5
@@ -71,6 +71,27 @@ def library_bars_work() -> bool:
     import importlib.util
 
     return not _in_jupyter() or importlib.util.find_spec("ipywidgets") is not None
+
+
+def quiet_notebook_imports() -> None:
+    """In Jupyter without ipywidgets, import ``tqdm.auto`` once with its warning silenced.
+
+    numpyro and blackjax import ``tqdm.auto`` when they are imported, and in such a kernel
+    it warns "TqdmWarning: IProgress not found. Please update jupyter and ipywidgets" in
+    the first fit's output, about bars bayesgmm does not use there
+    (:func:`library_bars_work`). Imported once, the module is not imported (nor does it
+    warn) again.
+    """
+    if library_bars_work() or "tqdm.auto" in sys.modules:
+        return
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import tqdm.auto  # noqa: F401
+    except ImportError:  # no tqdm: nothing will warn
+        pass
 
 
 def say(message: str, enabled: bool = True) -> None:

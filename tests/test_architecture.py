@@ -251,11 +251,12 @@ def test_result_attributes_written_in_one_place():
 
 # docs/architecture.md: each layer imports only itself and the layers above it.
 LAYERS = [
-    ["exceptions", "params", "seeds", "validation", "covariance", "standardize", "priors"],
+    ["exceptions", "params", "seeds", "validation", "covariance", "standardize", "priors",
+     "progress"],
     ["likelihood"],
     ["ml"],
     ["model", "permutations"],
-    ["fitting", "diagnostics"],
+    ["fitting", "diagnostics", "display"],
     ["estimator", "assignments", "relabel", "singularity", "selection", "compare",
      "plotting", "io", "datasets", "classifier", "conditional", "clusters"],
     ["cli", ""],

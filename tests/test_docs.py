@@ -34,3 +34,21 @@ def test_license_is_declared_in_the_current_pyproject_form():
     assert project["license"] == "BSD-3-Clause"
     for name in project["license-files"]:
         assert "BSD 3-Clause License" in (root / name).read_text()
+
+
+def test_the_site_lists_every_page_and_notebook():
+    """mkdocs.yml's navigation holds every page of docs/ and every example notebook."""
+    import yaml
+
+    config = yaml.safe_load((DOCS.parent / "mkdocs.yml").read_text())
+
+    def entries(nav):
+        for item in nav:
+            for value in item.values():
+                yield from entries(value) if isinstance(value, list) else [value]
+
+    listed = set(entries(config["nav"]))
+    pages = {p.name for p in DOCS.glob("*.md")}
+    notebooks = {f"examples/{p.name}" for p in (DOCS.parent / "examples").glob("*.py")}
+    assert listed == pages | notebooks
+    assert (DOCS / "examples").resolve() == (DOCS.parent / "examples").resolve()

@@ -373,7 +373,7 @@ def test_cluster_plot_marks_the_noise(noise_map, contaminated):
     ax = plot_clusters(noise_map, contaminated.X)
     called = int((noise_map.predict(contaminated.X) == -1).sum())
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert legend == [f"noise ({called})"]
+    assert f"noise ({called})" in legend
     # The marked points are the ones the posterior calls noise.
     marked = [c for c in ax.collections if c.get_label().startswith("noise")][0]
     np.testing.assert_array_equal(marked.get_offsets(),

@@ -24,8 +24,8 @@ import functools
 import signal
 import threading
 
-__all__ = ["abandon", "pending", "raise_if_interrupted", "reraise_interrupts", "wait_for",
-           "wait_interruptibly"]
+__all__ = ["abandon", "interrupted", "pending", "raise_if_interrupted", "reraise_interrupts",
+           "wait_for", "wait_interruptibly"]
 
 _abandoned: list[threading.Event] = []
 # The SIGINTs seen by each running reraise_interrupts wrapper (innermost last).
@@ -66,6 +66,11 @@ def wait_for(done: threading.Event, poll: float = 0.1) -> None:
 
 def _interrupted(message: str) -> KeyboardInterrupt:
     return KeyboardInterrupt(f"bayesgmm: fit interrupted ({message}); no result is returned")
+
+
+def interrupted() -> bool:
+    """Whether the running fitter's library swallowed a SIGINT (PyMC's VI returns then)."""
+    return bool(_seen and _seen[-1])
 
 
 def raise_if_interrupted() -> None:

@@ -10,7 +10,7 @@ import pymc as pm
 from ..covariance import CholeskyStructure, structure
 from ..seeds import draw_seed
 from .compile import quiet_pymc
-from .interrupt import _seen, raise_if_interrupted, reraise_interrupts
+from .interrupt import interrupted, raise_if_interrupted, reraise_interrupts
 from .nuts import draws_from_posterior
 
 __all__ = ["run_vi", "elbo_converged"]
@@ -62,7 +62,7 @@ def _vi_phase(inference, name, max_iter, callbacks, progressbar, **kwargs):
         bar.close(note="interrupted")
         raise
     n = len(approx.hist)
-    if _seen and _seen[-1]:  # PyMC returned its approximation so far on Ctrl-C
+    if interrupted():  # PyMC returned its approximation so far on Ctrl-C
         bar.close(note="interrupted")
     elif n < max_iter:
         bar.done = bar.total = n
