@@ -276,6 +276,8 @@ def test_cluster_plots(overlapping_advi, moons):
     first = slice(0, sizes[0])
     assert image[first, first].mean() > 0.8  # the first cluster's block, in front
     assert len(ax.lines) == 2 * (est.n_clusters - 1)
+    assert ax.get_xlabel() == "point j (ordered by cluster)"
+    assert ax.figure.axes[-1].get_ylabel() == "P(z_i = z_j)"  # the colour bar
     assert np.all(np.diff(est.labels[order]) >= 0)
     ax = plot_partition(est, truth.X, threshold=0.1)
     # One scatter per cluster, then the circles round the uncertain points.
@@ -289,6 +291,7 @@ def test_cluster_plots(overlapping_advi, moons):
     merged = merge_components(moons_fit)
     ax = plot_merge_tree(merged)
     assert len(ax.texts) == 5  # one probability per merge
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("component", "merge step")
     with pytest.raises(ValueError, match="pass the points it clusters"):
         plot_partition(est, X)
     plt.close("all")

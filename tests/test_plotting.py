@@ -63,6 +63,9 @@ def test_density_pairs_elbo_disagreement_and_singularity_plots(blobs, map_fit_se
         vi = BayesianGMM(3, method="advi", max_iter=300, draws=20, random_state=0).fit(blobs.X)
     ax = plot_elbo(vi)
     assert "NOT converged" in ax.get_title()
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("iteration", "ELBO")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["ELBO",
+                                                                   "running mean (50)"]
     assert saved_png(ax, tmp_path / "elbo.png")
     with pytest.raises(ValueError, match="variational fit"):
         plot_elbo(model)
@@ -77,6 +80,9 @@ def test_density_pairs_elbo_disagreement_and_singularity_plots(blobs, map_fit_se
                           "log_posterior": np.linspace(0, -1e4, 10)})
     ax = plot_singularity_path(table)
     assert ax.get_xscale() == "log"
+    assert ax.get_xlabel() == "scale of the collapsing component (feature sds)"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "ML log-likelihood", "Bayesian log posterior"]  # both axes' lines in one legend
     assert saved_png(ax, tmp_path / "singular.png")
     with pytest.raises(ValueError, match="singularity_path"):
         plot_singularity_path(table.drop(columns="log_posterior"))
@@ -188,4 +194,22 @@ def test_the_posterior_predictive_replicates_come_from_the_fit(advi_fit, blobs):
         assert abs((h * width * centres).sum() - blobs.X[:, 1].mean()) < 0.5
     import matplotlib.pyplot as plt
 
+    plt.close("all")
+
+
+def test_plot_nonempty_names_its_axes_and_bars():
+    import matplotlib.pyplot as plt
+
+    from bayesgmm.plotting import plot_nonempty
+    from bayesgmm.selection import SparseMixture
+
+    table = pd.DataFrame({"probability": [0.0, 0.7, 0.3], "prior": [0.5, 0.3, 0.2]},
+                         index=pd.Index([1, 2, 3], name="n_nonempty"))
+    ax = plot_nonempty(SparseMixture(table, best=2, n_nonempty=None, model=None))
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("number of non-empty components K+",
+                                                  "probability")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["prior", "posterior"]
+    heights = [p.get_height() for p in ax.patches]
+    assert heights == [0.5, 0.3, 0.2, 0.0, 0.7, 0.3]  # the prior's bars, then the posterior's
+    assert "most probable K+ = 2" in ax.get_title()
     plt.close("all")
