@@ -136,7 +136,7 @@ class BayesianGMM(MissingEntriesTags, BaseEstimator):
                  backend: str = DEFAULTS["backend"],
                  store_log_likelihood: bool | None = DEFAULTS["store_log_likelihood"],
                  repair_modes: bool = DEFAULTS["repair_modes"],
-                 progressbar: bool = DEFAULTS["progressbar"],
+                 progressbar: bool | str = DEFAULTS["progressbar"],
                  missing: str = DEFAULTS["missing"],
                  component: str = DEFAULTS["component"],
                  dof: float | None = DEFAULTS["dof"],

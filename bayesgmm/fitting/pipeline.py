@@ -72,7 +72,7 @@ def fit(
     store_log_likelihood: bool | None = DEFAULTS["store_log_likelihood"],
     repair_modes: bool = DEFAULTS["repair_modes"],
     random_state=DEFAULTS["random_state"],
-    progressbar: bool = DEFAULTS["progressbar"],
+    progressbar: bool | str = DEFAULTS["progressbar"],
     missing: str = DEFAULTS["missing"],
     component: str = DEFAULTS["component"],
     dof: float | None = DEFAULTS["dof"],
