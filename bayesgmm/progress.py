@@ -121,11 +121,13 @@ class Bar:
     """A text progress bar: ``desc: 40% |####      | 400/1000 [0:04 < 0:06]``.
 
     Thread-safe (the chains of the blackjax driver update theirs from their threads); the
-    ETA is the elapsed time times the remaining fraction. ``close()`` draws the final state
-    and ends the line.
+    ETA is the elapsed time times the remaining fraction. ``heartbeat``: seconds between
+    redraws of an unchanged bar (its elapsed time), for steps that report only when they
+    end. ``close()`` draws the final state and ends the line.
     """
 
-    def __init__(self, total: int, desc: str, enabled: bool, width: int = 24):
+    def __init__(self, total: int, desc: str, enabled: bool, width: int = 24,
+                 heartbeat: float | None = None):
         self.total, self.desc, self.enabled, self.width = max(int(total), 1), desc, enabled, width
         self.done = 0
         self.began = time.perf_counter()
@@ -134,6 +136,16 @@ class Bar:
         self._last = ""
         self.note = ""
         if enabled:
+            self._draw(force=True)
+        if enabled and heartbeat:
+            # Redrawn every ``heartbeat`` seconds while open, so that the elapsed time runs
+            # on through a step that reports nothing until it ends (a compiled warm-up).
+            threading.Thread(target=self._beat, args=(float(heartbeat),), daemon=True,
+                             name="bayesgmm-progress").start()
+
+    def _beat(self, every: float) -> None:
+        while not self._closed:
+            time.sleep(every)
             self._draw(force=True)
 
     def update(self, n: int = 1, note: str | None = None) -> None:
@@ -165,6 +177,8 @@ class Bar:
         if not force and now - self._drawn < REDRAW_SECONDS and self.done < self.total:
             return
         with _lock:
+            if self._closed:  # closed meanwhile (by another thread): its line has ended
+                return
             self._drawn = now
             self._last = self._line()
             sys.stderr.write("\r" + self._last)
@@ -172,15 +186,17 @@ class Bar:
 
     def close(self, note: str | None = None) -> None:
         """Draw the final state (with ``note``) and end the line."""
-        if note is not None:
-            self.note = note
-        if self.enabled and not self._closed:
-            with _lock:
+        with _lock:
+            if self._closed:
+                return
+            if note is not None:
+                self.note = note
+            self._closed = True
+            if self.enabled:
                 line = self._line()
                 # The final state once: not again where the last redraw showed it.
                 sys.stderr.write("\n" if line == self._last else f"\r{line}\n")
                 sys.stderr.flush()
-        self._closed = True
 
     def __enter__(self) -> Bar:
         return self

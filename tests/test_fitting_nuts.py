@@ -128,6 +128,23 @@ def test_a_bar_counts_with_an_eta_and_ends_its_line_once(monkeypatch, capsys):
                    "\rbayesgmm: work: 100% |########| 4/4 [8.0 s < 0.0 s] one\n")
 
 
+def test_a_heartbeat_keeps_the_clock_running_and_stops_at_close(capsys):
+    # A compiled warm-up reports nothing until it ends: the bar is redrawn meanwhile, and
+    # never after its line has ended.
+    import time
+
+    from bayesgmm import progress
+
+    bar = progress.Bar(10, "warm-up", True, heartbeat=0.05)
+    bar.note = "warming up"
+    time.sleep(1.0)
+    bar.close()
+    time.sleep(0.2)
+    out = capsys.readouterr().err
+    assert out.count("\r") >= 3 and "warming up" in out  # the first draw, then heartbeats
+    assert out.endswith("\n") and out.count("\n") == 1
+
+
 def test_no_progress_where_nobody_watches(monkeypatch, capsys):
     # The default "auto": nothing on a captured (non-terminal) stream, nor under CI.
     from bayesgmm.progress import resolve

@@ -257,8 +257,11 @@ def sample_blackjax(
     # XLA's compilation holds the main thread for seconds: wait for it where SIGINT reaches.
     with step("NUTS (blackjax): compiling the warm-up and the draws", progressbar):
         warmup_c, sample_c = wait_interruptibly(compile_chain)
+    # A chain's warm-up is one compiled call: the bar's clock runs on (heartbeat) until it
+    # ends, and its draws then count chunk by chunk.
     bar = Bar(chains * (int(tune) + draws), f"NUTS (blackjax), {chains} chain(s) x "
-              f"({int(tune)} warm-up + {draws} draws)", progressbar)
+              f"({int(tune)} warm-up + {draws} draws)", progressbar, heartbeat=1.0)
+    bar.note = "warming up"
     warmed = []
 
     def run_chain(c, stop):
