@@ -35,18 +35,7 @@ def _ellipse(ax, mean, cov, n_std: float, **kwargs):
 
 
 def _feature_index(model, features) -> list[int]:
-    names = list(model.feature_names_in_)
-    idx = []
-    for f in features:
-        if isinstance(f, str):
-            if f not in names:
-                raise ValueError(f"Unknown feature {f!r}; the features are {names}.")
-            idx.append(names.index(f))
-        else:
-            if not 0 <= int(f) < len(names):
-                raise ValueError(f"Feature index {f} out of range for {len(names)} features.")
-            idx.append(int(f))
-    return idx
+    return _positions(features, list(model.feature_names_in_))
 
 
 def _as_array(X) -> np.ndarray:
@@ -319,7 +308,7 @@ def plot_disagreements(comparison, X, *, features=(0, 1), ax=None):
     if len(pts) != Xa.shape[0]:
         raise ValueError(f"X has {Xa.shape[0]} rows but the comparison {len(pts)}.")
     names = _column_names(X, Xa.shape[1])
-    i, j = _positions(features, names)
+    i, j = _positions(features, names, _FRAME_HINT)
     ax = _axes(ax)
     sc = ax.scatter(Xa[:, i], Xa[:, j], c=pts["max_abs_diff"], cmap="magma_r", s=14,
                     vmin=0, vmax=max(0.05, float(pts["max_abs_diff"].max())))
@@ -337,6 +326,9 @@ def plot_disagreements(comparison, X, *, features=(0, 1), ax=None):
     return ax
 
 
+_FRAME_HINT = " (pass a data frame to use its column names, or positions)"
+
+
 def _column_names(X, d: int) -> list[str]:
     """A data frame's column names, else x0, x1, ... (the fits' default names)."""
     if hasattr(X, "columns"):
@@ -344,14 +336,13 @@ def _column_names(X, d: int) -> list[str]:
     return [f"x{j}" for j in range(d)]
 
 
-def _positions(features, names: list[str]) -> list[int]:
+def _positions(features, names: list[str], hint: str = "") -> list[int]:
     """Feature positions from positions or names, with an error that lists the names."""
     idx = []
     for f in features:
         if isinstance(f, str):
             if f not in names:
-                raise ValueError(f"Unknown feature {f!r}; the features are {names} (pass "
-                                 f"a data frame to use its column names, or positions).")
+                raise ValueError(f"Unknown feature {f!r}; the features are {names}{hint}.")
             idx.append(names.index(f))
         else:
             if not 0 <= int(f) < len(names):
@@ -576,7 +567,7 @@ def plot_partition(partition, X, *, features=(0, 1), ax=None, threshold: float =
 
     Xa = _as_array(X)
     names = _column_names(X, Xa.shape[1])
-    idx = _positions(features, names)
+    idx = _positions(features, names, _FRAME_HINT)
     if Xa.shape[0] != partition.labels.size:
         raise ValueError(f"X has {Xa.shape[0]} rows, the partition {partition.labels.size}: "
                          f"pass the points it clusters.")

@@ -167,9 +167,9 @@ def fit(
         Report progress on standard error: the EM start, the mode search, the compilation,
         and the sampler's warm-up and draws with an ETA (blackjax: one bar over all chains,
         a chain's warm-up counted when it ends; the other samplers: their own bars), or
-        VI's iterations, ending with whether the ELBO converged; and PyMC's log messages. "auto": where a person
-        watches (a terminal or a Jupyter kernel; not under CI, nor into a file or a pipe;
-        see :mod:`bayesgmm.progress`).
+        VI's iterations, ending with whether the ELBO converged; and PyMC's log messages.
+        "auto": where a person watches (a terminal or a Jupyter kernel; not under CI, nor
+        into a file or a pipe; see :mod:`bayesgmm.progress`).
     missing : {"marginalize", "error"}, default "marginalize"
         Missing entries of ``X`` (NaN, or a data frame's nulls). "marginalize": a row's
         likelihood is that of its observed entries (each component's marginal on them),
