@@ -182,53 +182,60 @@ class Diagnostics:
         return not any(issubclass(p.category, (ConvergenceWarning, LabelSwitchingWarning))
                        for p in self.problems)
 
-    def __str__(self) -> str:
-        def fmt(x, spec):
-            return "n/a" if x is None else format(x, spec)
+    def _rows(self) -> list[tuple[str, str]]:
+        """What was measured, as (name, value) rows, for the text and the HTML views.
 
-        lines = [
-            f"bayesgmm diagnostics: method={self.method}"
-            + (f", sampler={self.sampler}" if self.sampler else "")
-            + f", {self.n_chains} chain(s) x {self.n_draws} draw(s)",
-        ]
-        # What a method does not measure (R-hat of VI draws, divergences of a MAP fit) is
-        # left out, not printed as "n/a".
-        if self.n_divergent is not None or self.treedepth_fraction is not None:
-            lines.append(f"  divergences: {fmt(self.n_divergent, 'd')}   "
-                         f"max tree depth hit: {fmt(self.treedepth_fraction, '.1%')}")
-        if self.max_rhat is not None or self.min_ess_bulk is not None:
-            lines.append(f"  max R-hat: {fmt(self.max_rhat, '.3f')}   min bulk ESS: "
-                         f"{fmt(self.min_ess_bulk, '.0f')}   min tail ESS: "
-                         f"{fmt(self.min_ess_tail, '.0f')}")
+        What a method does not measure (R-hat of VI draws, divergences of a MAP fit) is
+        left out, not shown as "n/a".
+        """
+        def listed(values, spec):
+            return str([float(format(v, spec)) for v in values])
+
+        rows = []
+        if self.n_divergent is not None:
+            rows.append(("divergences", f"{self.n_divergent:d}"))
+        if self.treedepth_fraction is not None:
+            rows.append(("max tree depth hit", f"{self.treedepth_fraction:.1%}"))
+        if self.max_rhat is not None:
+            rows.append(("max R-hat", f"{self.max_rhat:.3f}"))
+        if self.min_ess_bulk is not None:
+            rows.append(("min bulk ESS", f"{self.min_ess_bulk:.0f}"))
+        if self.min_ess_tail is not None:
+            rows.append(("min tail ESS", f"{self.min_ess_tail:.0f}"))
         if self.loglik_rhat is not None:
-            lines.append(f"  log-likelihood R-hat across chains: "
-                         f"{fmt(self.loglik_rhat, '.3f')}")
-        lines += [
-            f"  mean weights: {np.round(self.mean_weights, 3).tolist()}",
-            f"  smallest covariance eigenvalue (feature-sd units): "
-            f"{[float(f'{v:.2g}') for v in self.min_eigenvalue]}",
-        ]
+            rows.append(("log-likelihood R-hat across chains", f"{self.loglik_rhat:.3f}"))
+        rows.append(("mean weights", str(np.round(self.mean_weights, 3).tolist())))
+        rows.append(("smallest covariance eigenvalue (feature-sd units)",
+                     listed(self.min_eigenvalue, ".2g")))
         if self.effective_points is not None:
             start = ("" if self.start_points is None else
                      f" (EM start: {np.round(self.start_points, 1).tolist()})")
-            lines.append(f"  effective points per component: "
+            rows.append(("effective points per component",
                          f"{np.round(self.effective_points, 1).tolist()}{start}; each needs "
-                         f"{self.min_points}")
+                         f"{self.min_points}"))
         if self.min_correlation_eigenvalue is not None:
-            lines.append(f"  smallest correlation eigenvalue: "
-                         f"{[float(f'{v:.2g}') for v in self.min_correlation_eigenvalue]}")
+            rows.append(("smallest correlation eigenvalue",
+                         listed(self.min_correlation_eigenvalue, ".2g")))
         if self.mode_gaps is not None:
-            lines.append(f"  mode repair: {self.mode_repairs} chain(s) restarted from the best "
+            rows.append(("mode repair", f"{self.mode_repairs} chain(s) restarted from the best "
                          f"chain; final gaps below the best chain's mean log density: "
-                         f"{np.round(self.mode_gaps, 1).tolist()} nats")
+                         f"{np.round(self.mode_gaps, 1).tolist()} nats"))
         if self.sparse and self.checked_components is not None:
-            lines.append(f"  sparse Dirichlet prior: R-hat and ESS over the non-empty "
-                         f"components {self.checked_components.tolist()}")
+            rows.append(("sparse Dirichlet prior", f"R-hat and ESS over the non-empty "
+                         f"components {self.checked_components.tolist()}"))
         if self.elbo_converged is not None:
-            lines.append(f"  ELBO converged: {self.elbo_converged}   ELBO noise (x a good "
-                         f"approximation's): {fmt(self.elbo_noise, '.1f')}")
+            rows.append(("ELBO converged", str(self.elbo_converged)))
+        if self.elbo_noise is not None:
+            rows.append(("ELBO noise (x a good approximation's)", f"{self.elbo_noise:.1f}"))
         if self.optimizer_converged is not None:
-            lines.append(f"  optimiser converged: {self.optimizer_converged}")
+            rows.append(("optimiser converged", str(self.optimizer_converged)))
+        return rows
+
+    def __str__(self) -> str:
+        lines = [f"bayesgmm diagnostics: method={self.method}"
+                 + (f", sampler={self.sampler}" if self.sampler else "")
+                 + f", {self.n_chains} chain(s) x {self.n_draws} draw(s)"]
+        lines += [f"  {name}: {value}" for name, value in self._rows()]
         if self.problems:
             lines.append(f"  {len(self.problems)} problem(s):")
             lines += [f"  - {p}" for p in self.problems]
@@ -748,9 +755,9 @@ def _decimals(table, idx) -> int | None:
     Without an MCSE (VI, one chain), the places that give the sd two significant figures.
     None when neither is a positive finite number.
     """
-    for col, offset in (("mcse_mean", 0), ("sd", 1)):
+    for col, scale, offset in (("mcse_mean", 2, 0), ("sd", 1, 1)):
         if col in table.columns:
-            v = float(table.loc[idx, col]) * (2 if offset == 0 else 1)
+            v = scale * float(table.loc[idx, col])
             if np.isfinite(v) and v > 0:
                 return offset - int(np.floor(np.log10(v)))
     return None
@@ -766,9 +773,7 @@ def _intervals_at_value_precision(table):
     fmt_map = getattr(table, "_fmt_map", None)
     if not fmt_map:
         return table
-    columns = [c for c in ("mean", *table.columns) if c in table.columns
-               and (c == "mean" or c.endswith(("_lb", "_ub")))]
-    columns = list(dict.fromkeys(columns))
+    columns = ["mean"] + [c for c in table.columns if c.endswith(("_lb", "_ub"))]
     for idx in table.index:
         places = _decimals(table, idx)
         if places is None:

@@ -46,36 +46,10 @@ def diagnostics_html(diag) -> str:
     >>> "R-hat" in html, "optimiser converged" in html
     (False, True)
     """
-    def fmt(x, spec):
-        return escape(format(x, spec))
-
     run = f"{diag.method}" + (f" ({diag.sampler})" if diag.sampler else "")
     rows = [("method", escape(run)),
             ("draws", f"{diag.n_chains} chain(s) &times; {diag.n_draws} draw(s)")]
-    if diag.n_divergent is not None:
-        rows.append(("divergences", str(diag.n_divergent)))
-    if diag.treedepth_fraction is not None:
-        rows.append(("max tree depth hit", fmt(diag.treedepth_fraction, ".1%")))
-    if diag.max_rhat is not None:
-        rows.append(("max R-hat", fmt(diag.max_rhat, ".3f")))
-    if diag.min_ess_bulk is not None:
-        rows.append(("min bulk / tail ESS",
-                     f"{fmt(diag.min_ess_bulk, '.0f')} / {fmt(diag.min_ess_tail or 0, '.0f')}"))
-    if diag.loglik_rhat is not None:
-        rows.append(("log-likelihood R-hat across chains", fmt(diag.loglik_rhat, ".3f")))
-    if diag.elbo_converged is not None:
-        noise = "" if diag.elbo_noise is None else (
-            f"; noise {fmt(diag.elbo_noise, '.1f')} &times; a good approximation's")
-        rows.append(("ELBO converged", f"{diag.elbo_converged}{noise}"))
-    if diag.optimizer_converged is not None:
-        rows.append(("optimiser converged", str(diag.optimizer_converged)))
-    if diag.mode_gaps is not None:
-        rows.append(("mode repair", f"{diag.mode_repairs} chain(s) restarted"))
-    rows.append(("smallest correlation eigenvalue" if diag.min_correlation_eigenvalue
-                 is not None else "smallest covariance eigenvalue",
-                 escape(", ".join(f"{v:.2g}" for v in (
-                     diag.min_correlation_eigenvalue if diag.min_correlation_eigenvalue
-                     is not None else diag.min_eigenvalue)))))
+    rows += [(name, escape(value)) for name, value in diag._rows()]
     rows.append(("verdict", _verdict(diag)))
     return (f'<div class="bayesgmm-repr">{_STYLE}<b>bayesgmm diagnostics</b>'
             f"{_table(rows)}</div>")
