@@ -184,13 +184,19 @@ class Bar:
             sys.stderr.write("\r" + self._last)
             sys.stderr.flush()
 
-    def close(self, note: str | None = None) -> None:
-        """Draw the final state (with ``note``) and end the line."""
+    def close(self, note: str | None = None, done: int | None = None) -> None:
+        """Draw the final state (with ``note``) and end the line.
+
+        ``done``: the steps the loop ran in all, which become its total (a loop that
+        stopped early, as converged VI does, ends at 100%).
+        """
         with _lock:
             if self._closed:
                 return
             if note is not None:
                 self.note = note
+            if done is not None:
+                self.done = self.total = max(int(done), 1)
             self._closed = True
             if self.enabled:
                 line = self._line()

@@ -39,14 +39,18 @@ class Start:
     # (summing to 1). None without a noise component.
     noise_weight: float | None = None
 
+    def permuted(self, idx, **changes) -> Start:
+        """The same solution with its components in the order ``idx`` (and ``changes``)."""
+        return replace(self, weights=self.weights[idx], means=self.means[idx],
+                       covariances=self.covariances[idx],
+                       dof=None if self.dof is None else self.dof[idx], **changes)
+
     def ordered(self, order_by: int | None) -> Start:
         """The same solution, components sorted along feature ``order_by`` (if given)."""
         if order_by is None:
             return self
-        idx = np.argsort(self.means[:, order_by], kind="stable")
-        return Start(self.weights[idx], self.means[idx], self.covariances[idx], order_by,
-                     self.covariance_type, None if self.dof is None else self.dof[idx],
-                     self.noise_weight)
+        return self.permuted(np.argsort(self.means[:, order_by], kind="stable"),
+                             order_by=order_by)
 
     def largest_first(self) -> Start:
         """The same solution, components sorted by weight, largest first (stable).
@@ -55,10 +59,7 @@ class Start:
         EM search happened to find them: the same data in another row order, or with
         integer weights in place of repeated rows, give the same numbering.
         """
-        idx = np.argsort(-self.weights, kind="stable")
-        return replace(self, weights=self.weights[idx], means=self.means[idx],
-                       covariances=self.covariances[idx],
-                       dof=None if self.dof is None else self.dof[idx])
+        return self.permuted(np.argsort(-self.weights, kind="stable"))
 
     def with_dof(self, dof) -> Start:
         """The same solution with Student-t components of ``dof`` (a number or (K,))."""

@@ -65,12 +65,10 @@ def _vi_phase(inference, name, max_iter, callbacks, progressbar, **kwargs):
     if interrupted():  # PyMC returned its approximation so far on Ctrl-C
         bar.close(note="interrupted")
     elif n < max_iter:
-        bar.done = bar.total = n
-        bar.close(note=f"converged: the ELBO stopped rising after {n} iterations")
+        bar.close(note=f"converged: the ELBO stopped rising after {n} iterations", done=n)
     else:
-        bar.done = bar.total
         bar.close(note=f"not converged in max_iter={max_iter} iterations (the ELBO was "
-                       f"still rising): raise max_iter")
+                       f"still rising): raise max_iter", done=max_iter)
     return approx
 
 
