@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..progress import say, step
 from ..seeds import draw_seed
 from .compile import quiet_pymc
 from .interrupt import reraise_interrupts
@@ -27,11 +28,16 @@ def run_map(model, start, *, rng, compile_kwargs, progressbar, max_iter=5000,
             point, log_posterior = best.start, best.log_posterior
             converged, message, iterations = best.converged, best.message, best.iterations
         else:
-            if optimizer is None:
-                optimizer = PosteriorOptimizer(model, start, compile_kwargs=compile_kwargs)
-            point, log_posterior, res = optimizer.optimize(start, seed=draw_seed(rng),
-                                                           max_iter=max_iter)
+            # Without the mode search (large data, a sparse prior) this is the fit's one
+            # long step: reported, with the optimiser's verdict.
+            with step("MAP: compiling and L-BFGS", progressbar):
+                if optimizer is None:
+                    optimizer = PosteriorOptimizer(model, start, compile_kwargs=compile_kwargs)
+                point, log_posterior, res = optimizer.optimize(start, seed=draw_seed(rng),
+                                                               max_iter=max_iter)
             converged, message, iterations = bool(res.success), str(res.message), int(res.nit)
+            say(f"MAP: {iterations} iterations, "
+                f"{'converged' if converged else 'NOT converged: ' + message}", progressbar)
     draws = {"weights": point.weights[None, None], "means": point.means[None, None],
              "chols": point.chols[None, None]}
     if point.dof is not None:
