@@ -15,12 +15,15 @@ PyMC:
   function of ``model.value_vars``, compiled to JAX by
   :func:`pymc.sampling.jax.get_jaxified_graph`: no inverse transform is written here.
 
-Each chain runs Stan-style window adaptation (step size and diagonal mass matrix) for ``tune``
-steps in one compiled call, then ``draws`` NUTS steps in compiled ``jax.lax.scan`` calls of
-``_CHUNK`` steps. Both functions are compiled once and run for every chain, the chains in
-parallel daemon threads. A compiled call cannot be interrupted, so the main thread waits for
-the compilation and the chains in timed joins: Ctrl-C raises ``KeyboardInterrupt`` there at
-once, and the chains stop after their current call (the warm-up, or one chunk of draws).
+Each chain runs Stan's window adaptation (step size and diagonal mass matrix) for ``tune``
+steps, then ``draws`` NUTS steps, both in compiled ``jax.lax.scan`` calls of ``_CHUNK`` steps:
+blackjax's ``window_adaptation(...).run`` is one compiled call over the whole warm-up, so
+the warm-up is rebuilt here from blackjax's public pieces (:func:`_warmup_functions`; it
+gives blackjax's result bit for bit), to be counted by the progress bar and stopped between
+chunks. The pieces are compiled once and run for every chain, the chains in parallel daemon
+threads. A compiled call cannot be interrupted, so the main thread waits for the compilation
+and the chains in timed joins: Ctrl-C raises ``KeyboardInterrupt`` there at once, and the
+chains stop after their current chunk of warm-up steps or draws.
 """
 
 from __future__ import annotations
@@ -63,21 +66,25 @@ def _chain_functions(logdensity_fn, *, tune: int, target_accept: float, dense: b
     ``dense``: adapt a dense inverse mass matrix (the draws' covariance) instead of its
     diagonal.
 
-    ``sample`` takes one NUTS step per key and returns ``(state, positions, stats)``: the
-    draws are taken in chunks of ``_CHUNK`` steps, so a stop request is seen between chunks.
+    ``warmup`` runs in Python over compiled pieces, ``warmup.init(position)`` then
+    ``warmup.chunk(carry, keys, slow, window_end, active)`` for each chunk of steps and
+    ``warmup.final(carry)``: see :func:`_warmup_functions`. ``sample`` takes one NUTS step
+    per key and returns ``(state, positions, stats)``: the draws are taken in chunks of
+    ``_CHUNK`` steps, so a stop request is seen between chunks.
     """
     import blackjax
     import jax
-    from blackjax.adaptation.base import get_filter_adapt_info_fn
+
+    init, chunk, final, schedule = _warmup_functions(logdensity_fn, tune=tune,
+                                                     target_accept=target_accept, dense=dense)
 
     def warmup(key, position):
-        adaptation = blackjax.window_adaptation(
-            blackjax.nuts, logdensity_fn, is_mass_matrix_diagonal=not dense,
-            target_acceptance_rate=target_accept,
-            # Keep only the leapfrog steps of each warm-up step (their total is reported).
-            adaptation_info_fn=get_filter_adapt_info_fn(info_keys={"num_integration_steps"}))
-        (state, params), info = adaptation.run(key, position, num_steps=tune)
-        return state, params, info.info.num_integration_steps.sum()
+        """The whole warm-up in one scan (the driver runs it in chunks instead)."""
+        keys = jax.random.split(key, tune)
+        carry = chunk(init(position), keys, *schedule, np.ones(tune, bool))
+        return final(carry)
+
+    warmup.init, warmup.chunk, warmup.final, warmup.schedule = init, chunk, final, schedule
 
     def sample(state, params, keys):
         step = blackjax.nuts(logdensity_fn, **params).step
@@ -98,6 +105,75 @@ def _chain_functions(logdensity_fn, *, tune: int, target_accept: float, dense: b
         return state, positions, stats
 
     return warmup, sample
+
+
+def _warmup_functions(logdensity_fn, *, tune: int, target_accept: float, dense: bool):
+    """Stan's window adaptation as ``init``, ``chunk`` and ``final``, to run in pieces.
+
+    blackjax's ``window_adaptation(...).run`` is one compiled scan over the whole warm-up:
+    nothing can report on it, or stop it, before it ends. This is the same algorithm, from
+    blackjax's public pieces (its Stan schedule, dual averaging of the step size, Welford
+    estimate of the inverse mass matrix, Stan's regularisation at the end of each slow
+    window; step size 1 and identity mass matrix to start), with the loop left to the
+    caller:
+
+    - ``init(position) -> carry``;
+    - ``chunk(carry, keys, slow, window_end, active) -> carry``: one NUTS step per key; the
+      three boolean arrays are this chunk's slice of ``schedule`` (``slow``: the step
+      feeds the mass-matrix estimate; ``window_end``: a slow window ends, the mass matrix
+      is recomputed and the step size's averaging restarts) and ``active`` (False: the
+      step is padding and leaves the carry unchanged, so that every chunk has the
+      compiled length);
+    - ``final(carry) -> (state, params, steps)``: the last state, ``{"step_size",
+      "inverse_mass_matrix"}`` (the step size is the dual averaging's average, as
+      blackjax and Stan use) and the leapfrog steps taken.
+
+    ``schedule``: ``(slow, window_end)``, two boolean arrays of length ``tune``.
+    """
+    import blackjax
+    import jax
+    import jax.numpy as jnp
+    from blackjax.adaptation.mass_matrix import mass_matrix_adaptation
+    from blackjax.adaptation.step_size import dual_averaging_adaptation
+    from blackjax.adaptation.window_adaptation import build_schedule
+    from blackjax.util import pytree_size
+
+    mm_init, mm_update, mm_final = mass_matrix_adaptation(not dense)
+    da_init, da_update, da_final = dual_averaging_adaptation(target_accept)
+    kernel = blackjax.nuts.build_kernel()
+    stages = np.asarray(build_schedule(tune)).reshape(-1, 2) if tune else np.zeros((0, 2))
+    schedule = (stages[:, 0] == 1, stages[:, 1] == 1)
+
+    def init(position):
+        state = blackjax.nuts.init(position, logdensity_fn)
+        return state, da_init(1.0), mm_init(pytree_size(position)), jnp.zeros((), jnp.int64)
+
+    def one_step(carry, xs):
+        key, slow, window_end, active = xs
+
+        def advance(carry):
+            state, ss, mm, steps = carry
+            state, info = kernel(key, state, logdensity_fn, jnp.exp(ss.log_step_size),
+                                 mm.inverse_mass_matrix)
+            mm = jax.lax.cond(slow, lambda m: mm_update(m, state.position), lambda m: m, mm)
+            ss = da_update(ss, info.acceptance_rate)
+            ss, mm = jax.lax.cond(window_end,
+                                  lambda ss, mm: (da_init(da_final(ss)), mm_final(mm)),
+                                  lambda ss, mm: (ss, mm), ss, mm)
+            return state, ss, mm, steps + info.num_integration_steps
+
+        return jax.lax.cond(active, advance, lambda c: c, carry), None
+
+    def chunk(carry, keys, slow, window_end, active):
+        carry, _ = jax.lax.scan(one_step, carry, (keys, slow, window_end, active))
+        return carry
+
+    def final(carry):
+        state, ss, mm, steps = carry
+        return state, {"step_size": da_final(ss), "inverse_mass_matrix":
+                       mm.inverse_mass_matrix}, steps
+
+    return init, chunk, final, schedule
 
 
 #: Draws per compiled call: after a KeyboardInterrupt the chains' threads stop within one
@@ -198,8 +274,7 @@ def sample_blackjax(
         these defaults"), so the default stays diagonal.
     progressbar : bool, default False
         Report the compilation, then one bar over all chains' warm-up and draws with an
-        ETA (:class:`bayesgmm.progress.Bar`): a chain's warm-up is one compiled call, so
-        it counts when it ends; its draws count chunk by chunk.
+        ETA (:class:`bayesgmm.progress.Bar`), counted chunk by chunk.
 
     Returns
     -------
@@ -237,37 +312,61 @@ def sample_blackjax(
     starts = [[p[c] for p in positions] for c in range(chains)]
     chunk = min(_CHUNK, draws)
 
+    tune = int(tune)
+    slow, window_end = warmup.schedule
+    warm_chunk = min(_CHUNK, tune) or 1
+
+    def warmup_pieces(c):
+        """Chain ``c``'s warm-up in chunks of ``warm_chunk`` steps, the last one padded."""
+        keys = jax.random.split(warmup_keys[c], tune) if tune else None
+        for lo in range(0, tune, warm_chunk):
+            n = min(warm_chunk, tune - lo)
+            pad = warm_chunk - n
+            yield n, (jax.numpy.concatenate([keys[lo:lo + n], keys[:pad]]),
+                      np.r_[slow[lo:lo + n], np.zeros(pad, bool)],
+                      np.r_[window_end[lo:lo + n], np.zeros(pad, bool)],
+                      np.r_[np.ones(n, bool), np.zeros(pad, bool)])
+
     def compile_chain():
         # Compile one chain once, then run the chains in threads (XLA releases the GIL).
         # Measured on 2 cores, 2 chains x (1000 + 1000): compiling the vmapped chains took
         # about 13 s against 6.5 s for one chain, and running them about 1.5 s against
         # 0.75 s in two threads (1.2-1.6 s one after the other).
-        # The warm-up and the draws are two functions (the draws in chunks, so that the
-        # chains can stop after an interrupt); XLA compiles them at the same time, in two
-        # threads, so that the split costs no extra wall time on two cores.
+        # The warm-up and the draws are compiled pieces (in chunks, so that the bar counts
+        # them and the chains can stop after an interrupt); XLA compiles them at the same
+        # time, in threads, so that the split costs no extra wall time on two cores.
         from concurrent.futures import ThreadPoolExecutor
 
-        warmup_l = jax.jit(warmup).lower(warmup_keys[0], starts[0])
-        state, params, _ = jax.eval_shape(warmup, warmup_keys[0], starts[0])
+        init_l = jax.jit(warmup.init).lower(starts[0])
+        carry = jax.eval_shape(warmup.init, starts[0])
+        chunk_args = (jax.random.split(warmup_keys[0], warm_chunk),
+                      *(np.zeros(warm_chunk, bool),) * 3)
+        chunk_l = jax.jit(warmup.chunk).lower(carry, *chunk_args)
+        final_l = jax.jit(warmup.final).lower(carry)
+        state, params, _ = jax.eval_shape(warmup.final, carry)
         sample_l = jax.jit(sample).lower(state, params, sample_keys[0][:chunk])
         with ThreadPoolExecutor(2) as pool:
-            warmup_c, sample_c = pool.map(lambda lowered: lowered.compile(), (warmup_l, sample_l))
-        return warmup_c, sample_c
+            return tuple(pool.map(lambda lowered: lowered.compile(),
+                                  (chunk_l, sample_l, init_l, final_l)))
 
     # XLA's compilation holds the main thread for seconds: wait for it where SIGINT reaches.
     with step("NUTS (blackjax): compiling the warm-up and the draws", progressbar):
-        warmup_c, sample_c = wait_interruptibly(compile_chain)
-    # A chain's warm-up is one compiled call: the bar's clock runs on (heartbeat) until it
-    # ends, and its draws then count chunk by chunk.
-    bar = Bar(chains * (int(tune) + draws), f"NUTS (blackjax), {chains} chain(s) x "
-              f"({int(tune)} warm-up + {draws} draws)", progressbar, heartbeat=1.0)
+        chunk_c, sample_c, init_c, final_c = wait_interruptibly(compile_chain)
+    bar = Bar(chains * (tune + draws), f"NUTS (blackjax), {chains} chain(s) x "
+              f"({tune} warm-up + {draws} draws)", progressbar, heartbeat=1.0)
     bar.note = "warming up"
     warmed = []
 
     def run_chain(c, stop):
-        state, params, tune_steps = warmup_c(warmup_keys[c], starts[c])
+        carry = init_c(starts[c])
+        for n, args in warmup_pieces(c):
+            if stop.is_set():
+                return None
+            carry = chunk_c(carry, *args)
+            bar.update(n)
+        state, params, tune_steps = final_c(carry)
         warmed.append(c)
-        bar.update(int(tune), note=f"{len(warmed)}/{chains} warmed up")
+        bar.update(0, note=f"{len(warmed)}/{chains} warmed up")
         pieces = []
         for lo in range(0, draws, chunk):
             if stop.is_set():

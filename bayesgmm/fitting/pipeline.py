@@ -166,7 +166,7 @@ def fit(
     progressbar : bool or "auto", default "auto"
         Report progress on standard error: the EM start, the mode search, the compilation,
         and the sampler's warm-up and draws with an ETA (blackjax: one bar over all chains,
-        a chain's warm-up counted when it ends; the other samplers: their own bars), or
+        counted every 100 steps; the other samplers: their own bars), or
         VI's iterations, ending with whether the ELBO converged; and PyMC's log messages.
         "auto": where a person watches (a terminal or a Jupyter kernel; not under CI, nor
         into a file or a pipe; see :mod:`bayesgmm.progress`).
