@@ -60,9 +60,15 @@ def test_the_bar_counts_the_warm_up_step_by_step(run):
     lines = run[0].attrs["report"].replace("\r", "\n").splitlines()
     total = CHAINS * (TUNE + DRAWS)
     counts = [int(m.group(1)) for line in lines
-              if (m := re.search(rf"\| (\d+)/{total} \[.*\] warming up$", line))]
+              if (m := re.search(rf"\| (\d+)/{total} \[.*\] per chain .*; warming up$",
+                                 line))]
     assert any(0 < n < CHAINS * TUNE for n in counts), lines
-    assert re.search(rf"\| {total}/{total} .* {CHAINS}/{CHAINS} warmed up$", lines[-1]), lines
+    # Each chain's share: 100 of its 600 steps after its first chunk.
+    assert any(re.search(r"per chain (16% 0%|0% 16%|16% 16%); warming up$", line)
+               for line in lines), lines
+    shares = " ".join(["100%"] * CHAINS)
+    assert re.search(rf"\| {total}/{total} .* per chain {shares}; {CHAINS}/{CHAINS} warmed up$",
+                     lines[-1]), lines
 
 
 def test_the_warm_up_is_blackjax_window_adaptation_bit_for_bit_in_any_chunks():

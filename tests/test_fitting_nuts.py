@@ -102,8 +102,8 @@ def test_every_sampler_reports_its_progress(sampler, sampler_fit):
     assert re.fullmatch(rf"bayesgmm: {re.escape(what)} \.\.\. [0-9.:]+( s)?", ours[-1]), ours
     if sampler == "blackjax":  # bayesgmm draws its bar: warm-up and draws, with an ETA
         bars = [line for line in ours if line.startswith(f"bayesgmm: {what}: ")]
-        assert re.search(r"100% \|#+\| 3200/3200 \[[0-9.]+ s < 0.0 s\] 2/2 warmed up",
-                         bars[-1]), bars
+        assert re.search(r"100% \|#+\| 3200/3200 \[[0-9.]+ s < 0.0 s\] "
+                         r"per chain 100% 100%; 2/2 warmed up", bars[-1]), bars
         assert bars[0].endswith("0% |                        | 0/3200 [0.0 s]"), bars
     else:  # the library's own bar, between bayesgmm's lines
         assert f"bayesgmm: {what}: compiling and sampling" in ours

@@ -274,7 +274,8 @@ def sample_blackjax(
         these defaults"), so the default stays diagonal.
     progressbar : bool, default False
         Report the compilation, then one bar over all chains' warm-up and draws with an
-        ETA (:class:`bayesgmm.progress.Bar`), counted chunk by chunk.
+        ETA (:class:`bayesgmm.progress.Bar`), counted chunk by chunk, and each chain's
+        share done after it.
 
     Returns
     -------
@@ -354,8 +355,17 @@ def sample_blackjax(
         chunk_c, sample_c, init_c, final_c = wait_interruptibly(compile_chain)
     bar = Bar(chains * (tune + draws), f"NUTS (blackjax), {chains} chain(s) x "
               f"({tune} warm-up + {draws} draws)", progressbar, heartbeat=1.0)
-    bar.note = "warming up"
+    per_chain = [0] * chains
     warmed = []
+
+    def count(c, n):
+        """Count ``n`` steps of chain ``c``; the note gives each chain's share and phase."""
+        per_chain[c] += n
+        shares = " ".join(f"{100 * k // (tune + draws)}%" for k in per_chain)
+        phase = f"{len(warmed)}/{chains} warmed up" if warmed else "warming up"
+        bar.update(n, note=f"per chain {shares}; {phase}")
+
+    count(0, 0)
 
     def run_chain(c, stop):
         carry = init_c(starts[c])
@@ -363,10 +373,10 @@ def sample_blackjax(
             if stop.is_set():
                 return None
             carry = chunk_c(carry, *args)
-            bar.update(n)
+            count(c, n)
         state, params, tune_steps = final_c(carry)
         warmed.append(c)
-        bar.update(0, note=f"{len(warmed)}/{chains} warmed up")
+        count(c, 0)
         pieces = []
         for lo in range(0, draws, chunk):
             if stop.is_set():
@@ -377,7 +387,7 @@ def sample_blackjax(
                 chunk_keys = jax.numpy.concatenate([chunk_keys, sample_keys[c][:short]])
             state, chunk_positions, chunk_stats = sample_c(state, params, chunk_keys)
             pieces.append(jax.device_get((chunk_positions, chunk_stats)))
-            bar.update(min(chunk, draws - lo))
+            count(c, min(chunk, draws - lo))
         out_positions, out_stats = jax.tree.map(
             lambda *xs: np.concatenate(xs)[:draws], *pieces)
         out_stats["step_size"] = np.full(draws, float(params["step_size"]))
