@@ -22,6 +22,7 @@ import xarray as xr
 from .fitting.result import (
     as_tree,
     checked_data,
+    feature_names_in,
     known_labels,
     log_likelihood_blocks,
     point_blocks,
@@ -30,7 +31,8 @@ from .fitting.result import (
     thinned_draws,
     with_known_labels,
 )
-from .likelihood.reference import responsibilities as draw_responsibilities
+from .likelihood.predictive import PredictiveParameters, responsibility_draws
+from .prediction import chunk_checker, dask_rows, is_chunk_iterator, is_dask_array
 from .validation import check_positive_int
 
 __all__ = ["responsibilities", "assignment_summary", "coclustering", "log_likelihood"]
@@ -90,7 +92,8 @@ def responsibilities(fitted, X=None, *, max_draws: int | None = None,
                 f"max_draws=200) or fewer points.")
         draws = np.arange(s)
     sub = post.isel(draw=draws)
-    r = with_known_labels(draw_responsibilities(X, *posterior_draws(sub)), codes)
+    r = with_known_labels(responsibility_draws(X, PredictiveParameters(
+        *posterior_draws(sub))), codes)
     r = r.reshape(c, draws.size, X.shape[0], k)
     return xr.DataArray(
         r, dims=("chain", "draw", "obs", "component"),
@@ -119,8 +122,10 @@ def assignment_summary(fitted, X=None, *, hdi_prob: float = 0.94,
     Parameters
     ----------
     fitted : BayesianGMM or xarray.DataTree
-    X : array-like, optional
-        Default: the fitted data.
+    X : array-like, Dask array or iterator of chunks, optional
+        Default: the fitted data. A Dask array is computed block by block of rows into one
+        table; an iterator of chunks (arrays or data frames) gives a generator of tables,
+        one per chunk, their ``obs`` numbered on from chunk to chunk.
     hdi_prob : float, default 0.94
         Mass of the highest density interval.
     max_draws : int, optional
@@ -130,8 +135,14 @@ def assignment_summary(fitted, X=None, *, hdi_prob: float = 0.94,
 
     Returns
     -------
-    pandas.DataFrame
+    pandas.DataFrame, or a generator of them for an iterator of chunks
         One row per point.
+
+    Notes
+    -----
+    The responsibilities of every draw come from the prediction kernel
+    (:func:`bayesgmm.likelihood.predictive.responsibility_draws`), a block of points at a
+    time.
 
     Examples
     --------
@@ -146,31 +157,64 @@ def assignment_summary(fitted, X=None, *, hdi_prob: float = 0.94,
     """
     if not 0 < hdi_prob < 1:
         raise ValueError(f"hdi_prob must lie in (0, 1), got {hdi_prob!r}.")
-    from arviz_stats.base import array_stats
-
     result = as_tree(fitted)
-    codes = known_labels(result) if X is None else None
-    X = checked_data(result, X)
-    obs = np.arange(X.shape[0])
     post = result["posterior"]
     c, s = post.sizes["chain"], post.sizes["draw"]
     names = _assignment_names(post)
-    k = names.size
     draws = np.arange(s) if max_draws is None else thinned_draws(s, c, max_draws)
-    params = posterior_draws(post, draws)
-    n, n_draws = X.shape[0], c * draws.size
+    params = PredictiveParameters(*posterior_draws(post, draws))
+
+    def table(rows, codes, first):
+        return _summary_table(rows, codes, first, params, (c, draws.size), names, hdi_prob)
+
+    if X is None:
+        return table(checked_data(result, None), known_labels(result), 0)
+    fitted_names = feature_names_in(result)
+    n_features = post.sizes["feature"]
+    if is_dask_array(X):
+        X = dask_rows(X, n_features, "the fit")
+        check = chunk_checker(fitted_names, n_features, "the fit")
+        parts, first = [], 0
+        for i in range(X.numblocks[0]):
+            rows = check(X.blocks[i].compute())
+            parts.append(table(rows, None, first))
+            first += rows.shape[0]
+        return pd.concat(parts) if parts else table(np.empty((0, n_features)), None, 0)
+    if is_chunk_iterator(X):
+        return _summary_chunks(X, chunk_checker(fitted_names, n_features, "the fit"), table)
+    return table(checked_data(result, X), None, 0)
+
+
+def _summary_chunks(chunks, check, table):
+    """:func:`assignment_summary` of each chunk, its ``obs`` numbered on from the last."""
+    first = 0
+    for chunk in chunks:
+        rows = check(chunk)
+        yield table(rows, None, first)
+        first += rows.shape[0]
+
+
+def _summary_table(X, codes, first, params, shape, names, hdi_prob) -> pd.DataFrame:
+    """The rows of :func:`assignment_summary` for the points ``X`` (``obs`` from ``first``).
+
+    ``shape``: (chains, draws) of ``params``' draws; ``codes``: the points' known labels.
+    """
+    from arviz_stats.base import array_stats
+
+    c, n_per_chain = shape
+    n, k = X.shape[0], names.size
+    n_draws = c * n_per_chain
     mean = np.empty((n, k))
     lower, upper = np.empty(n), np.empty(n)
     # Block by block of points, so that memory stays bounded whatever N: every number of
     # a point depends on that point's responsibilities in every draw only.
     for sl in point_blocks(n, n_draws * k):
-        r = with_known_labels(draw_responsibilities(X[sl], *params),
+        r = with_known_labels(responsibility_draws(X[sl], params),
                               None if codes is None else codes[sl])
-        r = r.reshape(c, draws.size, -1, k)
-        mean[sl] = r.mean(axis=(0, 1))
+        mean[sl] = r.mean(axis=0)
         if n_draws > 1:
-            chosen = np.take_along_axis(r, mean[sl].argmax(axis=1)[None, None, :, None],
-                                        axis=-1)[..., 0]
+            chosen = np.take_along_axis(r, mean[sl].argmax(axis=1)[None, :, None],
+                                        axis=-1)[..., 0].reshape(c, n_per_chain, -1)
             # ArviZ's array function (what arviz_stats.hdi runs on a DataArray): wrapping
             # each block in a DataArray left it in reference cycles, memory that grew with N.
             with np.errstate(invalid="ignore"):
@@ -181,7 +225,7 @@ def assignment_summary(fitted, X=None, *, hdi_prob: float = 0.94,
     label = mean.argmax(axis=1)
     table = pd.DataFrame({f"p_{'noise' if name < 0 else name}": mean[:, j]
                           for j, name in enumerate(names)},
-                         index=pd.Index(obs, name="obs"))
+                         index=pd.Index(np.arange(first, first + n), name="obs"))
     table["label"] = names[label]
     table["probability"] = mean[np.arange(n), label]
     if n_draws > 1:
@@ -270,7 +314,8 @@ def coclustering(fitted, X=None, *, max_obs: int = 2000, max_draws: int | None =
     block = max(1, _COCLUSTER_BLOCK // max(1, n * k))
     for start in range(0, total, block):
         sl = slice(start, min(total, start + block))
-        r = with_known_labels(draw_responsibilities(X, *params.sliced(sl)),
+        block_params = PredictiveParameters(*params.sliced(sl))
+        r = with_known_labels(responsibility_draws(X, block_params),
                               codes)[..., :k]  # (b, n, k), without a noise column
         flat = np.moveaxis(r, 0, 1).reshape(n, -1)  # (n, b * k)
         acc += flat @ flat.T

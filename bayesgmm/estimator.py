@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -20,10 +22,11 @@ from .fitting.result import (
     posterior_draws,
     with_known_labels,
 )
-from .likelihood.reference import log_predictive_density, mean_responsibilities
+from .likelihood.predictive import PredictiveParameters, posterior_predictive
 from .params import DEFAULTS
+from .prediction import map_rows
 from .priors import Priors
-from .validation import check_features, check_positive_int
+from .validation import check_positive_int
 
 __all__ = ["BayesianGMM", "MissingEntriesTags", "as_estimator"]
 
@@ -202,6 +205,7 @@ class BayesianGMM(MissingEntriesTags, BaseEstimator):
         self.feature_names_in_ = np.asarray(names, dtype=object)
         self.n_features_in_ = len(names)
         self._draws = posterior_draws(idata)
+        self._predictive_params = PredictiveParameters(*self._draws)
         k, d = post.sizes["component"], self.n_features_in_
         self.weights_ = self._draws.weights.mean(axis=0)
         self.means_ = self._draws.means.mean(axis=0)
@@ -366,43 +370,75 @@ class BayesianGMM(MissingEntriesTags, BaseEstimator):
         return label
 
     # ------------------------------------------------------------------ prediction
-    def _check_X(self, X) -> np.ndarray:
+    def _predictive(self) -> PredictiveParameters:
+        """The draws in the prediction kernel's form, made once per fit."""
         check_is_fitted(self, "idata_")
-        return check_features(X, feature_names_in(self.idata_), self.n_features_in_,
-                              owner=type(self).__name__)
+        return self._predictive_params
 
-    def predict_proba(self, X) -> np.ndarray:
+    def _map_rows(self, X, compute, n_columns, dtype=float):
+        return map_rows(X, compute, fitted_names=feature_names_in(self.idata_),
+                        n_features=self.n_features_in_, owner=type(self).__name__,
+                        n_columns=n_columns, dtype=dtype)
+
+    def predict_proba(self, X):
         """Posterior mean of P(component | x) for each row, averaged over the draws.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like of shape (n_samples, n_features), Dask array, or iterator of chunks
+            A Dask array gives a Dask array, computed lazily block by block of rows; an
+            iterator of chunks (arrays or data frames) gives a generator of results, one
+            per chunk (see :mod:`bayesgmm.prediction`). All forms give the same numbers.
 
         Returns
         -------
         ndarray of shape (n_samples, n_components)
             With a noise component, (n_samples, n_components + 1): the last column is
             P(noise | x).
-        """
-        return mean_responsibilities(self._check_X(X), *self._draws)
 
-    def predict(self, X) -> np.ndarray:
+        Notes
+        -----
+        Computed by a numba kernel over blocks of rows, one draw at a time, in threads over
+        the rows: memory is that of the result, whatever the number of draws.
+        """
+        params = self._predictive()
+        return self._map_rows(X, lambda x, threads: posterior_predictive(
+            x, params, n_threads=threads)[0], params.n_columns)
+
+    def predict(self, X):
         """Most probable component of each row (argmax of :meth:`predict_proba`).
 
-        -1 where a noise component is the most probable.
+        -1 where a noise component is the most probable. ``X`` as in
+        :meth:`predict_proba`.
         """
-        label = self.predict_proba(X).argmax(axis=1)
-        if self._draws.noise is not None:
-            label[label == self._draws.weights.shape[1]] = -1
-        return label
+        params = self._predictive()
+        k = params.n_components
 
-    def score_samples(self, X) -> np.ndarray:
-        """Log posterior predictive density of each row: log (1/S) sum_s p(x | theta_s)."""
-        return log_predictive_density(self._check_X(X), *self._draws)
+        def label(x, threads):
+            out = posterior_predictive(x, params, n_threads=threads)[0].argmax(axis=1)
+            out[out == k] = -1  # a noise component's column
+            return out
+
+        return self._map_rows(X, label, None, dtype=np.int64)
+
+    def score_samples(self, X):
+        """Log posterior predictive density of each row: log (1/S) sum_s p(x | theta_s).
+
+        ``X`` as in :meth:`predict_proba`.
+        """
+        params = self._predictive()
+        return self._map_rows(X, lambda x, threads: posterior_predictive(
+            x, params, n_threads=threads)[1], None)
 
     def score(self, X, y=None) -> float:
-        """Mean log posterior predictive density per row."""
-        return float(self.score_samples(X).mean())
+        """Mean log posterior predictive density per row (``X`` as in :meth:`predict_proba`)."""
+        scores = self.score_samples(X)
+        if isinstance(scores, Iterator):  # chunks: their total over their rows
+            total, n = 0.0, 0
+            for chunk in scores:
+                total, n = total + float(chunk.sum()), n + chunk.shape[0]
+            return total / n if n else float("nan")
+        return float(scores.mean())
 
     def sample(self, n_samples: int = 1, random_state=None) -> tuple[np.ndarray, np.ndarray]:
         """Draw new data from the posterior predictive distribution.

@@ -38,6 +38,7 @@ SECTIONS = {
     "realdata": "benchmarks.realdata",
     "missing": "benchmarks.missing",
     "student_t": "benchmarks.student_t",
+    "predict": "benchmarks.predict",
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "RESULTS.md"
 

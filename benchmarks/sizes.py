@@ -49,6 +49,11 @@ class Size:
     student_t_dof: float = 5.0
     student_t_seconds: float = 4.0
     student_t_timeout_s: float = 215.0
+    # predict: (N, draws, K, D) of prediction over the draws, the rows the NumPy reference
+    # is timed on (scaled to N), the timeout of the case's process.
+    predict_case: tuple[int, int, int, int] = (1_000_000, 200, 10, 10)
+    predict_ref_n: int = 2_000
+    predict_timeout_s: float = 900.0
 
     @property
     def target_case(self) -> tuple[int, int]:
@@ -66,6 +71,7 @@ SIZES = {
         minibatch_case=(2, 3000, 3), batch_size=256, profile_split=False,
         missing_case=(2, 300), missing_seconds=0.05,
         student_t_case=(2, 300), student_t_seconds=0.05,
+        predict_case=(2_000, 20, 3, 2), predict_ref_n=200,
     ),
     "small": Size(
         name="small",
@@ -76,7 +82,7 @@ SIZES = {
         vi_case=(5, 10_000, 3), vi_methods=("advi", "fullrank_advi", "minibatch_advi"),
         vi_max_iter=10_000, minibatch_case=(5, 100_000, 5), batch_size=1024,
         profile_split=True, missing_variants=("fused",), missing_seconds=2.0,
-        student_t_seconds=2.0,
+        student_t_seconds=2.0, predict_case=(100_000, 200, 10, 10), predict_ref_n=1_000,
     ),
     "full": Size(
         name="full",
@@ -97,6 +103,9 @@ TARGET_NUTS_SPEEDUP = 3.0
 TARGET_NS_PER_POINT = 60.0
 TARGET_MINIBATCH_SECONDS = 120.0
 TARGET_COLD_SECONDS = 30.0
+TARGET_PREDICT_SECONDS = 60.0  # issue 22: 1e6 rows x 200 draws, K=10, D=10
+TARGET_PREDICT_MB = 2000.0
+PREDICT_CASE = (1_000_000, 200, 10, 10)
 TARGET_REALDATA_RATIO = 3.0  # issue 17: breast cancer [:5] vs its blobs twin
 # Missing entries: log-density+gradient per observed entry at D=5 N=1e4 K=3, 20% MCAR, at
 # most this many times the complete-data kernel's per entry (same run).

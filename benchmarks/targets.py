@@ -6,9 +6,10 @@ measurement is shown and the result reads "not measured at this size".
 
 from __future__ import annotations
 
-from .common import Section, Target, case_label, is_number
+from .common import Section, Target, case_label, is_number, ratio
 from .profile import TRACE, XLA
 from .sizes import (
+    PREDICT_CASE,
     RECOVERY_TOLERANCE,
     TARGET_COLD_SECONDS,
     TARGET_MINIBATCH_SECONDS,
@@ -16,6 +17,8 @@ from .sizes import (
     TARGET_NS_PER_POINT,
     TARGET_NUTS_SECONDS,
     TARGET_NUTS_SPEEDUP,
+    TARGET_PREDICT_MB,
+    TARGET_PREDICT_SECONDS,
     TARGET_REALDATA_RATIO,
     TARGET_STUDENT_T_RATIO,
     Size,
@@ -173,7 +176,26 @@ def evaluate(sections: dict[str, Section], size: Size) -> list[Target]:
                cold_target(sections.get("cold"), size),
                realdata_target(sections.get("realdata"), size),
                missing_target(sections.get("missing"), size),
-               student_t_target(sections.get("student_t"), size)])
+               student_t_target(sections.get("student_t"), size),
+               predict_target(sections.get("predict"), size)])
+
+
+def predict_target(section: Section | None, size: Size) -> Target:
+    n, s, k, d = PREDICT_CASE
+    name = f"predict_proba, {n:,} rows x {s} draws, K={k}, D={d} (issue 22)"
+    goal = f"< {TARGET_PREDICT_SECONDS:g} s and < {TARGET_PREDICT_MB:g} MB peak RSS"
+    if section is None:
+        return Target(name, goal, "section not run", None)
+    res = section.data["result"]
+    if not is_number(res.get("kernel_s")):
+        return Target(name, goal, res.get("error", "not measured"), False)
+    at_target = tuple(section.data["case"]) == PREDICT_CASE
+    where = "" if at_target else " at N={:,} x {} draws, K={}, D={}".format(*section.data["case"])
+    met = res["kernel_s"] < TARGET_PREDICT_SECONDS and res["kernel_mb"] < TARGET_PREDICT_MB
+    return Target(name, goal, f"{res['kernel_s']:.1f} s, {res['kernel_mb']:.0f} MB{where}",
+                  met if at_target else None,
+                  f"{ratio(res['reference_s'], res['kernel_s']):.0f}x the NumPy reference "
+                  f"(same run, scaled); {res['threads']} thread(s)")
 
 
 def missing_target(section: Section | None, size: Size) -> Target:

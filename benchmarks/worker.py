@@ -32,6 +32,7 @@ TASKS = {
     "realdata_fit": "benchmarks.realdata:fit_case",
     "missing_case": "benchmarks.missing:time_case",
     "student_t_case": "benchmarks.student_t:time_case",
+    "predict_case": "benchmarks.predict:time_case",
 }
 
 

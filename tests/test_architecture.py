@@ -258,7 +258,7 @@ LAYERS = [
     ["model", "permutations"],
     ["fitting", "diagnostics", "display"],
     ["estimator", "assignments", "relabel", "singularity", "selection", "compare",
-     "plotting", "io", "datasets", "classifier", "conditional", "clusters"],
+     "plotting", "io", "datasets", "classifier", "conditional", "clusters", "prediction"],
     ["cli", ""],
 ]
 

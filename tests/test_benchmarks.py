@@ -33,7 +33,7 @@ def column(table, name):
 
 # The sections the default test run smokes; the first fit in a fresh process ("cold",
 # 17 s) and the real-data NUTS fits ("realdata", 9 s) run under --run-slow.
-DEFAULT_SECTIONS = ["nuts", "logp", "vi", "sklearn", "missing", "student_t"]
+DEFAULT_SECTIONS = ["nuts", "logp", "vi", "sklearn", "missing", "student_t", "predict"]
 SLOW_SECTIONS = ["cold", "realdata"]
 
 
@@ -132,11 +132,11 @@ def test_results_files(smoke):
         assert f"## {section.title}" in text
     assert "pymc" in text and "usable cores" in text
     # Targets are reported, never asserted; at the smoke size none is judged.
-    assert len(result["targets"]) == 8
+    assert len(result["targets"]) == 9
     assert all(t.met is None for t in result["targets"])
     doc = json.loads(out.with_suffix(".json").read_text())
     assert set(doc["sections"]) == set(result["sections"])
-    assert len(doc["targets"]) == 8
+    assert len(doc["targets"]) == 9
 
 
 @pytest.mark.slow
@@ -182,3 +182,18 @@ def test_student_t_rows(smoke):
     assert all(0 <= v < 1e-8 for v in column(table, "t value rel. error vs scipy"))
     (target,) = [t for t in smoke[0]["targets"] if "issue 19" in t.name]
     assert target.met is None and "D=2 N=3e2" in target.measured
+
+
+def test_predict_rows(smoke):
+    # 2,000 rows x 20 draws at the smoke size: the kernel on all CPUs and one thread, the
+    # NumPy reference (scaled from 200 rows) and scikit-learn, each timed; the kernel's
+    # probabilities agree with the reference's.
+    section = smoke[0]["sections"]["predict"]
+    (table,) = section.tables
+    assert column(table, "status") == ["ok"] * 4
+    assert all(positive(v) for v in column(table, "seconds"))
+    assert all(positive(v) for v in column(table, "x faster than NumPy"))
+    assert positive(table.rows[0]["peak RSS MB"])
+    assert section.data["result"]["max_abs_diff"] < 1e-12
+    (target,) = [t for t in smoke[0]["targets"] if "issue 22" in t.name]
+    assert target.met is None and "N=2,000 x 20 draws" in target.measured

@@ -47,7 +47,7 @@ from numba.extending import intrinsic
 __all__ = ["BLOCK", "LOG_2PI", "loglik_kernel", "gradient_kernel", "loglik", "gradient",
            "masked_loglik", "masked_gradient", "t_loglik", "t_gradient",
            "student_t_log_norm", "T_STIRLING_DOF",
-           "pointwise_log_likelihood_numba"]
+           "pointwise_log_likelihood_numba", "predictive_rows"]
 
 #: Points per block: the block's residuals (D x BLOCK) stay in L1 cache.
 BLOCK = 64
@@ -764,3 +764,101 @@ def pointwise_log_likelihood_numba(X, weights, means, chols, dof=None) -> np.nda
         else:
             out[i] = t_loglik(X, consts[i], means[i], prec[i], nu[i])[0]
     return out
+
+
+# ------------------------------------------------------------------ prediction over draws
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def predictive_rows(X, first, stop, consts, means, prec, dof, noise_log_weights,
+                    noise_log_density, proba, log_density, per_draw):
+    """Posterior-mean responsibilities and log predictive density of rows ``first:stop``.
+
+    For every draw ``s`` and row ``n`` the joint log densities are
+    ``consts[s, k] - |P_sk (x_n - mu_sk)|^2 / 2`` (Gaussian components), or
+    ``consts[s, k] - (nu + D) / 2 log(1 + |.|^2 / nu)`` with ``dof[s, k] = nu`` (Student-t;
+    ``dof`` of shape (0, 0): Gaussian), and, with a noise component
+    (``noise_log_weights`` (S,), else of shape (0,)), ``noise_log_weights[s] +
+    noise_log_density[n]`` as a last column. ``consts`` holds ``log w + log|P|`` plus
+    ``-D/2 log 2 pi`` or the t's normalising constant. The row's responsibilities under
+    each draw are summed and ``proba[n]`` (K or K + 1) gets their mean;
+    ``log_density[n]`` gets ``log (1/S) sum_s p(x_n | theta_s)``. ``per_draw`` (S, stop -
+    first, K or K + 1), unless of shape (0, 0, 0), gets every draw's responsibilities of
+    the rows, from ``first`` on.
+
+    One draw at a time per block of :data:`BLOCK` rows (no (S, N, K) array), with the
+    blocks' kernels of :func:`loglik_kernel`; it releases the GIL, so threads can run it on
+    disjoint row ranges at once (see :mod:`bayesgmm.likelihood.predictive`). Rows are
+    independent: the result for a row does not depend on the range it is computed in.
+    """
+    d = X.shape[1]
+    n_draws, k = consts.shape
+    student = dof.shape[0] > 0
+    noise = noise_log_weights.shape[0] > 0
+    kt = k + 1 if noise else k
+    keep = per_draw.shape[0] > 0
+    cols = np.arange(d)
+    xb = np.empty((d, BLOCK))
+    eb = np.empty((d, BLOCK))
+    lp = np.empty((kt, BLOCK))
+    acc = np.empty((kt, BLOCK))
+    ll = np.empty((n_draws, BLOCK))
+    q = np.empty(BLOCK)
+    z = np.empty(BLOCK)
+    top = np.empty(BLOCK)
+    total = np.empty(BLOCK)
+    tmp = np.empty(BLOCK)
+    tmp2 = np.empty(BLOCK)
+    lq = np.empty(BLOCK)
+    bits = np.empty(BLOCK, np.int64)
+    row = np.empty(BLOCK)
+    for start in range(first, stop, BLOCK):
+        nb = min(BLOCK, stop - start)
+        _load_block(X, cols, start, nb, xb)
+        acc[:, :nb] = 0.0
+        for s in range(n_draws):
+            for c in range(k):
+                _residuals(xb, means[s, c], nb, eb)
+                _block_quadratic(eb, prec[s], c, nb, q, z)
+                cc = consts[s, c]
+                if student:
+                    nu = dof[s, c]
+                    _log1p_ratio(q, nu, nb, tmp, lq, bits)
+                    half = -0.5 * (nu + d)
+                    for b in range(nb):
+                        lp[c, b] = _fma(half, lq[b], cc)
+                else:
+                    for b in range(nb):
+                        lp[c, b] = _fma(-0.5, q[b], cc)
+            if noise:
+                for b in range(nb):
+                    lp[k, b] = noise_log_weights[s] + noise_log_density[start + b]
+            # The row's log-likelihood into ll[s], its responsibilities in place into lp.
+            _block_normalise(lp, nb, 0, row, lp, top, total, tmp, tmp2, bits)
+            for b in range(nb):
+                ll[s, b] = row[b]
+            for c in range(kt):
+                for b in range(nb):
+                    acc[c, b] += lp[c, b]
+            if keep:
+                for b in range(nb):
+                    for c in range(kt):
+                        per_draw[s, start - first + b, c] = lp[c, b]
+        inv = 1.0 / n_draws
+        for b in range(nb):
+            for c in range(kt):
+                proba[start + b, c] = acc[c, b] * inv
+        # log-mean-exp over the draws
+        for b in range(nb):
+            top[b] = ll[0, b]
+        for s in range(1, n_draws):
+            for b in range(nb):
+                top[b] = max(top[b], ll[s, b])
+        for b in range(nb):
+            total[b] = 0.0
+        for s in range(n_draws):
+            for b in range(nb):
+                tmp[b] = ll[s, b] - top[b]
+            _exp_nonpositive(tmp, tmp2, bits, nb)
+            for b in range(nb):
+                total[b] += tmp2[b]
+        for b in range(nb):
+            log_density[start + b] = top[b] + np.log(total[b] * inv)
