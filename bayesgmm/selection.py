@@ -314,13 +314,16 @@ def select_components(X, max_components: int, *, min_components: int = 1,
         Fits run at once, through joblib (``-1``: one per core). The fits are independent;
         each worker compiles its own model, which pays off for fits of more than a few
         seconds.
-    backend : str, optional
-        joblib backend: None (joblib's default, worker processes), "threading", or a
-        distributed one registered with joblib, such as "dask" (after creating a
-        ``dask.distributed.Client``) or "ray" (after ``ray.util.joblib.register_ray()``).
+    backend : str or dask.distributed.Client, optional
+        Where the fits run. A ``dask.distributed.Client``: on its cluster, as tasks of its
+        scheduler (through joblib's Dask backend; ``n_jobs`` 1 or None then means as many
+        at once as its workers have threads). A joblib backend name: None (joblib's
+        default, worker processes on this machine), "threading", or one registered with
+        joblib, such as "ray" (after ``ray.util.joblib.register_ray()``). See
+        docs/scale.md for a cluster that already runs.
     random_state : int, optional
         Seed; every model of the grid gets the same one, so the table does not depend on
-        ``n_jobs`` or the backend.
+        ``n_jobs`` or the backend (a cluster's workers included).
     families : sequence of str, optional
         Component families to compare as well (from :data:`FAMILIES`: "gaussian",
         "student_t", "gaussian+noise", "student_t+noise"; "+noise" is a uniform noise
@@ -354,7 +357,7 @@ def select_components(X, max_components: int, *, min_components: int = 1,
     >>> sel.best, list(sel.table.index)
     (2, [1, 2])
     """
-    from joblib import Parallel, delayed
+    from joblib import Parallel, delayed, parallel_config
 
     hi = check_positive_int(max_components, "max_components")
     lo = check_positive_int(min_components, "min_components")
@@ -398,8 +401,15 @@ def select_components(X, max_components: int, *, min_components: int = 1,
             return {**{k_: v for k_, v in fit_kwargs.items() if k_ != "dof"}, **extra}
         return {**fit_kwargs, **extra}
 
-    results = Parallel(n_jobs=n_jobs, backend=backend)(
-        delayed(_fit_one)(X, t, k, method, random_state, settings(f)) for f, t, k in grid)
+    tasks = (delayed(_fit_one)(X, t, k, method, random_state, settings(f))
+             for f, t, k in grid)
+    if _is_dask_client(backend):
+        # joblib's Dask backend on this client: the fits are tasks of its scheduler, run
+        # by its workers (n_jobs=-1: as many at once as the workers have threads).
+        with parallel_config(backend="dask", client=backend):
+            results = Parallel(n_jobs=-1 if n_jobs in (None, 1) else n_jobs)(tasks)
+    else:
+        results = Parallel(n_jobs=n_jobs, backend=backend)(tasks)
 
     single = len(types) == 1 and not by_family
     levels = (["family"] if by_family else []) + ([] if single else ["covariance_type"]) \
@@ -443,6 +453,12 @@ def select_components(X, max_components: int, *, min_components: int = 1,
     return Selection(table=table, best=int(named["n_components"]), fits=fits,
                      best_covariance_type=named.get("covariance_type", types[0]),
                      best_family=named.get("family", families[0]))
+
+
+def _is_dask_client(backend) -> bool:
+    """Whether ``backend`` is a ``dask.distributed.Client`` (without importing Dask)."""
+    kind = type(backend)
+    return kind.__name__ == "Client" and kind.__module__.split(".")[0] == "distributed"
 
 
 def _label(key, levels: list[str]) -> str:

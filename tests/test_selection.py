@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 import xarray as xr
-from helpers import without_log_likelihood
+from helpers import need, without_log_likelihood
 
 from bayesgmm import FitWarning
 from bayesgmm.fitting import result as fit_result
@@ -338,3 +338,33 @@ def test_selection_with_missing_entries_marginalises_them(blobs):
     assert int(np.isnan(stored).sum()) == int(holes.sum())
     with pytest.raises(ValueError, match="X contains NaN in row"):
         select_components(X, 3, min_components=2, method="advi", missing="error")
+
+
+def test_a_dask_cluster_gives_the_serial_table_and_draws():
+    # A real cluster engine: a dask.distributed LocalCluster of two worker processes, the
+    # fits as tasks of its scheduler (joblib's Dask backend on the client). Same seed, same
+    # table (timings aside) and the same posterior draws, bit for bit, as the serial run.
+    need("distributed")
+    import pandas as pd
+    from distributed import Client, LocalCluster, get_task_stream
+
+    from bayesgmm.datasets import make_mixture
+
+    data = make_mixture(150, 2, 2, separation=6.0, random_state=11)
+    kwargs = dict(method="advi", draws=200, random_state=0)
+    serial = select_components(data.X, 2, **kwargs)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        with get_task_stream(client) as stream:
+            distributed = select_components(data.X, 2, backend=client, **kwargs)
+        addresses = set(client.scheduler_info()["workers"])
+    # The fits ran on the cluster's workers (not in this process).
+    workers = {task["worker"] for task in stream.data}
+    assert len(addresses) == 2 and workers and workers <= addresses, (workers, addresses)
+    columns = [c for c in serial.table.columns if c != "seconds"]
+    pd.testing.assert_frame_equal(distributed.table[columns], serial.table[columns],
+                                  check_exact=True)
+    assert distributed.best == serial.best == 2
+    for k in (1, 2):
+        np.testing.assert_array_equal(distributed.fits[k].idata_["posterior"]["means"],
+                                      serial.fits[k].idata_["posterior"]["means"])
