@@ -37,9 +37,11 @@ from .priors import Priors
 from .validation import default_feature_names
 
 __all__ = ["build_model", "packed_cholesky", "log_posterior", "mode_log_jacobian",
-           "point_from_params", "unpack_point", "COMPONENTS"]
+           "point_from_params", "unpack_point", "COMPONENTS", "STREAM_DATA"]
 
 COMPONENT, FEATURE, OBS = "component", "feature", "obs"
+#: The ``pm.Data`` container of a streamed model's current minibatch (see ``streamed_rows``).
+STREAM_DATA = "x_batch"
 
 
 def build_model(
@@ -57,6 +59,7 @@ def build_model(
     component: str = "gaussian",
     dof: float | None = None,
     noise_log_density: float | np.ndarray | None = None,
+    streamed_rows: int | None = None,
 ) -> pm.Model:
     """Build the PyMC model on standardised data ``Z``.
 
@@ -127,6 +130,12 @@ def build_model(
         property). A row's likelihood is ``noise_weight exp(noise_log_density) +
         (1 - noise_weight) p(z_n | components)``; a row with a known label has its own
         component's term times ``1 - noise_weight``.
+    streamed_rows : int, optional
+        Minibatches fed from outside (data read in slices, :mod:`bayesgmm.sources`): ``Z``
+        is then the first batch, held in the ``pm.Data`` container :data:`STREAM_DATA`
+        whose value the caller sets to each next batch, and the log-likelihood is scaled by
+        ``streamed_rows / len(Z)``. Complete rows only, without ``batch_size``, weights,
+        labels or a noise component.
 
     Returns
     -------
@@ -292,7 +301,16 @@ def build_model(
 
         batch_weights = row_weights
         batch_noise = None
-        if batch_size is None:
+        if streamed_rows is not None:
+            if (batch_size is not None or missing or labels is not None or noise
+                    or row_weights is not None):
+                raise ValueError("streamed_rows takes complete rows without batch_size, "
+                                 "sample_weight, labels or a noise component.")
+            pm.CustomDist(
+                "x", *params, logp=logp, observed=pm.Data(STREAM_DATA, Z),
+                signature=signature, total_size=int(streamed_rows),
+            )
+        elif batch_size is None:
             model.add_coord(OBS, np.arange(n))
             if missing or labels is not None:
                 observed = fill_missing(Z)

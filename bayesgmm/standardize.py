@@ -56,6 +56,18 @@ class Standardizer:
             center, scale = np.nanmean(X, axis=0), np.nanstd(X, axis=0)
         else:
             center, scale = X.mean(axis=0), X.std(axis=0)
+        return cls._from_scale(center, scale, common_scale)
+
+    @classmethod
+    def from_moments(cls, center: np.ndarray, variance: np.ndarray, *,
+                     common_scale: bool = False) -> Standardizer:
+        """From the columns' means and variances (of data read in blocks, say), as :meth:`fit`."""
+        return cls._from_scale(np.asarray(center, dtype=float),
+                               np.sqrt(np.asarray(variance, dtype=float)), common_scale)
+
+    @classmethod
+    def _from_scale(cls, center: np.ndarray, scale: np.ndarray,
+                    common_scale: bool) -> Standardizer:
         # A column constant up to rounding: keep it finite and let the scale prior handle it.
         tiny = scale <= 1e-12 * np.maximum(np.abs(center), 1.0)
         if common_scale:

@@ -29,6 +29,12 @@ STEPS = (
     ("bayesgmm.fitting.result", "pivot_permutations", "  relabelling: Hungarian"),
     ("bayesgmm.fitting.result", "pointwise_log_likelihood", "  pointwise log-likelihood"),
     ("bayesgmm.fitting.pipeline", "check", "diagnostics (R-hat, ESS, checks)"),
+    # A fit of data out of memory (bayesgmm.fitting.streamed).
+    ("bayesgmm.fitting.streamed", "scan", "pass over the rows (moments, subsample)"),
+    ("bayesgmm.fitting.streamed", "em_start", "EM start on the subsample"),
+    ("bayesgmm.fitting.streamed", "run_vi", "minibatch ADVI: compile + iterations + draws"),
+    ("bayesgmm.fitting.streamed", "assemble", "assemble the result (streamed)"),
+    ("bayesgmm.fitting.streamed", "check", "diagnostics (streamed)"),
 )
 TRACE = "  JAX trace of the chain"
 XLA = "  XLA compile of the chain"

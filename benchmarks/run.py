@@ -39,6 +39,7 @@ SECTIONS = {
     "missing": "benchmarks.missing",
     "student_t": "benchmarks.student_t",
     "predict": "benchmarks.predict",
+    "outofcore": "benchmarks.outofcore",
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "RESULTS.md"
 

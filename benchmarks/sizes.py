@@ -54,6 +54,10 @@ class Size:
     predict_case: tuple[int, int, int, int] = (1_000_000, 200, 10, 10)
     predict_ref_n: int = 2_000
     predict_timeout_s: float = 900.0
+    # outofcore: (D, N, K) of minibatch ADVI from a zarr store (batch_size, vi_max_iter as
+    # the vi section's), the timeout of its process (writing the store included).
+    outofcore_case: tuple[int, int, int] = (10, 10_000_000, 10)
+    outofcore_timeout_s: float = 1800.0
 
     @property
     def target_case(self) -> tuple[int, int]:
@@ -72,6 +76,7 @@ SIZES = {
         missing_case=(2, 300), missing_seconds=0.05,
         student_t_case=(2, 300), student_t_seconds=0.05,
         predict_case=(2_000, 20, 3, 2), predict_ref_n=200,
+        outofcore_case=(2, 20_000, 3),
     ),
     "small": Size(
         name="small",
@@ -83,6 +88,7 @@ SIZES = {
         vi_max_iter=10_000, minibatch_case=(5, 100_000, 5), batch_size=1024,
         profile_split=True, missing_variants=("fused",), missing_seconds=2.0,
         student_t_seconds=2.0, predict_case=(100_000, 200, 10, 10), predict_ref_n=1_000,
+        outofcore_case=(10, 1_000_000, 10),
     ),
     "full": Size(
         name="full",
@@ -106,6 +112,9 @@ TARGET_COLD_SECONDS = 30.0
 TARGET_PREDICT_SECONDS = 60.0  # issue 22: 1e6 rows x 200 draws, K=10, D=10
 TARGET_PREDICT_MB = 2000.0
 PREDICT_CASE = (1_000_000, 200, 10, 10)
+TARGET_OUTOFCORE_SECONDS = 600.0  # issue 22: D=10 N=1e7 K=10 from a zarr store
+TARGET_OUTOFCORE_MB = 2000.0
+OUTOFCORE_CASE = (10, 10_000_000, 10)
 TARGET_REALDATA_RATIO = 3.0  # issue 17: breast cancer [:5] vs its blobs twin
 # Missing entries: log-density+gradient per observed entry at D=5 N=1e4 K=3, 20% MCAR, at
 # most this many times the complete-data kernel's per entry (same run).

@@ -9,6 +9,7 @@ from __future__ import annotations
 from .common import Section, Target, case_label, is_number, ratio
 from .profile import TRACE, XLA
 from .sizes import (
+    OUTOFCORE_CASE,
     PREDICT_CASE,
     RECOVERY_TOLERANCE,
     TARGET_COLD_SECONDS,
@@ -17,6 +18,8 @@ from .sizes import (
     TARGET_NS_PER_POINT,
     TARGET_NUTS_SECONDS,
     TARGET_NUTS_SPEEDUP,
+    TARGET_OUTOFCORE_MB,
+    TARGET_OUTOFCORE_SECONDS,
     TARGET_PREDICT_MB,
     TARGET_PREDICT_SECONDS,
     TARGET_REALDATA_RATIO,
@@ -177,7 +180,28 @@ def evaluate(sections: dict[str, Section], size: Size) -> list[Target]:
                realdata_target(sections.get("realdata"), size),
                missing_target(sections.get("missing"), size),
                student_t_target(sections.get("student_t"), size),
-               predict_target(sections.get("predict"), size)])
+               predict_target(sections.get("predict"), size),
+               outofcore_target(sections.get("outofcore"), size)])
+
+
+def outofcore_target(section: Section | None, size: Size) -> Target:
+    name = f"minibatch ADVI from a zarr store, {case_label(*OUTOFCORE_CASE)} (issue 22)"
+    goal = (f"< {TARGET_OUTOFCORE_SECONDS:g} s and < {TARGET_OUTOFCORE_MB:g} MB peak RSS, "
+            f"means recovered (Mahalanobis <= {RECOVERY_TOLERANCE})")
+    if section is None:
+        return Target(name, goal, "section not run", None)
+    res = section.data["result"]
+    if not is_number(res.get("wall_s")):
+        return Target(name, goal, res.get("error", "not measured"), False)
+    at_target = tuple(section.data["case"]) == OUTOFCORE_CASE
+    where = "" if at_target else f" at {case_label(*section.data['case'])}"
+    recovered = res["mean_error"] <= RECOVERY_TOLERANCE
+    met = (res["wall_s"] < TARGET_OUTOFCORE_SECONDS and res["peak_mb"] < TARGET_OUTOFCORE_MB
+           and recovered)
+    return Target(name, goal, f"{res['wall_s']:.0f} s, {res['peak_mb']:.0f} MB, mean error "
+                  f"{res['mean_error']:.3f}{where}", met if at_target else None,
+                  f"{res['iterations']} iterations, converged: {res['converged']}; store "
+                  f"{res['store_mb']:.0f} MB written in {res['write_s']:.0f} s")
 
 
 def predict_target(section: Section | None, size: Size) -> Target:

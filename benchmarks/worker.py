@@ -33,6 +33,7 @@ TASKS = {
     "missing_case": "benchmarks.missing:time_case",
     "student_t_case": "benchmarks.student_t:time_case",
     "predict_case": "benchmarks.predict:time_case",
+    "outofcore_fit": "benchmarks.outofcore:fit_case",
 }
 
 

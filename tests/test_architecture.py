@@ -252,7 +252,7 @@ def test_result_attributes_written_in_one_place():
 # docs/architecture.md: each layer imports only itself and the layers above it.
 LAYERS = [
     ["exceptions", "params", "seeds", "validation", "covariance", "standardize", "priors",
-     "progress"],
+     "progress", "sources"],
     ["likelihood"],
     ["ml"],
     ["model", "permutations"],

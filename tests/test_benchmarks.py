@@ -32,9 +32,11 @@ def column(table, name):
 
 
 # The sections the default test run smokes; the first fit in a fresh process ("cold",
-# 17 s) and the real-data NUTS fits ("realdata", 9 s) run under --run-slow.
+# 17 s), the real-data NUTS fits ("realdata", 9 s) and the fit of a zarr store
+# ("outofcore", 8 s; tests/test_out_of_core.py fits stores in the default run) run under
+# --run-slow.
 DEFAULT_SECTIONS = ["nuts", "logp", "vi", "sklearn", "missing", "student_t", "predict"]
-SLOW_SECTIONS = ["cold", "realdata"]
+SLOW_SECTIONS = ["cold", "realdata", "outofcore"]
 
 
 def run_smoke(tmp_path_factory, sections):
@@ -132,11 +134,11 @@ def test_results_files(smoke):
         assert f"## {section.title}" in text
     assert "pymc" in text and "usable cores" in text
     # Targets are reported, never asserted; at the smoke size none is judged.
-    assert len(result["targets"]) == 9
+    assert len(result["targets"]) == 10
     assert all(t.met is None for t in result["targets"])
     doc = json.loads(out.with_suffix(".json").read_text())
     assert set(doc["sections"]) == set(result["sections"])
-    assert len(doc["targets"]) == 9
+    assert len(doc["targets"]) == 10
 
 
 @pytest.mark.slow
@@ -197,3 +199,14 @@ def test_predict_rows(smoke):
     assert section.data["result"]["max_abs_diff"] < 1e-12
     (target,) = [t for t in smoke[0]["targets"] if "issue 22" in t.name]
     assert target.met is None and "N=2,000 x 20 draws" in target.measured
+
+
+def test_outofcore_rows(smoke_slow):
+    # D=2, N=2e4 at the smoke size: the store written chunk by chunk, fitted from its path.
+    section = smoke_slow[0]["sections"]["outofcore"]
+    table = section.tables[0]
+    assert column(table, "status") == ["ok"]
+    for name in ("store MB", "write s", "fit s", "peak RSS MB", "mean error (Mahalanobis)"):
+        assert all(positive(v) for v in column(table, name)), name
+    (target,) = [t for t in smoke_slow[0]["targets"] if "zarr store" in t.name]
+    assert target.met is None and "D=2 N=2e4" in target.measured

@@ -26,6 +26,7 @@ from ..priors import Priors
 from ..progress import resolve as resolve_progress
 from ..progress import step
 from ..seeds import check_random_state, draw_seed
+from ..sources import is_out_of_core, row_source
 from ..standardize import Standardizer
 from ..validation import (
     check_data,
@@ -46,6 +47,7 @@ from .modes import (
 from .nuts import default_sampler, require_sampler, run_nuts
 from .result import FIT_SECONDS_ATTR, assemble
 from .start import START_DOF, em_start, resolve_order_by
+from .streamed import fit_streamed
 from .vi import run_vi
 
 __all__ = ["fit"]
@@ -84,10 +86,15 @@ def fit(
 
     Parameters
     ----------
-    X : array-like or data frame of shape (n_samples, n_features)
+    X : array-like, data frame, or data out of memory, of shape (n_samples, n_features)
         Data: an array, or a pandas, polars or pyarrow frame (any that narwhals reads). A
         frame's column names become the ``feature`` coordinate, and predictions then check
-        columns by name.
+        columns by name. Data that need not fit in memory: a Dask array, a zarr array or
+        the path of a zarr store (``*.zarr``), the path of a parquet file or directory
+        (``*.parquet``; its column names become the features) or a pyarrow dataset; they
+        are read in slices, never whole, and fitted by minibatch ADVI
+        (:mod:`bayesgmm.fitting.streamed`: ``method="advi"``, ``batch_size`` default
+        1024, complete rows, no weights, labels or noise component).
     n_components : int, default 2
         Number of components K.
     method : {"nuts", "advi", "fullrank_advi", "map"}, default "nuts"
@@ -259,6 +266,10 @@ def fit(
     if method == "nuts" and sampler != "auto":
         require_sampler(sampler)
     rng = check_random_state(random_state)
+    if is_out_of_core(X):  # read in slices, never whole: minibatch ADVI
+        return fit_streamed(row_source(X), checked, rng=rng, progressbar=progressbar,
+                            began=began, sample_weight=sample_weight, labels=labels,
+                            store_log_likelihood=store_log_likelihood)
 
     named_features = has_feature_names(X)
     X, names = check_data(X, n_components=k, missing=checked["missing"])

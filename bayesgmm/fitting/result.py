@@ -78,7 +78,8 @@ __all__ = ["LOG_LIKELIHOOD_MAX_BYTES", "LOG_LIKELIHOOD_NOT_STORED", "assemble", 
            "posterior_draws", "noise_region_of", "thinned_draws", "sample_coords", "point_blocks",
            "log_likelihood_blocks", "total_log_likelihood", "METHOD_ATTR", "SAMPLER_ATTR",
            "COVARIANCE_TYPE_ATTR", "WEIGHT_CONCENTRATION_ATTR", "ORDER_BY_ATTR",
-           "PRIORS_ATTR", "FEATURE_NAMES_ATTR", "FIT_SECONDS_ATTR", "start_weights"]
+           "PRIORS_ATTR", "FEATURE_NAMES_ATTR", "FIT_SECONDS_ATTR", "start_weights",
+           "DATA_ROWS_ATTR", "DATA_SOURCE_ATTR", "mark_subsample", "data_rows"]
 
 # Attributes of every group of a fit.
 METHOD_ATTR = "bayesgmm_method"  # "nuts", "advi", "fullrank_advi" or "map"
@@ -97,6 +98,10 @@ NOISE_ATTR = "bayesgmm_noise"
 # Wall-clock seconds of the whole fit (validation, EM start, mode search, inference),
 # on the posterior group only; absent from fits saved before it existed.
 FIT_SECONDS_ATTR = "bayesgmm_fit_seconds"
+# A fit of data read in slices (bayesgmm.sources): its observed_data group holds a uniform
+# random subsample; these attributes (on that group) give the data's rows and what they were.
+DATA_ROWS_ATTR = "bayesgmm_data_rows"
+DATA_SOURCE_ATTR = "bayesgmm_data_source"
 NOISE_LOG_VOLUME_ATTR = "bayesgmm_noise_log_volume"
 NOISE_LOG_WIDTHS_ATTR = "bayesgmm_noise_log_widths"
 
@@ -105,6 +110,18 @@ NOISE_LOG_WIDTHS_ATTR = "bayesgmm_noise_log_widths"
 LOG_LIKELIHOOD_MAX_BYTES = 200e6
 # How the warning that the group was not stored begins (selection recognises it by this).
 LOG_LIKELIHOOD_NOT_STORED = "Pointwise log-likelihood not stored"
+
+
+def mark_subsample(result: xr.DataTree, n_rows: int, source: str) -> None:
+    """Record that ``result``'s observed data are a subsample of ``n_rows`` rows of ``source``."""
+    result["observed_data"].attrs[DATA_ROWS_ATTR] = int(n_rows)
+    result["observed_data"].attrs[DATA_SOURCE_ATTR] = str(source)
+
+
+def data_rows(fitted) -> int:
+    """The rows the fit saw: its data's, or the out-of-core data's (see :func:`mark_subsample`)."""
+    obs = as_tree(fitted)["observed_data"]
+    return int(obs.attrs.get(DATA_ROWS_ATTR, obs.sizes["obs"]))
 
 
 def assemble(X, names, std, start, out, *, method, sampler, priors,

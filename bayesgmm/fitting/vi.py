@@ -203,7 +203,7 @@ def _scaled_adam(learning_rate: float, mean_steps: np.ndarray):
 
 @reraise_interrupts
 def run_vi(model, start, *, method, draws, max_iter, rng, compile_kwargs, progressbar,
-            n_obs):
+            n_obs, callbacks=()):
     """Mean-field ADVI from the EM start; full-rank ADVI then starts from the mean field.
 
     The standard deviations start at 0.05 (see :func:`_vi_start_scale`), with Adam at 0.02:
@@ -211,6 +211,9 @@ def run_vi(model, start, *, method, draws, max_iter, rng, compile_kwargs, progre
     the iterations. The result is the average of the recent iterates
     (:class:`_IterateAverage`), much closer to the optimum than the last iterate with
     minibatches (docs/fitting.md, "Why these defaults").
+
+    ``callbacks``: PyMC callbacks ``(approx, losses, i)`` run first after every iteration
+    of each phase (a streamed model's next minibatch, see :mod:`bayesgmm.fitting.streamed`).
     """
     k, d = start.means.shape
     start_point = start.point()
@@ -229,7 +232,7 @@ def run_vi(model, start, *, method, draws, max_iter, rng, compile_kwargs, progre
         steps = _raveled(inference.approx, sds) / _vi_start_scale(n_obs, k)
         averager = _IterateAverage()
         approx = _vi_phase(inference, "ADVI (mean field)", max_iter,
-                           [averager, _ElboPlateau(window)], progressbar,
+                           [*callbacks, averager, _ElboPlateau(window)], progressbar,
                            obj_optimizer=_scaled_adam(0.02, steps),
                            compile_kwargs=compile_kwargs)
         raise_if_interrupted()  # PyMC returns its approximation so far on Ctrl-C
@@ -250,7 +253,7 @@ def run_vi(model, start, *, method, draws, max_iter, rng, compile_kwargs, progre
             params["L_tril"].set_value(np.where(rows == cols, rho[rows], 0.0))
             averager = _IterateAverage()
             approx = _vi_phase(inference, "ADVI (full rank)", max_iter,
-                               [averager, _ElboPlateau(window)], progressbar,
+                               [*callbacks, averager, _ElboPlateau(window)], progressbar,
                                obj_optimizer=pm.adam(learning_rate=0.002),
                                compile_kwargs=compile_kwargs)
             raise_if_interrupted()
