@@ -40,6 +40,7 @@ SECTIONS = {
     "student_t": "benchmarks.student_t",
     "predict": "benchmarks.predict",
     "outofcore": "benchmarks.outofcore",
+    "memory": "benchmarks.memory",
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "RESULTS.md"
 

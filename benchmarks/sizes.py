@@ -58,6 +58,10 @@ class Size:
     # the vi section's), the timeout of its process (writing the store included).
     outofcore_case: tuple[int, int, int] = (10, 10_000_000, 10)
     outofcore_timeout_s: float = 1800.0
+    # memory: the N of the peak-memory table (every method and prediction, D=10, K=3), the
+    # timeout of each case's process.
+    memory_n: tuple[int, ...] = (10_000, 100_000, 1_000_000, 10_000_000)
+    memory_timeout_s: float = 1800.0
 
     @property
     def target_case(self) -> tuple[int, int]:
@@ -76,7 +80,7 @@ SIZES = {
         missing_case=(2, 300), missing_seconds=0.05,
         student_t_case=(2, 300), student_t_seconds=0.05,
         predict_case=(2_000, 20, 3, 2), predict_ref_n=200,
-        outofcore_case=(2, 20_000, 3),
+        outofcore_case=(2, 20_000, 3), memory_n=(1_000,),
     ),
     "small": Size(
         name="small",
@@ -88,7 +92,7 @@ SIZES = {
         vi_max_iter=10_000, minibatch_case=(5, 100_000, 5), batch_size=1024,
         profile_split=True, missing_variants=("fused",), missing_seconds=2.0,
         student_t_seconds=2.0, predict_case=(100_000, 200, 10, 10), predict_ref_n=1_000,
-        outofcore_case=(10, 1_000_000, 10),
+        outofcore_case=(10, 1_000_000, 10), memory_n=(10_000, 100_000, 1_000_000),
     ),
     "full": Size(
         name="full",

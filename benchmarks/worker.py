@@ -34,6 +34,7 @@ TASKS = {
     "student_t_case": "benchmarks.student_t:time_case",
     "predict_case": "benchmarks.predict:time_case",
     "outofcore_fit": "benchmarks.outofcore:fit_case",
+    "memory_case": "benchmarks.memory:measure",
 }
 
 

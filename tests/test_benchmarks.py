@@ -33,10 +33,10 @@ def column(table, name):
 
 # The sections the default test run smokes; the first fit in a fresh process ("cold",
 # 17 s), the real-data NUTS fits ("realdata", 9 s) and the fit of a zarr store
-# ("outofcore", 8 s; tests/test_out_of_core.py fits stores in the default run) run under
-# --run-slow.
+# ("outofcore", 8 s; tests/test_out_of_core.py fits stores in the default run) and the
+# memory table (a fit per method) run under --run-slow.
 DEFAULT_SECTIONS = ["nuts", "logp", "vi", "sklearn", "missing", "student_t", "predict"]
-SLOW_SECTIONS = ["cold", "realdata", "outofcore"]
+SLOW_SECTIONS = ["cold", "realdata", "outofcore", "memory"]
 
 
 def run_smoke(tmp_path_factory, sections):
@@ -197,10 +197,11 @@ def test_predict_rows(smoke):
     assert all(positive(v) for v in column(table, "x faster than NumPy"))
     assert positive(table.rows[0]["peak RSS MB"])
     assert section.data["result"]["max_abs_diff"] < 1e-12
-    (target,) = [t for t in smoke[0]["targets"] if "issue 22" in t.name]
+    (target,) = [t for t in smoke[0]["targets"] if t.name.startswith("predict_proba")]
     assert target.met is None and "N=2,000 x 20 draws" in target.measured
 
 
+@pytest.mark.slow
 def test_outofcore_rows(smoke_slow):
     # D=2, N=2e4 at the smoke size: the store written chunk by chunk, fitted from its path.
     section = smoke_slow[0]["sections"]["outofcore"]
@@ -210,3 +211,15 @@ def test_outofcore_rows(smoke_slow):
         assert all(positive(v) for v in column(table, name)), name
     (target,) = [t for t in smoke_slow[0]["targets"] if "zarr store" in t.name]
     assert target.met is None and "D=2 N=2e4" in target.measured
+
+
+@pytest.mark.slow
+def test_memory_rows(smoke_slow):
+    # N=1e3 at the smoke size: every method and prediction measured (in this process with
+    # --no-isolate, so the numbers are the test process's, not checked beyond being there).
+    section = smoke_slow[0]["sections"]["memory"]
+    peak, extra, seconds = section.tables
+    assert column(peak, "method") == ["nuts", "advi", "minibatch advi", "map",
+                                      "predict_proba", "out of core"]
+    for table in (peak, seconds):
+        assert all(positive(v) for v in column(table, "N=1e+03")), table.title
