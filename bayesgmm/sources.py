@@ -213,10 +213,15 @@ def pieces(source: RowSource, max_rows: int) -> list[tuple[int, int]]:
 
 
 class Scan:
-    """What one pass over the rows gives: column means, variances and a random subsample."""
+    """What one pass over the rows gives: column means, variances and a random subsample.
 
-    def __init__(self, mean, variance, subsample, n_rows):
+    Also each column's smallest and largest value (``low``, ``high``) and the rows holding
+    them (``low_row``, ``high_row``): a data error far out in a column is one of them.
+    """
+
+    def __init__(self, mean, variance, subsample, n_rows, extremes):
         self.mean, self.variance, self.subsample, self.n_rows = mean, variance, subsample, n_rows
+        self.low, self.low_row, self.high, self.high_row = extremes
 
 
 def scan(source: RowSource, n_subsample: int, rng: np.random.Generator) -> Scan:
@@ -232,6 +237,8 @@ def scan(source: RowSource, n_subsample: int, rng: np.random.Generator) -> Scan:
     count = 0
     mean = np.zeros(d)
     m2 = np.zeros(d)
+    low, high = np.full(d, np.inf), np.full(d, -np.inf)
+    low_row, high_row = np.zeros(d, np.int64), np.zeros(d, np.int64)
     kept = []
     for (a, b), take in zip(source.blocks, counts, strict=True):
         rows = source.read(a, b)
@@ -241,6 +248,14 @@ def scan(source: RowSource, n_subsample: int, rng: np.random.Generator) -> Scan:
                              f"entry: a fit from data out of memory needs complete, finite "
                              f"rows (drop or impute them, or load the data to fit them with "
                              f"missing entries marginalised).")
+        if rows.shape[0]:
+            at, bt = rows.argmin(axis=0), rows.argmax(axis=0)
+            cols = np.arange(d)
+            smaller, larger = rows[at, cols] < low, rows[bt, cols] > high
+            low = np.where(smaller, rows[at, cols], low)
+            low_row = np.where(smaller, a + at, low_row)
+            high = np.where(larger, rows[bt, cols], high)
+            high_row = np.where(larger, a + bt, high_row)
         # Chan et al.'s update of the mean and the sum of squared deviations.
         nb = rows.shape[0]
         block_mean = rows.mean(axis=0)
@@ -254,7 +269,7 @@ def scan(source: RowSource, n_subsample: int, rng: np.random.Generator) -> Scan:
             kept.append(rows[np.sort(rng.choice(nb, size=int(take), replace=False))])
         del rows
     subsample = np.concatenate(kept) if kept else np.empty((0, d))
-    return Scan(mean, m2 / max(count, 1), subsample, count)
+    return Scan(mean, m2 / max(count, 1), subsample, count, (low, low_row, high, high_row))
 
 
 class BatchStream:

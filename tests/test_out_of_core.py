@@ -1,6 +1,7 @@
 """Data out of memory: zarr stores, parquet files and Dask arrays read in slices, never whole."""
 
 import tracemalloc
+import warnings
 
 import numpy as np
 import pytest
@@ -210,3 +211,23 @@ def test_data_out_of_memory_bad_input(tmp_path):
         bayesgmm.fit(str(tmp_path / "t.parquet"), 2, method="advi")
     with pytest.raises(FileNotFoundError, match="No zarr store"):
         bayesgmm.fit(str(tmp_path / "absent.zarr"), 2, method="advi")
+
+
+def test_a_point_far_out_in_a_store_is_named_before_the_fit(tmp_path):
+    # One point at 1e12 among 3,000 (the adversarial case of a fit in memory, which names it
+    # through check_data): the pass over the rows keeps each column's extremes, scored
+    # against the subsample's medians and MADs, so the row is named even if the subsample
+    # missed it.
+    need("zarr")
+    X = make_mixture(3_000, 2, 2, random_state=0).X
+    X[1_717, 1] = 1e12
+    source = row_source(write_zarr(tmp_path / "far.zarr", X, 500))
+    seen = scan(source, 200, np.random.default_rng(0))
+    assert 1_717 not in [i for i, row in enumerate(X) if (seen.subsample == row).all(1).any()]
+    with pytest.warns(bayesgmm.DataWarning, match=r"row\(s\) 1717 \(x1 = 1e\+12"):
+        streamed._warn_extremes(seen, ["x0", "x1"], source)
+    clean = scan(row_source(write_zarr(tmp_path / "clean.zarr", X[:1_700], 500)), 200,
+                 np.random.default_rng(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        streamed._warn_extremes(clean, ["x0", "x1"], source)  # nothing to say

@@ -21,18 +21,20 @@ Memory is bounded by the subsample, two shuffle buffers and the model, not by N.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import replace
 
 import numpy as np
 
 from ..covariance import structure
 from ..diagnostics import check
+from ..exceptions import DataWarning
 from ..model import STREAM_DATA, build_model
 from ..progress import step
 from ..seeds import draw_seed
 from ..sources import BatchStream, RowSource, scan
 from ..standardize import Standardizer
-from ..validation import default_feature_names
+from ..validation import OUTLIER_ROBUST_Z, default_feature_names
 from .compile import plan_compilation
 from .result import FIT_SECONDS_ATTR, assemble, mark_subsample
 from .start import START_DOF, em_start, resolve_order_by
@@ -64,6 +66,39 @@ def _refuse(source: RowSource, checked: dict, sample_weight, labels) -> None:
                          f"component(s) needs at least {k}.")
 
 
+def _warn_extremes(seen, names: list[str], source: RowSource) -> None:
+    """Name each column's extreme row if it lies beyond the outlier threshold of a fit in memory.
+
+    As :func:`bayesgmm.validation.outlying_rows` does for data in memory, with the medians and
+    median absolute deviations of the subsample: each column's smallest and largest value
+    (from the pass over all rows) is scored, so the most extreme row of each column is found.
+    """
+    X = seen.subsample
+    if not X.shape[0]:
+        return
+    median = np.median(X, axis=0)
+    scale = 1.4826 * np.median(np.abs(X - median), axis=0)
+    found = []
+    for j, name in enumerate(names):
+        if not scale[j] > 0:
+            continue
+        for value, row in ((seen.low[j], seen.low_row[j]), (seen.high[j], seen.high_row[j])):
+            z = abs(value - median[j]) / scale[j]
+            if z > OUTLIER_ROBUST_Z:
+                found.append((z, int(row), name, float(value)))
+    if found:
+        found.sort(reverse=True)
+        shown = ", ".join(f"{row} ({name} = {value:.4g}, {z:.2g} robust sd)"
+                          for z, row, name, value in found[:5])
+        warnings.warn(
+            f"The {source.kind}'s row(s) {shown} lie more than {OUTLIER_ROBUST_Z:g} robust "
+            f"standard deviations from the median of their column. A Gaussian component will "
+            f"be spent on them, or stretched over the clusters to reach them, and they "
+            f"inflate the standardisation. Check them for data errors and remove them, or "
+            f"transform a skewed column (for example its logarithm).", DataWarning,
+            stacklevel=4)
+
+
 def fit_streamed(source: RowSource, checked: dict, *, rng, progressbar: bool, began: float,
                  sample_weight=None, labels=None, store_log_likelihood=None):
     """:func:`bayesgmm.fit` on a :class:`bayesgmm.sources.RowSource`; see the module docstring.
@@ -85,6 +120,7 @@ def fit_streamed(source: RowSource, checked: dict, *, rng, progressbar: bool, be
     with step(f"reading {n:,} rows x {d} ({source.kind}): means, variances and a "
               f"{m:,}-row subsample", progressbar):
         seen = scan(source, m, rng)
+    _warn_extremes(seen, names, source)
     std = Standardizer.from_moments(seen.mean, seen.variance,
                                     common_scale=structure(covariance_type).common_scale)
     X_sub = seen.subsample
