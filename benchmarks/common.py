@@ -127,6 +127,32 @@ def make_data(n: int, d: int, k: int = K_DEFAULT, seed: int = 0):
     return make_mixture(int(n), int(k), int(d), separation=SEPARATION, random_state=seed)
 
 
+def mixture_chunks(n: int, d: int, k: int, seed: int, rows_per_chunk: int = 100_000):
+    """A mixture's truth and its n rows, made chunk by chunk (never an (n, d, d) array).
+
+    The truth (weights, means, covariances) is :func:`make_data`'s mixture at a small N with
+    the same seed. Returns ``(truth, chunks)``, ``chunks`` a generator of ``(first row,
+    rows)``.
+    """
+    from bayesgmm.datasets import make_mixture
+
+    truth = make_mixture(max(k * 100, 1000), k, d, separation=SEPARATION, random_state=seed)
+    chols = np.linalg.cholesky(truth.covariances)
+    rng = np.random.default_rng(seed)
+
+    def chunks():
+        for lo in range(0, n, rows_per_chunk):
+            m = min(rows_per_chunk, n - lo)
+            labels = rng.choice(k, size=m, p=truth.weights)
+            rows = rng.normal(size=(m, d))
+            for c in range(k):
+                sel = labels == c
+                rows[sel] = truth.means[c] + rows[sel] @ chols[c].T
+            yield lo, rows
+
+    return truth, chunks()
+
+
 def case_label(d: int, n: int, k: int = K_DEFAULT) -> str:
     return f"D={d} N={n:.0e} K={k}".replace("e+0", "e")
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import Section, Stopwatch
+from .common import Section, Stopwatch, mixture_chunks
 from .sizes import Size
 from .worker import run_task
 
@@ -44,20 +44,10 @@ def _rss_mb() -> float:
 
 def mixture_rows(n: int, seed: int):
     """n rows of a K-component mixture, made chunk by chunk: (X, truth of the mixture)."""
-    from bayesgmm.datasets import make_mixture
-
-    truth = make_mixture(1000, K, D, separation=6.0, random_state=seed)
-    chols = np.linalg.cholesky(truth.covariances)
-    rng = np.random.default_rng(seed)
+    truth, chunks = mixture_chunks(n, D, K, seed)
     X = np.empty((n, D))
-    for lo in range(0, n, 100_000):
-        m = min(100_000, n - lo)
-        labels = rng.choice(K, size=m, p=truth.weights)
-        rows = rng.normal(size=(m, D))
-        for c in range(K):
-            sel = labels == c
-            rows[sel] = truth.means[c] + rows[sel] @ chols[c].T
-        X[lo:lo + m] = rows
+    for lo, rows in chunks:
+        X[lo:lo + rows.shape[0]] = rows
     return X, truth
 
 

@@ -19,9 +19,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
-from .common import Section, Stopwatch, case_label, means_error
+from .common import Section, Stopwatch, case_label, means_error, mixture_chunks
 from .sizes import RECOVERY_TOLERANCE, TARGET_OUTOFCORE_MB, TARGET_OUTOFCORE_SECONDS, Size
 from .worker import run_task
 
@@ -32,21 +30,11 @@ def write_store(path: Path, n: int, d: int, k: int, seed: int):
     """A zarr store of n rows of a K-component mixture, written chunk by chunk; its truth."""
     import zarr
 
-    from bayesgmm.datasets import make_mixture
-
-    truth = make_mixture(max(k * 100, 1000), k, d, separation=6.0, random_state=seed)
-    chols = np.linalg.cholesky(truth.covariances)
-    rng = np.random.default_rng(seed)
+    truth, chunks = mixture_chunks(n, d, k, seed, CHUNK_ROWS)
     z = zarr.open_array(str(path), mode="w", shape=(n, d), dtype="f8",
                         chunks=(min(CHUNK_ROWS, n), d))
-    for lo in range(0, n, CHUNK_ROWS):
-        m = min(CHUNK_ROWS, n - lo)
-        labels = rng.choice(k, size=m, p=truth.weights)
-        rows = rng.normal(size=(m, d))
-        for c in range(k):
-            sel = labels == c
-            rows[sel] = truth.means[c] + rows[sel] @ chols[c].T
-        z[lo:lo + m] = rows
+    for lo, rows in chunks:
+        z[lo:lo + rows.shape[0]] = rows
     return truth
 
 

@@ -846,19 +846,9 @@ def predictive_rows(X, first, stop, consts, means, prec, dof, noise_log_weights,
         for b in range(nb):
             for c in range(kt):
                 proba[start + b, c] = acc[c, b] * inv
-        # log-mean-exp over the draws
+        # log-mean-exp over the draws: the logsumexp of the draws' rows as over components
+        # (the normalised values overwrite ll, which is not read again).
+        _block_normalise(ll, nb, 0, row, ll, top, total, tmp, tmp2, bits)
+        log_n = np.log(np.float64(n_draws))
         for b in range(nb):
-            top[b] = ll[0, b]
-        for s in range(1, n_draws):
-            for b in range(nb):
-                top[b] = max(top[b], ll[s, b])
-        for b in range(nb):
-            total[b] = 0.0
-        for s in range(n_draws):
-            for b in range(nb):
-                tmp[b] = ll[s, b] - top[b]
-            _exp_nonpositive(tmp, tmp2, bits, nb)
-            for b in range(nb):
-                total[b] += tmp2[b]
-        for b in range(nb):
-            log_density[start + b] = top[b] + np.log(total[b] * inv)
+            log_density[start + b] = row[b] - log_n
